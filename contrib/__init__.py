@@ -1,0 +1,1 @@
+"""What sits on top of the engine: the CLI, the scenario runner, the simulator."""

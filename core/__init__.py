@@ -1,0 +1,1 @@
+"""The routing core: domain, configuration, hooks, pipeline and engine."""

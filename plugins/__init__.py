@@ -1,0 +1,1 @@
+"""The built-in plugins, each one module, registered through the `omniroute` entry points."""
