@@ -1,0 +1,189 @@
+"""The `omniroute` console script.
+
+Errors a user can fix (a bad expression, file or event) are printed to stderr with a
+non-zero exit and no traceback; `--debug` shows the traceback too.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from omniroute.grammar import KNOWN_ROOTS, ExpressionError, compile_expression
+
+EXIT_USAGE = 2
+
+
+class UserError(click.ClickException):
+    """A problem in what the user gave us: printed plainly, exit 2 unless told otherwise."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it a class variable
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _Group(click.Group):
+    """Turns our own errors into UserError, and anything else into a one-line report."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except ExpressionError as error:
+            _maybe_traceback(ctx)
+            raise UserError(str(error)) from error
+        except Exception as error:
+            _maybe_traceback(ctx)
+            raise UserError(
+                f"internal error: {type(error).__name__}: {error}"
+                + ("" if _debug(ctx) else " (run with --debug for the traceback)"),
+                exit_code=1,
+            ) from error
+
+
+def _debug(ctx: click.Context) -> bool:
+    root = ctx.find_root()
+    return bool(root.params.get("debug")) or bool((root.obj or {}).get("debug"))
+
+
+def _maybe_traceback(ctx: click.Context) -> None:
+    if _debug(ctx):
+        traceback.print_exc(file=sys.stderr)
+
+
+def _debug_option(command: Any) -> Any:
+    """`--debug` is accepted after the subcommand too, where users tend to type it."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.find_root().ensure_object(dict)["debug"] = True
+
+    return click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=remember,
+        help="Show tracebacks for errors.",
+    )(command)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="omniroute")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """omniroute: omni-channel contact-center routing as a plugin framework.
+
+    Evaluate routing expressions, validate deployments, test routing policies with
+    scenario files and try what-if workloads.
+    """
+    if debug:
+        ctx.ensure_object(dict)["debug"] = True
+
+
+def _load_json(value: str | None, option: str) -> Any:
+    """A JSON value given inline, or `@path` to read it from a file."""
+    if value is None:
+        return None
+    text = value
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise UserError(f"{option}: cannot read {path}: {error.strerror}") from error
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        where = value if value.startswith("@") else "the value"
+        raise UserError(
+            f"{option}: {where} is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+        ) from error
+
+
+@cli.command("eval")
+@click.argument("expression")
+@click.option(
+    "--task", "task_json", metavar="JSON", help="The task's attributes (JSON or @file.json)."
+)
+@click.option(
+    "--worker", "worker_json", metavar="JSON", help="The agent's attributes (JSON or @file.json)."
+)
+@click.option(
+    "--context",
+    "context_json",
+    metavar="JSON",
+    help="The whole context, with roots such as task, worker, workers, taskrouter (JSON or @file.json).",
+)
+@click.option(
+    "--default-root",
+    type=click.Choice(sorted(KNOWN_ROOTS)),
+    help="Root for bare references, as in queue target_workers (worker) or workflow filters (task).",
+)
+@_debug_option
+def eval_command(
+    expression: str,
+    task_json: str | None,
+    worker_json: str | None,
+    context_json: str | None,
+    default_root: str | None,
+) -> None:
+    """Evaluate EXPRESSION and print true or false.
+
+    EXPRESSION is the text of the expression, or @file to read it from a file.
+
+    \b
+    Examples:
+      omniroute eval 'task.language IN worker.languages' \\
+          --task '{"language": "es"}' --worker '{"languages": ["es", "en"]}'
+      omniroute eval 'skills HAS "sales"' --default-root worker --worker @agent.json
+
+    Exit status: 0 when evaluated (whatever the result), 2 for a bad expression or input.
+    """
+    if expression.startswith("@"):
+        path = Path(expression[1:])
+        try:
+            expression = path.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise UserError(f"EXPRESSION: cannot read {path}: {error.strerror}") from error
+    compiled = compile_expression(expression, default_root=default_root)
+    context = _load_json(context_json, "--context")
+    if context is None:
+        context = {}
+    if not isinstance(context, dict):
+        raise UserError('--context: must be a JSON object, such as {"task": {...}}')
+    for root, value, option in (("task", task_json, "--task"), ("worker", worker_json, "--worker")):
+        loaded = _load_json(value, option)
+        if loaded is not None:
+            context[root] = loaded
+    click.echo("true" if compiled.evaluate(context) else "false")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="omniroute", standalone_mode=False)
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.exceptions.Exit as exit_:
+        return exit_.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
