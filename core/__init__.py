@@ -1,1 +1,45 @@
-"""The routing core: domain, configuration, hooks, pipeline and engine."""
+"""The routing core: deployment config, pluggy hooks, the pipeline and the engine.
+
+>>> from omniroute.core import Engine, EngineOptions, load_deployment
+>>> engine = Engine(load_deployment({"queues": {"support": {}}}), options=EngineOptions(auto_accept=True))
+>>> _ = engine.add_agent("ana", channels={"chat": 2})
+>>> _ = engine.create_task("c1", channel="chat")
+>>> [(offer.task, offer.agent, offer.at) for offer in engine.offers]
+[('c1', 'ana', 0.0)]
+"""
+
+from .components import ArrivalCheck, EventHandler, Filter, RankingKey, TaskOrdering
+from .config import load_deployment, read_mapping_file
+from .decisions import Candidate, Decision
+from .engine import DEFAULT_START, Engine, EngineOptions
+from .errors import DeploymentError, EventError, OmnirouteError, PluginError, Problem
+from .hookspecs import hookimpl
+from .setup import Setup
+from .spec import Deployment
+from .state import Agent, Offer, Task
+
+__all__ = [
+    "DEFAULT_START",
+    "Agent",
+    "ArrivalCheck",
+    "Candidate",
+    "Decision",
+    "Deployment",
+    "DeploymentError",
+    "Engine",
+    "EngineOptions",
+    "EventError",
+    "EventHandler",
+    "Filter",
+    "Offer",
+    "OmnirouteError",
+    "PluginError",
+    "Problem",
+    "RankingKey",
+    "Setup",
+    "Task",
+    "TaskOrdering",
+    "hookimpl",
+    "load_deployment",
+    "read_mapping_file",
+]

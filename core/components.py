@@ -1,0 +1,88 @@
+"""What plugins contribute to a routing pipeline.
+
+A plugin's hooks return these when a pipeline is built; the engine then calls the plain
+callables inside them directly, never through the plugin manager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from .state import Agent, Task
+
+
+@attrs.frozen
+class Filter:
+    """May this agent take this task now? `test` returns True to keep the agent.
+
+    `reason(task, agent)` says in a few words why an agent was excluded; the explain
+    command shows it next to the filter's `name`.
+    """
+
+    name: str
+    test: Callable[[Task, Agent], bool]
+    reason: Callable[[Task, Agent], str]
+
+
+@attrs.frozen
+class RankingKey:
+    """Orders eligible agents: smaller keys come first. Keys of all plugins form a tuple in
+    the order the deployment lists the plugins; ties fall to the next key."""
+
+    name: str
+    key: Callable[[Task, Agent], Any]
+
+
+@attrs.frozen
+class TaskOrdering:
+    """Orders waiting tasks: smaller keys are offered first."""
+
+    name: str
+    key: Callable[[Task], Any]
+
+
+EVENTS = (
+    "created",
+    "offered",
+    "accepted",
+    "declined",
+    "timed_out",
+    "completed",
+    "canceled",
+    "rejected",
+    "transferred",
+    "login",
+    "logout",
+    "status_changed",
+)
+
+
+@attrs.frozen
+class EventHandler:
+    """Called after the engine applied an event of kind `event` (one of EVENTS).
+
+    `handler(task, agent)` gets the task and agent involved (either may be None: a login
+    has no task, a task canceled while queued has no agent).
+    """
+
+    event: str
+    handler: Callable[[Task | None, Agent | None], None]
+
+    def __attrs_post_init__(self) -> None:
+        if self.event not in EVENTS:
+            raise ValueError(f"unknown event {self.event!r}; known: {', '.join(EVENTS)}")
+
+
+@attrs.frozen
+class ArrivalCheck:
+    """Decides on arrival whether a task is routed at all.
+
+    `check(task)` returns None to let the task in, or `(reason, message)` to reject it.
+    """
+
+    name: str
+    check: Callable[[Task], tuple[str, str | None] | None]

@@ -1,0 +1,92 @@
+"""The core's default behaviour, registered as the `core` plugin through an entry point.
+
+It is always active. Its filters make TaskRouter's rules: an agent must be ready, have
+room on the task's channel, belong to the task's queue (`target_workers`) and satisfy the
+workflow target's expression. Its ranking is longest idle first (only when no other
+plugin ranks); its task order is higher priority first, then longest waiting (newest
+first in a `lifo` queue), then creation order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from .components import Filter, RankingKey, TaskOrdering
+from .hookspecs import hookimpl
+from .setup import Setup
+from .state import Agent, Task
+
+
+@hookimpl
+def omniroute_filters(setup: Setup) -> Iterable[Filter]:
+    engine = setup.engine
+
+    def ready(_task: Task, agent: Agent) -> bool:
+        return agent.status == "ready"
+
+    def room(task: Task, agent: Agent) -> bool:
+        return agent.has_room(task.channel)
+
+    def no_room(task: Task, agent: Agent) -> str:
+        capacity = agent.capacity.get(task.channel, 0)
+        if capacity <= 0:
+            return f"no capacity on {task.channel}"
+        return f"no room on {task.channel} ({agent.held_count(task.channel)} of {capacity} held)"
+
+    def in_queue(task: Task, agent: Agent) -> bool:
+        queue = engine.queue_of(task)
+        return queue is None or queue.target_workers.evaluate(
+            engine.expression_context(task, agent)
+        )
+
+    def target(task: Task, agent: Agent) -> bool:
+        current = engine.target_of(task)
+        if current is None or current.expression is None:
+            return True
+        return current.expression.evaluate(engine.expression_context(task, agent))
+
+    return [
+        Filter("status", ready, lambda _t, agent: f"not ready ({agent.status})"),
+        Filter("capacity", room, no_room),
+        Filter(
+            "queue",
+            in_queue,
+            lambda task, _a: f"not in queue {task.queue!r} (target_workers false)",
+        ),
+        Filter(
+            "target",
+            target,
+            lambda task, _a: f"{engine.target_label(task)}.expression is false",
+        ),
+    ]
+
+
+@hookimpl
+def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
+    def longest_idle(_task: Task, agent: Agent) -> tuple[int, float]:
+        if agent.held_count() == 0:
+            return (0, agent.free_since if agent.free_since is not None else -math.inf)
+        return (1, agent.last_offer_at if agent.last_offer_at is not None else -math.inf)
+
+    return [RankingKey("longest_idle", longest_idle)]
+
+
+@hookimpl
+def omniroute_task_orderings(setup: Setup) -> Iterable[TaskOrdering]:
+    engine = setup.engine
+
+    def priority(task: Task) -> int:
+        return -engine.effective_priority(task)
+
+    def waiting(task: Task) -> float:
+        queue = engine.queue_of(task)
+        return (
+            -task.queued_at if queue is not None and queue.task_order == "lifo" else task.queued_at
+        )
+
+    return [
+        TaskOrdering("priority", priority),
+        TaskOrdering("waiting", waiting),
+        TaskOrdering("created", lambda task: task.seq),
+    ]

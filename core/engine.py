@@ -1,0 +1,941 @@
+"""The engine: state, events, timers and the routing loop.
+
+After every event (and every timer) the engine routes: waiting tasks are taken in task
+order, and each is offered to the best eligible agent with room. Every event is atomic:
+it is checked before anything changes, and if a plugin raises part way, the state is
+restored to what it was before the event.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import heapq
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .config import load_deployment
+from .decisions import Candidate, Decision, explain_winner
+from .errors import EventError, PluginError
+from .pipeline import Pipeline, build_pipeline
+from .spec import Deployment, Queue, Target
+from .state import (
+    AGENT_STATUSES,
+    Agent,
+    EngineState,
+    Offer,
+    Task,
+    task_context,
+    worker_context,
+)
+
+DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@attrs.frozen
+class EngineOptions:
+    """How an engine behaves beyond its deployment.
+
+    auto_accept: a reservation is accepted the moment it is made.
+    reservation_timeout: seconds after which an unanswered reservation times out (None: never).
+    record_decisions: keep a decision record for every offer and for each task's last
+        unsuccessful attempt (the explain command needs them; the simulator turns them off).
+    transactional: snapshot the state before each event so that a failing plugin leaves
+        it untouched (the simulator, which stops at the first error, turns it off).
+    """
+
+    auto_accept: bool = False
+    reservation_timeout: float | None = None
+    record_decisions: bool = True
+    transactional: bool = True
+
+
+class Engine:
+    """Routes tasks to agents for one deployment, on a clock it is given.
+
+    Times are seconds since `start` (a timezone-aware datetime, `at: 0` of a scenario).
+    """
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        *,
+        start: datetime = DEFAULT_START,
+        options: EngineOptions | None = None,
+    ) -> None:
+        if start.tzinfo is None:
+            raise ValueError("start must be a timezone-aware datetime")
+        self.deployment = deployment
+        self.start = start
+        self.options = options or EngineOptions()
+        self.state = EngineState()
+        self.decisions: dict[str, list[Decision]] = {}
+        self.last_attempt: dict[str, Decision] = {}
+        self._timer_callbacks: dict[int, tuple[str, Callable[[], None]]] = {}
+        self._worker_contexts: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._task_context: tuple[str, float, int, dict[str, Any]] | None = None
+        self._clock_context: tuple[float, dict[str, Any]] | None = None
+        self._pending_skip_checks: list[tuple[str, int, int]] = []
+        self._routing = False
+        self._in_event = False
+        self.pipeline: Pipeline = build_pipeline(deployment, self)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> Engine:
+        return cls(load_deployment(path), **kwargs)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any], **kwargs: Any) -> Engine:
+        return cls(load_deployment(mapping), **kwargs)
+
+    # --- reading ---------------------------------------------------------------------
+
+    @property
+    def now(self) -> float:
+        return self.state.now
+
+    @property
+    def offers(self) -> list[Offer]:
+        return list(self.state.offers)
+
+    def task(self, task_id: str) -> Task:
+        try:
+            return self.state.tasks[task_id]
+        except KeyError:
+            raise EventError(f"unknown task {task_id!r}") from None
+
+    def agent(self, agent_id: str) -> Agent:
+        try:
+            return self.state.agents[agent_id]
+        except KeyError:
+            raise EventError(f"unknown agent {agent_id!r}") from None
+
+    @property
+    def agents(self) -> list[Agent]:
+        return list(self.state.agents.values())
+
+    @property
+    def tasks(self) -> list[Task]:
+        return list(self.state.tasks.values())
+
+    def decisions_for(self, task_id: str) -> list[Decision]:
+        """The decision behind each offer of the task, then its last unsuccessful attempt."""
+        found = list(self.decisions.get(task_id, ()))
+        last = self.last_attempt.get(task_id)
+        if last is not None:
+            found.append(last)
+        return found
+
+    def wall_time(self, at: float | None = None) -> datetime:
+        return self.start + timedelta(seconds=self.now if at is None else at)
+
+    # --- what plugins and expressions read ---------------------------------------------
+
+    def queue_of(self, task: Task) -> Queue | None:
+        return self.deployment.queues.get(task.queue) if task.queue is not None else None
+
+    def target_of(self, task: Task) -> Target | None:
+        workflow = self.deployment.workflow
+        if workflow is None or task.filter_index is None or task.target_index is None:
+            return None
+        return workflow.filters[task.filter_index].targets[task.target_index]
+
+    def target_label(self, task: Task) -> str:
+        target = self.target_of(task)
+        if target is not None:
+            return target.label
+        if (
+            self.deployment.workflow is not None
+            and task.queue == self.deployment.workflow.default_queue
+        ):
+            return "workflow.default_queue"
+        return f"queue {task.queue}" if task.queue else "no queue"
+
+    def effective_priority(self, task: Task) -> int:
+        target = self.target_of(task)
+        if target is not None and target.priority is not None:
+            return target.priority
+        return task.priority
+
+    def clock_context(self) -> dict[str, Any]:
+        """`taskrouter.*`: the time of day in UTC."""
+        if self._clock_context is None or self._clock_context[0] != self.now:
+            moment = self.wall_time().astimezone(UTC)
+            values = {
+                "currentTime": moment.hour * 100 + moment.minute,
+                "currentHour": f"{moment.hour:02d}",
+                "currentMin": f"{moment.minute:02d}",
+                "dayOfWeek": _WEEKDAYS[moment.weekday()],
+            }
+            self._clock_context = (self.now, values)
+        return self._clock_context[1]
+
+    def worker_view(self, agent: Agent) -> dict[str, Any]:
+        cached = self._worker_contexts.get(agent.id)
+        if cached is None or cached[0] != agent.version:
+            cached = (agent.version, worker_context(agent))
+            self._worker_contexts[agent.id] = cached
+        return cached[1]
+
+    def task_view(self, task: Task) -> dict[str, Any]:
+        priority = self.effective_priority(task)
+        cached = self._task_context
+        if cached is None or cached[0] != task.id or cached[1] != self.now or cached[2] != priority:
+            cached = (task.id, self.now, priority, task_context(task, self.now, priority))
+            self._task_context = cached
+        return cached[3]
+
+    def expression_context(self, task: Task, agent: Agent | None = None) -> dict[str, Any]:
+        context = {"task": self.task_view(task), "taskrouter": self.clock_context()}
+        if agent is not None:
+            context["worker"] = self.worker_view(agent)
+        return context
+
+    def queue_counts(self, queue_name: str | None, channel: str) -> dict[str, int]:
+        """`workers.available` and `workers.total` for a queue and a task's channel."""
+        queue = self.deployment.queues.get(queue_name) if queue_name else None
+        available = total = 0
+        for agent in self.state.agents.values():
+            if agent.status == "offline":
+                continue
+            if queue is not None and not queue.target_workers.evaluate(
+                {"worker": self.worker_view(agent), "taskrouter": self.clock_context()}
+            ):
+                continue
+            total += 1
+            if agent.status == "ready" and agent.has_room(channel):
+                available += 1
+        return {"available": available, "total": total}
+
+    # --- services for plugins -----------------------------------------------------------
+
+    def set_timer(self, at: float, callback: Callable[[], None], owner: str = "core") -> int:
+        timer_id = self.state.timer_sequence
+        self.state.timer_sequence += 1
+        self._timer_callbacks[timer_id] = (owner, callback)
+        heapq.heappush(self.state.timers, (max(at, self.now), timer_id, timer_id))
+        return timer_id
+
+    def cancel_timer(self, timer_id: int) -> None:
+        self.state.canceled_timers.add(timer_id)
+
+    def next_timer_at(self) -> float | None:
+        timers = self.state.timers
+        while timers and timers[0][2] in self.state.canceled_timers:
+            heapq.heappop(timers)
+        return timers[0][0] if timers else None
+
+    def set_capacity(self, agent: Agent, channel: str, capacity: int) -> None:
+        agent.capacity[channel] = capacity
+        agent.touch()
+
+    def hold_task(self, task: Task, until: float | None, reason: str) -> None:
+        task.hold_reason = reason
+        task.held_until = until
+        if until is not None:
+            self.set_timer(until, lambda: self._release_if_held(task.id, until), owner="core")
+
+    def release_task(self, task: Task) -> None:
+        task.hold_reason = None
+        task.held_until = None
+
+    def _release_if_held(self, task_id: str, until: float) -> None:
+        task = self.state.tasks[task_id]
+        if task.hold_reason is not None and task.held_until == until:
+            self.release_task(task)
+
+    # --- the clock ----------------------------------------------------------------------
+
+    def advance_to(self, at: float) -> None:
+        """Move the clock to `at`, firing every timer due by then at its own time."""
+        if at < self.now:
+            raise EventError(
+                f"time cannot go back: the clock is at {self.now:g} s, the event at {at:g} s"
+            )
+        while True:
+            due = self.next_timer_at()
+            if due is None or due > at:
+                break
+            _, _, timer_id = heapq.heappop(self.state.timers)
+            owner, callback = self._timer_callbacks.pop(timer_id)
+            self._transaction(
+                f"timer of {owner}", functools.partial(self._fire, due, callback), owner
+            )
+        self.state.now = at
+
+    def run_timers(self, until: float | None = None) -> None:
+        """Fire timers until none is left or the next one is after `until`.
+
+        The clock stops at the last timer fired; it does not move on to `until`.
+        """
+        while True:
+            due = self.next_timer_at()
+            if due is None or (until is not None and due > until):
+                break
+            self.advance_to(due)
+
+    def _fire(self, due: float, callback: Callable[[], None]) -> None:
+        self.state.now = due
+        callback()
+
+    # --- events ---------------------------------------------------------------------------
+
+    def add_agent(
+        self,
+        agent_id: str,
+        channels: Mapping[str, int],
+        attributes: Mapping[str, Any] | None = None,
+        groups: Iterable[str] = (),
+        status: str = "ready",
+    ) -> Agent:
+        """Put an agent on the roster (ready, not_ready or offline)."""
+        if agent_id in self.state.agents:
+            raise EventError(f"agent {agent_id!r} is already on the roster")
+        if status not in AGENT_STATUSES:
+            raise EventError(
+                f"agent {agent_id!r}: status must be one of {', '.join(AGENT_STATUSES)}, not {status!r}"
+            )
+        self._check_channels(channels, f"agent {agent_id!r}")
+
+        def apply() -> None:
+            agent = Agent(
+                id=agent_id,
+                roster_index=len(self.state.agents),
+                attributes=dict(attributes or {}),
+                groups=tuple(groups),
+                capacity=dict(channels),
+                status=status,
+                status_since=self.now,
+            )
+            if status != "offline":
+                agent.login_at = self.now
+                agent.free_since = self.now
+            self.state.agents[agent_id] = agent
+            if status != "offline":
+                self._notify("login", None, agent)
+
+        self._transaction(f"adding agent {agent_id!r}", apply)
+        return self.state.agents[agent_id]
+
+    def create_task(
+        self,
+        task_id: str,
+        channel: str,
+        attributes: Mapping[str, Any] | None = None,
+        priority: int = 0,
+        queue: str | None = None,
+        profile: str | None = None,
+    ) -> Task:
+        """A new interaction arrives; it is placed by the workflow and routed."""
+        if task_id in self.state.tasks:
+            raise EventError(f"task {task_id!r} already exists")
+        self._check_channels({channel: 1}, f"task {task_id!r}")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise EventError(f"task {task_id!r}: priority must be a whole number, not {priority!r}")
+        if queue is not None and queue not in self.deployment.queues:
+            raise EventError(
+                f"task {task_id!r}: unknown queue {queue!r} (queues: {', '.join(self.deployment.queues) or 'none'})"
+            )
+        if self.deployment.workflow is None and queue is None and len(self.deployment.queues) > 1:
+            raise EventError(
+                f"task {task_id!r} names no queue, and without a workflow the deployment's "
+                f"{len(self.deployment.queues)} queues leave it nowhere to go"
+            )
+
+        def apply() -> None:
+            task = Task(
+                id=task_id,
+                seq=self.state.task_sequence,
+                channel=channel,
+                attributes=dict(attributes or {}),
+                priority=priority,
+                created_at=self.now,
+                requested_queue=queue,
+                profile=profile,
+                queued_at=self.now,
+            )
+            self.state.task_sequence += 1
+            self.state.tasks[task_id] = task
+            self._log(task, "created")
+            self._place(task)
+            if task.state != "queued":
+                return
+            for plugin, arrival in self.pipeline.arrival_checks:
+                verdict = self._call(
+                    plugin, f"the arrival check {arrival.name!r}", arrival.check, task
+                )
+                if verdict is not None:
+                    reason, message = verdict
+                    self._close(task, "rejected", reason, message)
+                    self._notify("rejected", task, None)
+                    return
+            self._notify("created", task, None)
+
+        self._transaction(f"creating task {task_id!r}", apply)
+        return self.state.tasks[task_id]
+
+    def accept(self, task_id: str) -> None:
+        task = self._task_in(task_id, ("reserved",), "accept")
+        self._transaction(f"accepting {task_id!r}", lambda: self._accept(task))
+
+    def decline(self, task_id: str) -> None:
+        task = self._task_in(task_id, ("reserved",), "decline")
+        self._transaction(f"declining {task_id!r}", lambda: self._return_to_queue(task, "declined"))
+
+    def timeout(self, task_id: str) -> None:
+        task = self._task_in(task_id, ("reserved",), "time out")
+        self._transaction(
+            f"timing out {task_id!r}", lambda: self._return_to_queue(task, "timed_out")
+        )
+
+    def complete(self, task_id: str) -> None:
+        task = self._task_in(task_id, ("assigned",), "complete")
+
+        def apply() -> None:
+            agent = self._release_agent(task)
+            self._close(task, "completed", None)
+            self._notify("completed", task, agent)
+
+        self._transaction(f"completing {task_id!r}", apply)
+
+    def cancel(self, task_id: str, reason: str = "canceled") -> None:
+        """The customer leaves: a queued, reserved or assigned task ends."""
+        task = self._task_in(task_id, ("queued", "reserved", "assigned"), "cancel")
+
+        def apply() -> None:
+            agent = self._release_agent(task)
+            self._close(task, "canceled", reason)
+            self._notify("canceled", task, agent)
+
+        self._transaction(f"canceling {task_id!r}", apply)
+
+    def transfer(
+        self, task_id: str, *, to_queue: str | None = None, to_agent: str | None = None
+    ) -> None:
+        """Move a task to another queue (it is routed again) or straight to an agent."""
+        if (to_queue is None) == (to_agent is None):
+            raise EventError(f"transfer of {task_id!r}: give exactly one of to_queue and to_agent")
+        task = self._task_in(task_id, ("queued", "reserved", "assigned"), "transfer")
+        if to_queue is not None:
+            if to_queue not in self.deployment.queues:
+                raise EventError(f"transfer of {task_id!r}: unknown queue {to_queue!r}")
+            self._transaction(
+                f"transferring {task_id!r}", lambda: self._transfer_to_queue(task, to_queue)
+            )
+            return
+        assert to_agent is not None
+        target = self.agent(to_agent)
+        if target.id == task.agent:
+            raise EventError(f"transfer of {task_id!r}: it is already with {to_agent!r}")
+        if target.status != "ready":
+            raise EventError(
+                f"transfer of {task_id!r} to {to_agent!r} refused: the agent is {target.status}, not ready"
+            )
+        if not target.has_room(task.channel):
+            raise EventError(
+                f"transfer of {task_id!r} to {to_agent!r} refused: no room on {task.channel} "
+                f"({target.held_count(task.channel)} of {target.capacity.get(task.channel, 0)} held)"
+            )
+        self._transaction(
+            f"transferring {task_id!r}", lambda: self._transfer_to_agent(task, target)
+        )
+
+    def login(self, agent_id: str) -> None:
+        agent = self.agent(agent_id)
+        if agent.status != "offline":
+            raise EventError(f"login of {agent_id!r}: already logged in ({agent.status})")
+
+        def apply() -> None:
+            self._set_status(agent, "ready")
+            agent.login_at = self.now
+            if agent.held_count() == 0:
+                agent.free_since = self.now
+            self._notify("login", None, agent)
+
+        self._transaction(f"logging in {agent_id!r}", apply)
+
+    def logout(self, agent_id: str) -> None:
+        """Log an agent out; its pending reservations go back to their queues."""
+        agent = self.agent(agent_id)
+        if agent.status == "offline":
+            raise EventError(f"logout of {agent_id!r}: not logged in")
+        assigned = sorted(task for ids in agent.assigned.values() for task in ids)
+        if assigned:
+            raise EventError(
+                f"logout of {agent_id!r} refused: it still has assigned tasks ({', '.join(assigned)}); complete or transfer them first"
+            )
+
+        def apply() -> None:
+            for task_id in sorted(task for ids in agent.held.values() for task in ids):
+                self._return_to_queue(self.state.tasks[task_id], "timed_out")
+            self._set_status(agent, "offline")
+            agent.login_at = None
+            self._notify("logout", None, agent)
+
+        self._transaction(f"logging out {agent_id!r}", apply)
+
+    def set_status(self, agent_id: str, status: str) -> None:
+        """`ready` or `not_ready` (from offline, this logs the agent in)."""
+        if status not in ("ready", "not_ready"):
+            raise EventError(f"status of {agent_id!r}: must be ready or not_ready, not {status!r}")
+        agent = self.agent(agent_id)
+
+        def apply() -> None:
+            was_offline = agent.status == "offline"
+            self._set_status(agent, status)
+            if was_offline:
+                agent.login_at = self.now
+                if agent.held_count() == 0:
+                    agent.free_since = self.now
+                self._notify("login", None, agent)
+            self._notify("status_changed", None, agent)
+
+        self._transaction(f"setting {agent_id!r} {status}", apply)
+
+    def set_agent(
+        self,
+        agent_id: str,
+        attributes: Mapping[str, Any] | None = None,
+        channels: Mapping[str, int] | None = None,
+    ) -> None:
+        """Change attributes (a null value removes one) and capacities of an agent."""
+        agent = self.agent(agent_id)
+        if channels is not None:
+            self._check_channels(channels, f"agent {agent_id!r}")
+
+        def apply() -> None:
+            for key, value in (attributes or {}).items():
+                if value is None:
+                    agent.attributes.pop(key, None)
+                else:
+                    agent.attributes[key] = value
+            for channel, capacity in (channels or {}).items():
+                agent.capacity[channel] = capacity
+            agent.touch()
+
+        self._transaction(f"changing agent {agent_id!r}", apply)
+
+    # --- event mechanics ------------------------------------------------------------------
+
+    def _check_channels(self, channels: Mapping[str, Any], who: str) -> None:
+        declared = self.deployment.channels
+        for channel, capacity in channels.items():
+            if declared and channel not in declared:
+                raise EventError(
+                    f"{who}: unknown channel {channel!r} (channels: {', '.join(declared)})"
+                )
+            if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+                raise EventError(
+                    f"{who}: capacity on {channel!r} must be a whole number >= 0, not {capacity!r}"
+                )
+
+    def _task_in(self, task_id: str, states: tuple[str, ...], action: str) -> Task:
+        task = self.task(task_id)
+        if task.state not in states:
+            raise EventError(
+                f"cannot {action} task {task_id!r}: it is {task.state}, not {' or '.join(states)}"
+            )
+        return task
+
+    def _transaction(self, what: str, apply: Callable[[], None], owner: str | None = None) -> None:
+        """Apply, then route; on any error, put everything back as it was."""
+        if self._in_event:
+            apply()
+            return
+        snapshot = self._snapshot() if self.options.transactional else None
+        self._in_event = True
+        try:
+            apply()
+            self._route()
+        except BaseException as error:
+            if snapshot is not None:
+                self._restore(snapshot)
+            if (
+                owner is not None
+                and owner != "core"
+                and not isinstance(error, (EventError, PluginError))
+            ):
+                raise PluginError(owner, what, error) from error
+            raise
+        finally:
+            self._in_event = False
+
+    def _snapshot(self) -> tuple[Any, ...]:
+        return (
+            copy.deepcopy(self.state),
+            {task: list(items) for task, items in self.decisions.items()},
+            dict(self.last_attempt),
+            dict(self._timer_callbacks),
+        )
+
+    def _restore(self, snapshot: tuple[Any, ...]) -> None:
+        self.state, self.decisions, self.last_attempt, self._timer_callbacks = snapshot
+        self._worker_contexts.clear()
+        self._task_context = None
+        self._pending_skip_checks.clear()
+
+    def _call(self, plugin: str, what: str, function: Callable[..., Any], *args: Any) -> Any:
+        if plugin == "core":
+            return function(*args)
+        try:
+            return function(*args)
+        except (EventError, PluginError):
+            raise
+        except Exception as error:
+            raise PluginError(plugin, what, error) from error
+
+    def _notify(self, event: str, task: Task | None, agent: Agent | None) -> None:
+        for plugin, handler in self.pipeline.handlers.get(event, ()):
+            self._call(plugin, f"the {event} event", handler.handler, task, agent)
+
+    def _log(self, task: Task, what: str) -> None:
+        task.history.append((self.now, what))
+
+    def _set_status(self, agent: Agent, status: str) -> None:
+        agent.status = status
+        agent.status_since = self.now
+        agent.touch()
+
+    def _close(
+        self, task: Task, state: str, reason: str | None, message: str | None = None
+    ) -> None:
+        task.state = state
+        task.reason = reason
+        task.message = message
+        task.agent = None
+        self.state.waiting.pop(task.id, None)
+        self._log(task, state + (f" ({reason})" if reason else ""))
+
+    def _queue(self, task: Task) -> None:
+        task.state = "queued"
+        task.agent = None
+        self.state.waiting[task.id] = None
+
+    def _release_agent(self, task: Task) -> Agent | None:
+        """Free the capacity the task holds on its agent, if any."""
+        if task.agent is None:
+            return None
+        agent = self.state.agents[task.agent]
+        agent.held.get(task.channel, set()).discard(task.id)
+        was_assigned = task.id in agent.assigned.get(task.channel, set())
+        agent.assigned.get(task.channel, set()).discard(task.id)
+        if was_assigned and agent.held_count() == 0:
+            agent.free_since = self.now
+        agent.touch()
+        task.agent = None
+        return agent
+
+    def _accept(self, task: Task) -> None:
+        agent = self.state.agents[task.agent] if task.agent else None
+        assert agent is not None
+        task.state = "assigned"
+        agent.assigned.setdefault(task.channel, set()).add(task.id)
+        agent.last_accept_at = self.now
+        agent.touch()
+        self._log(task, f"accepted by {agent.id}")
+        self._notify("accepted", task, agent)
+
+    def _return_to_queue(self, task: Task, why: str) -> None:
+        agent = self._release_agent(task)
+        if agent is not None:
+            task.declined_by.append(agent.id)
+        self._queue(task)
+        self._log(task, why + (f" by {agent.id}" if agent else ""))
+        self._notify(why, task, agent)
+        if task.target_expired and task.state == "queued":
+            self._leave_target(task, timed_out=True)
+
+    def _transfer_to_queue(self, task: Task, queue: str) -> None:
+        agent = self._release_agent(task)
+        task.queue = queue
+        task.filter_index = task.target_index = None
+        task.target_expired = False
+        task.transferred = True
+        task.queued_at = self.now
+        self._queue(task)
+        self._log(task, f"transferred to queue {queue}")
+        self._notify("transferred", task, agent)
+
+    def _transfer_to_agent(self, task: Task, agent: Agent) -> None:
+        previous = self._release_agent(task)
+        self.state.waiting.pop(task.id, None)
+        task.transferred = True
+        self._log(task, f"transferred to agent {agent.id}")
+        self._notify("transferred", task, previous)
+        decision = Decision(
+            task=task.id,
+            at=self.now,
+            queue=task.queue,
+            target="transfer to agent",
+            candidates=(Candidate(agent.id, None, None, ()),),
+            winner=agent.id,
+            why=f"transferred directly to {agent.id}, bypassing routing",
+        )
+        self._reserve(task, agent, decision)
+
+    # --- workflow -----------------------------------------------------------------------------
+
+    def _place(self, task: Task) -> None:
+        """Put a new task in its first queue: by the workflow, its own queue field, or the only queue."""
+        workflow = self.deployment.workflow
+        if workflow is None:
+            queue = task.requested_queue
+            if queue is None and len(self.deployment.queues) == 1:
+                queue = next(iter(self.deployment.queues))
+            task.queue = queue
+            self._queue(task)
+            return
+        if not self._enter_matching_filter(task, start=0):
+            if workflow.default_queue is not None:
+                self._enter_default_queue(task)
+            else:
+                self._close(
+                    task,
+                    "rejected",
+                    "no_matching_filter",
+                    "no workflow filter matches the task and there is no default_queue",
+                )
+
+    def _enter_matching_filter(self, task: Task, start: int) -> bool:
+        workflow = self.deployment.workflow
+        assert workflow is not None
+        context = {"task": self.task_view(task), "taskrouter": self.clock_context()}
+        for item in workflow.filters[start:]:
+            if item.targets and item.expression.evaluate(context):
+                self._log(task, f"matched filter {item.name!r}")
+                self._enter_target(task, item.targets[0])
+                return True
+        return False
+
+    def _enter_default_queue(self, task: Task) -> None:
+        workflow = self.deployment.workflow
+        assert workflow is not None
+        task.queue = workflow.default_queue
+        task.filter_index = task.target_index = None
+        task.target_expired = False
+        self._log(task, f"default queue {task.queue}")
+        self._queue(task)
+
+    def _enter_target(self, task: Task, target: Target) -> None:
+        task.filter_index, task.target_index = target.filter_index, target.index
+        task.queue = target.queue
+        task.target_entered_at = self.now
+        task.target_expired = False
+        self._log(task, f"entered {target.label} (queue {target.queue})")
+        self._queue(task)
+        self._task_context = None
+        if target.timeout is not None:
+            entered = self.now
+            self.set_timer(
+                self.now + target.timeout,
+                lambda: self._target_timed_out(task.id, target.filter_index, target.index, entered),
+            )
+        if target.skip_if is not None:
+            self._pending_skip_checks.append((task.id, target.filter_index, target.index))
+
+    def _target_timed_out(
+        self, task_id: str, filter_index: int, target_index: int, entered: float
+    ) -> None:
+        task = self.state.tasks[task_id]
+        if (task.filter_index, task.target_index, task.target_entered_at) != (
+            filter_index,
+            target_index,
+            entered,
+        ):
+            return
+        if task.state == "queued":
+            self._leave_target(task, timed_out=True)
+        elif task.state == "reserved":
+            task.target_expired = True
+
+    def _leave_target(self, task: Task, *, timed_out: bool) -> None:
+        """Go on to the next target; after the last one, time out or try later filters."""
+        workflow = self.deployment.workflow
+        assert workflow is not None
+        assert task.filter_index is not None
+        assert task.target_index is not None
+        targets = workflow.filters[task.filter_index].targets
+        self._log(
+            task, ("timed out of " if timed_out else "skipped ") + targets[task.target_index].label
+        )
+        if task.target_index + 1 < len(targets):
+            self._enter_target(task, targets[task.target_index + 1])
+            return
+        if timed_out:
+            self._close(task, "canceled", "workflow_timeout")
+            self._notify("canceled", task, None)
+            return
+        if self._enter_matching_filter(task, start=task.filter_index + 1):
+            return
+        if workflow.default_queue is not None:
+            self._enter_default_queue(task)
+            return
+        self._close(task, "canceled", "workflow_exhausted")
+        self._notify("canceled", task, None)
+
+    def _run_skip_checks(self) -> bool:
+        moved = False
+        while self._pending_skip_checks:
+            task_id, filter_index, target_index = self._pending_skip_checks.pop(0)
+            task = self.state.tasks[task_id]
+            if task.state != "queued" or (task.filter_index, task.target_index) != (
+                filter_index,
+                target_index,
+            ):
+                continue
+            target = self.target_of(task)
+            assert target is not None
+            assert target.skip_if is not None
+            counts = self.queue_counts(task.queue, task.channel)
+            if target.skip_if.evaluate(
+                {
+                    "workers": counts,
+                    "task": self.task_view(task),
+                    "taskrouter": self.clock_context(),
+                }
+            ):
+                self._leave_target(task, timed_out=False)
+                moved = True
+        return moved
+
+    # --- routing ------------------------------------------------------------------------------
+
+    def _route(self) -> None:
+        if self._routing:
+            return
+        self._routing = True
+        try:
+            while True:
+                offered = self._route_once()
+                moved = self._run_skip_checks()
+                if not offered and not moved:
+                    break
+        finally:
+            self._routing = False
+
+    def task_order_key(self, task: Task) -> tuple[Any, ...]:
+        return tuple(
+            self._call(plugin, f"the task ordering {ordering.name!r}", ordering.key, task)
+            for plugin, ordering in self.pipeline.task_orderings
+        )
+
+    def _route_once(self) -> bool:
+        waiting = [
+            task
+            for task_id in self.state.waiting
+            if (task := self.state.tasks[task_id]).hold_reason is None
+        ]
+        if not waiting or not self.state.agents:
+            return False
+        waiting.sort(key=self.task_order_key)
+        offered = False
+        for task in waiting:
+            if task.state != "queued" or task.hold_reason is not None:
+                continue
+            decision = self.choose_agent(task, record=self.options.record_decisions)
+            if decision.winner is not None:
+                self._reserve(task, self.state.agents[decision.winner], decision)
+                offered = True
+            elif self.options.record_decisions:
+                self.last_attempt[task.id] = decision
+        return offered
+
+    def choose_agent(self, task: Task, *, record: bool) -> Decision:
+        """The best eligible agent for a task now, with the reasons when `record` is set."""
+        filters = self.pipeline.filters
+        eligible: list[Agent] = []
+        excluded: list[Candidate] = []
+        for agent in self.state.agents.values():
+            failed = None
+            for plugin, item in filters:
+                if not self._call(plugin, f"the filter {item.name!r}", item.test, task, agent):
+                    failed = (plugin, item)
+                    break
+            if failed is None:
+                eligible.append(agent)
+            elif record:
+                plugin, item = failed
+                name = item.name if plugin == "core" else f"{plugin}.{item.name}"
+                excluded.append(Candidate(agent.id, name, item.reason(task, agent), ()))
+        target = self.target_of(task)
+        if not eligible:
+            return Decision(
+                task.id,
+                self.now,
+                task.queue,
+                self.target_label(task),
+                tuple(excluded),
+                None,
+                "no agent is eligible",
+            )
+        keyed = [(self._ranking_key(task, agent, target), agent) for agent in eligible]
+        keyed.sort(key=lambda pair: pair[0])
+        winner = keyed[0][1]
+        if not record:
+            return Decision(task.id, self.now, task.queue, None, (), winner.id, "")
+        names = self._ranking_names(target)
+        ranked = tuple(
+            Candidate(agent.id, None, None, tuple(zip(names, key, strict=True)))
+            for key, agent in keyed
+        )
+        return Decision(
+            task.id,
+            self.now,
+            task.queue,
+            self.target_label(task),
+            ranked + tuple(excluded),
+            winner.id,
+            explain_winner(ranked),
+        )
+
+    def _ranking_key(self, task: Task, agent: Agent, target: Target | None) -> tuple[Any, ...]:
+        keys: list[Any] = []
+        if target is not None and target.order_by is not None:
+            keys.append(target.order_by.key({"worker": self.worker_view(agent)}))
+        for plugin, ranking in self.pipeline.ranking_keys:
+            keys.append(
+                self._call(plugin, f"the ranking key {ranking.name!r}", ranking.key, task, agent)
+            )
+        keys.append(agent.roster_index)
+        return tuple(keys)
+
+    def _ranking_names(self, target: Target | None) -> list[str]:
+        names = ["order_by"] if target is not None and target.order_by is not None else []
+        names += [
+            ranking.name if plugin == "core" else f"{plugin}.{ranking.name}"
+            for plugin, ranking in self.pipeline.ranking_keys
+        ]
+        return [*names, "roster_order"]
+
+    def _reserve(self, task: Task, agent: Agent, decision: Decision) -> None:
+        task.state = "reserved"
+        task.agent = agent.id
+        task.offered_at = self.now
+        self.state.waiting.pop(task.id, None)
+        agent.held.setdefault(task.channel, set()).add(task.id)
+        agent.last_offer_at = self.now
+        agent.touch()
+        self.state.offers.append(Offer(task.id, agent.id, self.now, task.queue))
+        if self.options.record_decisions:
+            self.decisions.setdefault(task.id, []).append(decision)
+            self.last_attempt.pop(task.id, None)
+        self._log(task, f"offered to {agent.id}")
+        self._notify("offered", task, agent)
+        if self.options.auto_accept:
+            self._accept(task)
+        elif self.options.reservation_timeout is not None:
+            offered_at = self.now
+            self.set_timer(
+                self.now + self.options.reservation_timeout,
+                lambda: self._reservation_timed_out(task.id, agent.id, offered_at),
+            )
+
+    def _reservation_timed_out(self, task_id: str, agent_id: str, offered_at: float) -> None:
+        task = self.state.tasks[task_id]
+        if task.state == "reserved" and task.agent == agent_id and task.offered_at == offered_at:
+            self._return_to_queue(task, "timed_out")

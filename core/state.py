@@ -1,0 +1,149 @@
+"""The engine's mutable state: agents, tasks and the offers made.
+
+Everything an event may change lives here (plugin state included), so that the engine can
+snapshot it before an event and restore it if the event fails half way.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+
+AGENT_STATUSES = ("offline", "ready", "not_ready")
+TASK_STATES = ("queued", "reserved", "assigned", "completed", "canceled", "rejected")
+OPEN_STATES = frozenset({"queued", "reserved", "assigned"})
+
+
+@attrs.define(eq=False)
+class Agent:
+    id: str
+    roster_index: int
+    attributes: dict[str, Any]
+    groups: tuple[str, ...]
+    capacity: dict[str, int]
+    status: str = "offline"
+    #: task ids held per channel, reserved and assigned alike
+    held: dict[str, set[str]] = attrs.Factory(dict)
+    #: task ids assigned (accepted, not yet completed) per channel
+    assigned: dict[str, set[str]] = attrs.Factory(dict)
+    login_at: float | None = None
+    status_since: float = 0.0
+    last_offer_at: float | None = None
+    last_accept_at: float | None = None
+    #: when the agent last became free of all tasks (its login time if it never held one)
+    free_since: float | None = None
+    plugin_state: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    #: bumped on every change an expression could see; caches key on it
+    version: int = 0
+
+    def held_count(self, channel: str | None = None) -> int:
+        if channel is None:
+            return sum(len(ids) for ids in self.held.values())
+        return len(self.held.get(channel, ()))
+
+    def has_room(self, channel: str) -> bool:
+        return self.held_count(channel) < self.capacity.get(channel, 0)
+
+    def touch(self) -> None:
+        self.version += 1
+
+
+@attrs.define(eq=False)
+class Task:
+    id: str
+    seq: int
+    channel: str
+    attributes: dict[str, Any]
+    priority: int
+    created_at: float
+    requested_queue: str | None = None
+    profile: str | None = None
+    state: str = "queued"
+    reason: str | None = None
+    message: str | None = None
+    queue: str | None = None
+    #: workflow position: filter index and target index; None for the default queue or
+    #: when the task went straight to a queue (no workflow, or a transfer)
+    filter_index: int | None = None
+    target_index: int | None = None
+    target_entered_at: float = 0.0
+    #: a target whose timeout passed while the task was reserved: move on when it returns
+    target_expired: bool = False
+    #: the time that orders the task among waiting ones (kept across declines)
+    queued_at: float = 0.0
+    agent: str | None = None
+    offered_at: float | None = None
+    held_until: float | None = None
+    hold_reason: str | None = None
+    declined_by: list[str] = attrs.Factory(list)
+    transferred: bool = False
+    history: list[tuple[float, str]] = attrs.Factory(list)
+    plugin_state: dict[str, dict[str, Any]] = attrs.Factory(dict)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+
+@attrs.frozen
+class Offer:
+    """A reservation made: the task was offered to the agent at this time, from this queue."""
+
+    task: str
+    agent: str
+    at: float
+    queue: str | None = attrs.field(default=None, eq=False)
+
+
+def worker_context(agent: Agent) -> dict[str, Any]:
+    """What `worker.*` reads: the agent's attributes, with built-in values on top."""
+    channels = {}
+    for channel, configured in agent.capacity.items():
+        held = agent.held_count(channel)
+        percentage = math.floor(100 * (1 - held / configured)) if configured > 0 else 0
+        channels[channel] = {
+            "configured_capacity": configured,
+            "assigned_tasks": len(agent.assigned.get(channel, ())),
+            "available_capacity_percentage": max(percentage, 0),
+            "available": agent.status == "ready" and held < configured,
+        }
+    return {
+        **agent.attributes,
+        "id": agent.id,
+        "groups": list(agent.groups),
+        "status": agent.status,
+        "channel": channels,
+    }
+
+
+def task_context(task: Task, now: float, priority: int) -> dict[str, Any]:
+    """What `task.*` reads: the task's attributes, with built-in values on top."""
+    return {
+        **task.attributes,
+        "id": task.id,
+        "channel": task.channel,
+        "priority": priority,
+        "queue": task.queue,
+        "age": now - task.created_at,
+    }
+
+
+@attrs.define(eq=False)
+class EngineState:
+    """All mutable state, in one object the engine can copy and restore."""
+
+    agents: dict[str, Agent] = attrs.Factory(dict)
+    tasks: dict[str, Task] = attrs.Factory(dict)
+    offers: list[Offer] = attrs.Factory(list)
+    #: ids of queued tasks, in the order they started waiting (a dict as an ordered set)
+    waiting: dict[str, None] = attrs.Factory(dict)
+    #: a heap of (time, timer id, timer id); the callbacks stay outside the state so a
+    #: snapshot never copies closures
+    timers: list[tuple[float, int, int]] = attrs.Factory(list)
+    canceled_timers: set[int] = attrs.Factory(set)
+    timer_sequence: int = 0
+    task_sequence: int = 0
+    plugin_state: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    now: float = 0.0
