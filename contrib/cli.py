@@ -14,7 +14,11 @@ from typing import Any
 
 import click
 
+from omniroute.core import DeploymentError, OmnirouteError, load_deployment
+from omniroute.core import plugins as plugin_registry
 from omniroute.grammar import KNOWN_ROOTS, ExpressionError, compile_expression
+
+from . import scenario as scenarios
 
 EXIT_USAGE = 2
 
@@ -40,7 +44,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except ExpressionError as error:
+        except DeploymentError as error:
+            _maybe_traceback(ctx)
+            raise UserError(str(error), exit_code=1) from error
+        except (ExpressionError, OmnirouteError) as error:
             _maybe_traceback(ctx)
             raise UserError(str(error)) from error
         except Exception as error:
@@ -171,9 +178,65 @@ def eval_command(
     click.echo("true" if compiled.evaluate(context) else "false")
 
 
+@cli.command("check")
+@click.argument("deployment", type=click.Path(dir_okay=False, path_type=Path))
+@_debug_option
+def check_command(deployment: Path) -> None:
+    """Validate a DEPLOYMENT file (TOML, YAML or JSON) and list every problem.
+
+    Exit status: 0 when it is valid (warnings are shown but do not fail it), 1 otherwise.
+    """
+    loaded = load_deployment(deployment)
+    for warning in loaded.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    filters = len(loaded.workflow.filters) if loaded.workflow else 0
+    click.echo(
+        f"{deployment}: ok — {len(loaded.channels)} channel(s), {len(loaded.queues)} queue(s), "
+        f"{filters} workflow filter(s), plugins: {', '.join(loaded.plugins) or 'none'}"
+    )
+
+
+@cli.command("test")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per scenario, one per line.")
+@_debug_option
+def test_command(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Run scenario files, or every scenario under a folder.
+
+    Prints a line per scenario and, for a failing one, what differs (expected and actual
+    offers side by side). Exit status: 0 when all pass, 1 when any fails.
+    """
+    files = list(scenarios.find_scenarios(paths))
+    if not files:
+        raise UserError(f"no scenario files found in {', '.join(map(str, paths))}")
+    failed = 0
+    for path in files:
+        result = scenarios.run_file(path)
+        failed += not result.passed
+        if as_json:
+            click.echo(json.dumps(result.to_json()))
+        else:
+            for line in scenarios.report_lines(result):
+                click.echo(line)
+    if not as_json:
+        click.echo(f"\n{len(files) - failed} passed, {failed} failed")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command("plugins")
+@_debug_option
+def plugins_command() -> None:
+    """List installed plugins, built-in and third-party, with their versions and hooks."""
+    for info in plugin_registry.describe():
+        hooks = ", ".join(hook.removeprefix("omniroute_") for hook in info.hooks)
+        click.echo(f"{info.name:<18} {info.version:<10} {info.distribution:<14} {hooks}")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="omniroute", standalone_mode=False)
+        # Without standalone mode click returns the code of a click.exceptions.Exit.
+        code = cli.main(args=argv, prog_name="omniroute", standalone_mode=False)
     except click.ClickException as error:
         error.show()
         return error.exit_code
@@ -182,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("aborted", err=True)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

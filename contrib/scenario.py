@@ -1,0 +1,617 @@
+"""Scenario files: a routing policy's unit tests, and the runner that checks them.
+
+A scenario names a deployment, a roster, a timeline of events and what must happen. The
+runner drives the same Engine as live routing on a simulated clock. A bad event is
+reported with its index (and line, for YAML) and the run goes on; a bad file or
+deployment fails that scenario alone.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from omniroute.core import (
+    DEFAULT_START,
+    Deployment,
+    DeploymentError,
+    Engine,
+    EngineOptions,
+    OmnirouteError,
+    Problem,
+    load_deployment,
+    read_mapping_file,
+)
+from omniroute.core.converter import structure
+from omniroute.core.durations import parse_duration
+from omniroute.core.spec import Duration
+
+SCENARIO_SUFFIXES = (".yaml", ".yml", ".toml", ".json")
+ACTIONS = (
+    "create",
+    "complete",
+    "accept",
+    "decline",
+    "timeout",
+    "cancel",
+    "transfer",
+    "login",
+    "logout",
+    "ready",
+    "not_ready",
+    "set",
+)
+DEFAULT_RUN_ON = 24 * 3600.0
+
+
+# --- the file's shape ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class OptionsSpec:
+    start: Any = None
+    auto_accept: bool = True
+    reservation_timeout: Duration | None = None
+    until: Duration | None = None
+
+
+@attrs.frozen
+class AgentSpec:
+    id: str
+    channels: dict[str, int]
+    attributes: dict[str, Any] = attrs.Factory(dict)
+    groups: tuple[str, ...] = ()
+    status: str = "ready"
+
+
+@attrs.frozen
+class CreateSpec:
+    id: str
+    channel: str
+    attributes: dict[str, Any] = attrs.Factory(dict)
+    priority: int = 0
+    queue: str | None = None
+    profile: str | None = None
+
+
+@attrs.frozen
+class TransferSpec:
+    task: str
+    to_queue: str | None = None
+    to_agent: str | None = None
+
+
+@attrs.frozen
+class SetSpec:
+    agent: str
+    attributes: dict[str, Any] | None = None
+    channels: dict[str, int] | None = None
+
+
+@attrs.frozen
+class OfferExpectation:
+    task: str
+    agent: str
+    at: Duration | None = None
+
+
+@attrs.frozen
+class FinalExpectation:
+    state: str
+    reason: str | None = None
+
+
+@attrs.frozen
+class ShareExpectation:
+    queue: str
+    groups: dict[str, float]
+    tolerance: float = 0.01
+
+
+@attrs.frozen
+class ErrorExpectation:
+    event: int
+    contains: str = ""
+
+
+@attrs.frozen
+class ExpectSpec:
+    offers: tuple[OfferExpectation, ...] | None = None
+    final: dict[str, FinalExpectation] = attrs.Factory(dict)
+    share: tuple[ShareExpectation, ...] = ()
+    errors: tuple[ErrorExpectation, ...] = ()
+
+
+@attrs.frozen
+class ScenarioSpec:
+    name: str
+    deployment: Any
+    events: tuple[dict[str, Any], ...] = ()
+    agents: tuple[AgentSpec, ...] = ()
+    options: OptionsSpec = OptionsSpec()
+    expect: ExpectSpec = ExpectSpec()
+    description: str | None = None
+
+
+@attrs.frozen
+class Event:
+    """One event to apply, after `every`/`count` streams were expanded."""
+
+    at: float
+    index: int
+    line: int | None
+    action: str
+    payload: Any
+    n: int | None = None
+
+    @property
+    def where(self) -> str:
+        where = f"event {self.index}"
+        if self.n is not None:
+            where += f" (n={self.n})"
+        if self.line is not None:
+            where += f", line {self.line}"
+        return where
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ScenarioResult:
+    name: str
+    path: str
+    passed: bool
+    offers: tuple[tuple[str, str, float], ...]
+    final: dict[str, tuple[str, str | None]]
+    errors: tuple[str, ...]
+    failures: tuple[str, ...]
+    expected_offers: tuple[tuple[str, str, float | None], ...] | None = None
+    engine: Engine | None = attrs.field(default=None, repr=False, eq=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": self.path,
+            "passed": self.passed,
+            "offers": [{"task": task, "agent": agent, "at": at} for task, agent, at in self.offers],
+            "final": {
+                task: {"state": state, "reason": reason}
+                for task, (state, reason) in self.final.items()
+            },
+            "errors": list(self.errors),
+            "failures": list(self.failures),
+        }
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def _event_lines(path: Path) -> list[int | None]:
+    """Line of each item of the top-level `events` list, for YAML files."""
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        return []
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    for key, value in root.value:
+        if getattr(key, "value", None) == "events" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+def _parse_start(value: Any) -> datetime:
+    if value is None:
+        return DEFAULT_START
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time())
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError as error:
+            raise ValueError(
+                f"expected an ISO date-time such as 2026-01-05T09:00:00+01:00, got {value!r}"
+            ) from error
+    else:
+        raise ValueError(
+            f"expected an ISO date-time such as 2026-01-05T09:00:00+01:00, got {value!r}"
+        )
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=DEFAULT_START.tzinfo)
+    return moment
+
+
+def _substitute(value: Any, n: int) -> Any:
+    """`{n}` in a stream's strings becomes the event's number, 1 to count."""
+    if isinstance(value, str):
+        return value.replace("{n}", str(n))
+    if isinstance(value, list):
+        return [_substitute(item, n) for item in value]
+    if isinstance(value, dict):
+        return {key: _substitute(item, n) for key, item in value.items()}
+    return value
+
+
+_EVENT_KEYS = {"at", "every", "count", *ACTIONS}
+
+
+def parse_events(
+    raw_events: Iterable[Any], lines: list[int | None]
+) -> tuple[list[Event], list[Problem]]:
+    events: list[Event] = []
+    problems: list[Problem] = []
+    for index, raw in enumerate(raw_events):
+        line = lines[index] if index < len(lines) else None
+        path = f"events[{index}]"
+        if not isinstance(raw, Mapping):
+            problems.append(Problem(path, f"an event must be a mapping, not {type(raw).__name__}"))
+            continue
+        unknown = sorted(set(raw) - _EVENT_KEYS)
+        actions = [key for key in ACTIONS if key in raw]
+        if unknown:
+            problems.append(
+                Problem(
+                    path,
+                    f"unknown key(s) {', '.join(map(repr, unknown))} (an event has `at` and one of {', '.join(ACTIONS)})",
+                )
+            )
+            continue
+        if len(actions) != 1:
+            problems.append(
+                Problem(
+                    path,
+                    f"an event needs exactly one of {', '.join(ACTIONS)}; found {', '.join(actions) or 'none'}",
+                )
+            )
+            continue
+        try:
+            at = parse_duration(raw.get("at", 0))
+        except ValueError as error:
+            problems.append(Problem(f"{path}.at", str(error)))
+            continue
+        action = actions[0]
+        payload = raw[action]
+        if "every" in raw or "count" in raw:
+            count = raw.get("count")
+            try:
+                every = parse_duration(raw.get("every"))
+            except ValueError as error:
+                problems.append(Problem(f"{path}.every", str(error)))
+                continue
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                problems.append(
+                    Problem(f"{path}.count", f"expected a whole number >= 1, got {count!r}")
+                )
+                continue
+            for n in range(1, count + 1):
+                events.append(
+                    Event(at + (n - 1) * every, index, line, action, _substitute(payload, n), n)
+                )
+        else:
+            events.append(Event(at, index, line, action, payload))
+    events.sort(key=lambda event: (event.at, event.index, event.n or 0))
+    return events, problems
+
+
+@attrs.frozen
+class Scenario:
+    name: str
+    path: str
+    deployment: Deployment
+    start: datetime
+    options: OptionsSpec
+    agents: tuple[AgentSpec, ...]
+    events: tuple[Event, ...]
+    expect: ExpectSpec
+
+
+def load_scenario(
+    source: str | Path | Mapping[str, Any], *, base: Path | None = None, label: str | None = None
+) -> Scenario:
+    """A scenario from a file or mapping; DeploymentError lists every problem in it."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        raw = read_mapping_file(path)
+        lines = _event_lines(path)
+        base = path.parent
+        label = label or str(path)
+    else:
+        raw, lines = source, []
+        base = base or Path.cwd()
+        label = label or "<scenario>"
+    if not isinstance(raw, Mapping):
+        raise DeploymentError(label, [Problem("", "a scenario must be a mapping of keys")])
+    spec, problems = structure(raw, ScenarioSpec)
+    events, event_problems = (
+        parse_events(raw.get("events") or [], lines)
+        if isinstance(raw.get("events"), list)
+        else ([], [])
+    )
+    problems += event_problems
+    start = DEFAULT_START
+    if spec is not None:
+        try:
+            start = _parse_start(spec.options.start)
+        except ValueError as error:
+            problems.append(Problem("options.start", str(error)))
+    if problems or spec is None:
+        raise DeploymentError(label, problems)
+    deployment_source = spec.deployment
+    try:
+        if isinstance(deployment_source, str):
+            deployment = load_deployment(base / deployment_source)
+        elif isinstance(deployment_source, Mapping):
+            deployment = load_deployment(deployment_source, name=f"{label} (deployment)")
+        else:
+            raise DeploymentError(
+                label, [Problem("deployment", "expected a path or an inline mapping")]
+            )
+    except DeploymentError as error:
+        raise DeploymentError(
+            label,
+            [
+                Problem(f"deployment ({error.source})", problem.path + ": " + problem.message)
+                for problem in error.problems
+            ],
+        ) from error
+    return Scenario(
+        spec.name, label, deployment, start, spec.options, spec.agents, tuple(events), spec.expect
+    )
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def _apply(engine: Engine, event: Event) -> None:
+    action, payload = event.action, event.payload
+    if action == "create":
+        create, problems = structure(payload, CreateSpec, prefix="create")
+        if create is None:
+            raise OmnirouteError("; ".join(str(problem) for problem in problems))
+        engine.create_task(
+            create.id,
+            create.channel,
+            create.attributes,
+            create.priority,
+            create.queue,
+            create.profile,
+        )
+    elif action == "transfer":
+        transfer, problems = structure(payload, TransferSpec, prefix="transfer")
+        if transfer is None:
+            raise OmnirouteError("; ".join(str(problem) for problem in problems))
+        engine.transfer(transfer.task, to_queue=transfer.to_queue, to_agent=transfer.to_agent)
+    elif action == "set":
+        change, problems = structure(payload, SetSpec, prefix="set")
+        if change is None:
+            raise OmnirouteError("; ".join(str(problem) for problem in problems))
+        engine.set_agent(change.agent, change.attributes, change.channels)
+    else:
+        if not isinstance(payload, str):
+            raise OmnirouteError(f"{action}: expected an id, got {payload!r}")
+        if action in ("complete", "accept", "decline", "timeout", "cancel") or action in (
+            "login",
+            "logout",
+        ):
+            getattr(engine, action)(payload)
+        else:
+            engine.set_status(payload, action)
+
+
+def run(scenario: Scenario) -> ScenarioResult:
+    options = EngineOptions(
+        auto_accept=scenario.options.auto_accept,
+        reservation_timeout=scenario.options.reservation_timeout,
+        record_decisions=True,
+        transactional=True,
+    )
+    engine = Engine(scenario.deployment, start=scenario.start, options=options)
+    errors: list[tuple[int, str]] = []
+    for number, agent in enumerate(scenario.agents):
+        try:
+            engine.add_agent(agent.id, agent.channels, agent.attributes, agent.groups, agent.status)
+        except OmnirouteError as error:
+            errors.append((-1, f"agents[{number}]: {error}"))
+    for event in scenario.events:
+        try:
+            engine.advance_to(event.at)
+            _apply(engine, event)
+        except OmnirouteError as error:
+            errors.append((event.index, f"{event.where}: {error}"))
+    last = scenario.events[-1].at if scenario.events else 0.0
+    until = scenario.options.until if scenario.options.until is not None else last + DEFAULT_RUN_ON
+    try:
+        engine.run_timers(until=until)
+    except OmnirouteError as error:
+        errors.append((-1, f"after the last event: {error}"))
+    return _judge(scenario, engine, errors)
+
+
+def _judge(scenario: Scenario, engine: Engine, errors: list[tuple[int, str]]) -> ScenarioResult:
+    failures: list[str] = []
+    expect = scenario.expect
+    offers = tuple((offer.task, offer.agent, offer.at) for offer in engine.offers)
+
+    unexpected = []
+    for index, message in errors:
+        matched = [e for e in expect.errors if e.event == index and e.contains in message]
+        if not matched:
+            unexpected.append(message)
+    for wanted in expect.errors:
+        if not any(
+            index == wanted.event and wanted.contains in message for index, message in errors
+        ):
+            failures.append(
+                f"expected an error at event {wanted.event}"
+                + (f" containing {wanted.contains!r}" if wanted.contains else "")
+                + ", got none"
+            )
+    failures += [f"unexpected error: {message}" for message in unexpected]
+
+    expected_offers = None
+    if expect.offers is not None:
+        expected_offers = tuple((o.task, o.agent, o.at) for o in expect.offers)
+        if not _offers_match(expected_offers, offers):
+            failures.append("offers differ")
+
+    final = {task.id: (task.state, task.reason) for task in engine.tasks}
+    for task_id, expectation in expect.final.items():
+        actual = final.get(task_id)
+        if actual is None:
+            failures.append(f"final: task {task_id!r} was never created")
+            continue
+        if actual[0] != expectation.state or (
+            expectation.reason is not None and actual[1] != expectation.reason
+        ):
+            expected_state = expectation.state + (
+                f" ({expectation.reason})" if expectation.reason else ""
+            )
+            got = actual[0] + (f" ({actual[1]})" if actual[1] else "")
+            failures.append(f"final: task {task_id!r} is {got}, expected {expected_state}")
+
+    for share in expect.share:
+        failures += _check_share(engine, share)
+
+    return ScenarioResult(
+        name=scenario.name,
+        path=scenario.path,
+        passed=not failures,
+        offers=offers,
+        final=final,
+        errors=tuple(message for _, message in errors),
+        failures=tuple(failures),
+        expected_offers=expected_offers,
+        engine=engine,
+    )
+
+
+def _offers_match(
+    expected: tuple[tuple[str, str, float | None], ...], actual: tuple[tuple[str, str, float], ...]
+) -> bool:
+    if len(expected) != len(actual):
+        return False
+    for (task, agent, at), (real_task, real_agent, real_at) in zip(expected, actual, strict=True):
+        if task != real_task or agent != real_agent:
+            return False
+        if at is not None and not math.isclose(at, real_at, abs_tol=1e-6):
+            return False
+    return True
+
+
+def _check_share(engine: Engine, share: ShareExpectation) -> list[str]:
+    first_offer: dict[str, str] = {}
+    for offer in engine.offers:
+        if offer.queue == share.queue and offer.task not in first_offer:
+            first_offer[offer.task] = offer.agent
+    total = len(first_offer)
+    if total == 0:
+        return [f"share: no task of queue {share.queue!r} was offered"]
+    failures = []
+    for group, fraction in share.groups.items():
+        count = sum(1 for agent in first_offer.values() if group in engine.agent(agent).groups)
+        actual = count / total
+        if abs(actual - fraction) > share.tolerance:
+            failures.append(
+                f"share: queue {share.queue!r}, group {group!r}: {actual:.4f} of {total} first offers, "
+                f"expected {fraction} ± {share.tolerance}"
+            )
+    return failures
+
+
+def run_file(path: str | Path) -> ScenarioResult:
+    """Load and run one scenario file; a file that cannot load gives a failed result."""
+    try:
+        scenario = load_scenario(path)
+    except DeploymentError as error:
+        problems = tuple(str(problem) for problem in error.problems)
+        failures = ("the scenario could not be loaded:", *(f"  {problem}" for problem in problems))
+        return ScenarioResult(_name_of(Path(path)), str(path), False, (), {}, problems, failures)
+    return run(scenario)
+
+
+def _name_of(path: Path) -> str:
+    try:
+        raw = read_mapping_file(path)
+    except DeploymentError:
+        return path.stem
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+    return name if isinstance(name, str) else path.stem
+
+
+def looks_like_scenario(path: Path) -> bool:
+    """In a folder, a scenario is a mapping with a `deployment` and `events` or `expect`."""
+    try:
+        raw = read_mapping_file(path)
+    except DeploymentError:
+        return True  # let the runner report why it cannot be read
+    return isinstance(raw, Mapping) and "deployment" in raw and ("events" in raw or "expect" in raw)
+
+
+def find_scenarios(paths: Iterable[str | Path]) -> Iterator[Path]:
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            for candidate in sorted(path.rglob("*")):
+                if (
+                    candidate.suffix.lower() in SCENARIO_SUFFIXES
+                    and candidate.is_file()
+                    and looks_like_scenario(candidate)
+                ):
+                    yield candidate
+        else:
+            yield path
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+_TIME = re.compile(r"\.0+$")
+
+
+def _fmt_at(at: float | None) -> str:
+    if at is None:
+        return "-"
+    return _TIME.sub("", f"{at:.3f}")
+
+
+def side_by_side(result: ScenarioResult) -> list[str]:
+    """Expected and actual offers in two columns, with `!` where they differ."""
+    expected = list(result.expected_offers or ())
+    actual = list(result.offers)
+    rows = ["      expected                        actual"]
+    for position in range(max(len(expected), len(actual))):
+        left = expected[position] if position < len(expected) else None
+        right = actual[position] if position < len(actual) else None
+        left_text = f"{left[0]} -> {left[1]} at {_fmt_at(left[2])}" if left else "(none)"
+        right_text = f"{right[0]} -> {right[1]} at {_fmt_at(right[2])}" if right else "(none)"
+        same = (
+            left is not None
+            and right is not None
+            and left[0] == right[0]
+            and left[1] == right[1]
+            and (left[2] is None or math.isclose(left[2], right[2], abs_tol=1e-6))
+        )
+        rows.append(f"  {' ' if same else '!'} {position + 1:>3} {left_text:<30}  {right_text}")
+    return rows
+
+
+def report_lines(result: ScenarioResult) -> list[str]:
+    lines = [f"{'PASS' if result.passed else 'FAIL'}  {result.name}  ({result.path})"]
+    if result.passed:
+        return lines
+    for failure in result.failures:
+        lines.append(f"  - {failure}")
+    if any(failure == "offers differ" for failure in result.failures):
+        lines += side_by_side(result)
+    return lines
