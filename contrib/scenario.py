@@ -346,29 +346,31 @@ def load_scenario(
             start = _parse_start(spec.options.start)
         except ValueError as error:
             problems.append(Problem("options.start", str(error)))
-    if problems or spec is None:
+    deployment = _load_scenario_deployment(raw.get("deployment"), base, label, problems)
+    if problems or spec is None or deployment is None:
         raise DeploymentError(label, problems)
-    deployment_source = spec.deployment
-    try:
-        if isinstance(deployment_source, str):
-            deployment = load_deployment(base / deployment_source)
-        elif isinstance(deployment_source, Mapping):
-            deployment = load_deployment(deployment_source, name=f"{label} (deployment)")
-        else:
-            raise DeploymentError(
-                label, [Problem("deployment", "expected a path or an inline mapping")]
-            )
-    except DeploymentError as error:
-        raise DeploymentError(
-            label,
-            [
-                Problem(f"deployment ({error.source})", problem.path + ": " + problem.message)
-                for problem in error.problems
-            ],
-        ) from error
     return Scenario(
         spec.name, label, deployment, start, spec.options, spec.agents, tuple(events), spec.expect
     )
+
+
+def _load_scenario_deployment(
+    source: Any, base: Path, label: str, problems: list[Problem]
+) -> Deployment | None:
+    """The scenario's deployment; its problems join the scenario's, each under `deployment`."""
+    try:
+        if isinstance(source, str):
+            return load_deployment(base / source)
+        if isinstance(source, Mapping):
+            return load_deployment(source, name=f"{label} (inline deployment)")
+        if source is not None:
+            problems.append(Problem("deployment", "expected a path or an inline mapping"))
+    except DeploymentError as error:
+        where = "deployment" if isinstance(source, Mapping) else f"deployment ({error.source})"
+        problems.extend(
+            Problem(f"{where}: {problem.path}", problem.message) for problem in error.problems
+        )
+    return None
 
 
 # --- running ------------------------------------------------------------------------------------

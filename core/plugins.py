@@ -83,7 +83,9 @@ def describe() -> Iterator[PluginInfo]:
 
 
 def _version_of(plugin: Any) -> str:
+    """A plugin registered by hand (not through an entry point): its top package's version."""
+    module = getattr(plugin, "__name__", None) or type(plugin).__module__
     try:
-        return importlib.metadata.version(str(getattr(plugin, "__name__", "")).split(".")[0])
-    except importlib.metadata.PackageNotFoundError:
+        return importlib.metadata.version(module.split(".")[0])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
         return "unknown"
