@@ -1,0 +1,52 @@
+"""Docs cover every hook; every bundled example deployment and scenario passes."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from omniroute.contrib import scenario as scenarios
+from omniroute.core import hookspecs, load_deployment
+
+ROOT = Path(__file__).resolve().parents[1]
+HOOKS = [
+    name
+    for name, value in inspect.getmembers(hookspecs, inspect.isfunction)
+    if name.startswith("omniroute_")
+]
+
+
+def test_there_are_hooks() -> None:
+    assert len(HOOKS) >= 7
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_reference_docs(hook: str) -> None:
+    function = getattr(hookspecs, hook)
+    assert function.__doc__
+    assert len(function.__doc__.split()) >= 10
+    assert f"`{hook}(" in (ROOT / "docs" / "plugin-authoring.md").read_text()
+
+
+EXAMPLE_SCENARIOS = sorted(
+    p for p in (ROOT / "examples").rglob("*.yaml") if scenarios.looks_like_scenario(p)
+)
+EXAMPLE_DEPLOYMENTS = sorted(p for p in (ROOT / "examples").rglob("deployment*.yaml"))
+
+
+def test_examples_exist() -> None:
+    assert EXAMPLE_SCENARIOS
+    assert EXAMPLE_DEPLOYMENTS
+
+
+@pytest.mark.parametrize("path", EXAMPLE_DEPLOYMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_example_deployments_load(path: Path) -> None:
+    load_deployment(path)
+
+
+@pytest.mark.parametrize("path", EXAMPLE_SCENARIOS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_example_scenarios_pass(path: Path) -> None:
+    result = scenarios.run_file(path)
+    assert result.passed, "\n".join(scenarios.report_lines(result))
