@@ -47,6 +47,7 @@ class TaskOrdering:
 
 EVENTS = (
     "created",
+    "entered_queue",
     "offered",
     "accepted",
     "declined",

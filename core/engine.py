@@ -660,6 +660,7 @@ class Engine:
         self._queue(task)
         self._log(task, f"transferred to queue {queue}")
         self._notify("transferred", task, agent)
+        self._notify("entered_queue", task, None)
 
     def _transfer_to_agent(self, task: Task, agent: Agent) -> None:
         previous = self._release_agent(task)
@@ -689,6 +690,7 @@ class Engine:
                 queue = next(iter(self.deployment.queues))
             task.queue = queue
             self._queue(task)
+            self._notify("entered_queue", task, None)
             return
         if not self._enter_matching_filter(task, start=0):
             if workflow.default_queue is not None:
@@ -720,6 +722,7 @@ class Engine:
         task.target_expired = False
         self._log(task, f"default queue {task.queue}")
         self._queue(task)
+        self._notify("entered_queue", task, None)
 
     def _enter_target(self, task: Task, target: Target) -> None:
         task.filter_index, task.target_index = target.filter_index, target.index
@@ -729,6 +732,7 @@ class Engine:
         self._log(task, f"entered {target.label} (queue {target.queue})")
         self._queue(task)
         self._task_context = None
+        self._notify("entered_queue", task, None)
         if target.timeout is not None:
             entered = self.now
             self.set_timer(

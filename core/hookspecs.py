@@ -76,10 +76,12 @@ def omniroute_task_orderings(setup: Setup) -> Iterable[TaskOrdering]:  # type: i
 
 @hookspec
 def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:  # type: ignore[empty-body]
-    """Handlers called after the engine applied an event (offered, accepted, declined,
-    timed_out, completed, canceled, rejected, transferred, login, logout, status_changed,
-    created). If a handler raises, the whole event is rolled back and the error names the
-    plugin."""
+    """Handlers called after the engine applied an event (created, entered_queue, offered,
+    accepted, declined, timed_out, completed, canceled, rejected, transferred, login,
+    logout, status_changed). `entered_queue` fires whenever a task starts waiting in a
+    queue: when placed on arrival (before the arrival checks and `created`), when it moves
+    to another workflow target, and when it is transferred to a queue. If a handler raises,
+    the whole event is rolled back and the error names the plugin."""
 
 
 @hookspec

@@ -1,0 +1,353 @@
+"""capacity_share: Bright Pattern's percentage capacity model.
+
+Each interaction takes a share of an agent's capacity (its media type's, or its routing
+profile's). An agent is occupied by the sum of the shares of what it holds (it can pass
+100); it may take a task when its spare capacity (100 − occupied) is at least the task's
+required spare, and when it holds fewer than `max_per_agent` tasks under the same
+profile (0: no limit). Limits of different profiles are counted apart.
+
+The profile of a task is, first found: the task's own `profile` (the caller's choice, the
+"Find Agent block"); the profile of the workflow target, else of the workflow filter,
+that routed it (the "scenario entry"); the profile of its queue (the "service"); else the
+media type's global settings. A profile named by a queue, filter or target applies only to
+tasks of the profile's channel.
+
+Ranking: highest skill level (service skill level × 100 + sum of auxiliary skill levels /
+100 + number of auxiliary skills), then least busy (occupied share), then longest idle,
+then least occupied (share-weighted busy time over ready time). With `strategy:
+ready_time`, the agent ready the longest comes right after the skill level. Task order:
+lowest precedence first; within one, voice and chat (and any channel but email) by highest
+priority × waiting time, email by highest priority then closest SLA deadline; then oldest.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import attrs
+
+from omniroute.core import ArrivalCheck, EventHandler, Filter, Problem, RankingKey, Setup, TaskOrdering, hookimpl
+from omniroute.core.spec import Deployment
+from omniroute.core.state import Agent, Task
+
+NAME = "capacity_share"
+
+#: Bright Pattern's defaults: share taken, required spare, precedence
+DEFAULTS: dict[str, tuple[float, float, int]] = {
+    "voice": (100, 50, 1),
+    "preview": (100, 50, 4),
+    "chat": (25, 25, 2),
+    "email": (25, 100, 3),
+    "task": (25, 25, 5),
+}
+
+
+def _percentage(instance: object, attribute: attrs.Attribute[object], value: float | None) -> None:
+    if value is not None and not 0 <= value <= 100:
+        raise ValueError(f"{attribute.name} must be a percentage from 0 to 100, got {value:g}")
+
+
+def _not_negative(instance: object, attribute: attrs.Attribute[object], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be 0 (no limit) or more, got {value}")
+
+
+@attrs.frozen
+class ChannelShare:
+    share: float | None = attrs.field(default=None, validator=_percentage)
+    required_spare: float | None = attrs.field(default=None, validator=_percentage)
+    precedence: int | None = None
+    max_per_agent: int = attrs.field(default=0, validator=_not_negative)
+
+
+@attrs.frozen
+class Profile:
+    channel: str
+    share: float | None = attrs.field(default=None, validator=_percentage)
+    required_spare: float | None = attrs.field(default=None, validator=_percentage)
+    max_per_agent: int = attrs.field(default=0, validator=_not_negative)
+
+
+@attrs.frozen
+class CapacityShareSection:
+    channels: dict[str, ChannelShare] = attrs.Factory(dict)
+    profiles: dict[str, Profile] = attrs.Factory(dict)
+    strategy: Literal["total_idle_time", "ready_time"] = "total_idle_time"
+
+
+@attrs.frozen
+class Settings:
+    """The resolved settings a task is routed with: a channel's global ones or a profile's."""
+
+    name: str
+    channel: str
+    share: float
+    required_spare: float
+    precedence: int
+    max_per_agent: int
+
+
+@hookimpl
+def omniroute_config_section() -> type:
+    return CapacityShareSection
+
+
+def _global_settings(section: CapacityShareSection, channel: str) -> Settings | None:
+    given = section.channels.get(channel, ChannelShare())
+    default = DEFAULTS.get(channel)
+    values = [given.share, given.required_spare, given.precedence]
+    if default is None and any(value is None for value in values):
+        return None
+    share, spare, precedence = (value if value is not None else default[i] for i, value in enumerate(values))  # type: ignore[index]
+    return Settings(f"{channel} (global)", channel, float(share), float(spare), int(precedence), given.max_per_agent)
+
+
+def _profile_settings(section: CapacityShareSection, name: str, globals_: dict[str, Settings]) -> Settings | None:
+    profile = section.profiles[name]
+    base = globals_.get(profile.channel)
+    if base is None:
+        return None
+    return Settings(
+        name,
+        profile.channel,
+        profile.share if profile.share is not None else base.share,
+        profile.required_spare if profile.required_spare is not None else base.required_spare,
+        base.precedence,
+        profile.max_per_agent,
+    )
+
+
+@hookimpl
+def omniroute_validate(deployment: Deployment, section: CapacityShareSection) -> Iterable[Problem]:
+    channels = list(deployment.channels) or list(section.channels)
+    for channel in deployment.channels:
+        if _global_settings(section, channel) is None:
+            yield Problem(
+                f"{NAME}.channels.{channel}",
+                f"channel {channel!r} has no Bright Pattern default; give its share, required_spare and precedence",
+            )
+    for channel in section.channels:
+        if deployment.channels and channel not in deployment.channels:
+            yield Problem(f"{NAME}.channels.{channel}", f"unknown channel {channel!r} (channels: {', '.join(deployment.channels)})")
+    for name, profile in section.profiles.items():
+        if channels and profile.channel not in channels:
+            yield Problem(f"{NAME}.profiles.{name}.channel", f"unknown channel {profile.channel!r} (channels: {', '.join(channels)})")
+    named: list[tuple[str, str | None]] = [(f"queues.{q}.profile", queue.profile) for q, queue in deployment.queues.items()]
+    if deployment.workflow is not None:
+        for item in deployment.workflow.filters:
+            named.append((f"workflow.filters[{item.index}].profile", item.profile))
+            named += [(f"{target.label}.profile", target.profile) for target in item.targets]
+    for path, profile_name in named:
+        if profile_name is not None and profile_name not in section.profiles:
+            yield Problem(path, f"unknown capacity_share profile {profile_name!r} (profiles: {', '.join(section.profiles) or 'none'})")
+    precedences: dict[int, list[str]] = {}
+    for channel in channels:
+        settings = _global_settings(section, channel)
+        if settings is not None:
+            precedences.setdefault(settings.precedence, []).append(channel)
+    for precedence, sharing in precedences.items():
+        if len(sharing) > 1 and set(sharing) != {"voice", "chat"}:
+            yield Problem(
+                f"{NAME}.channels",
+                f"{' and '.join(sharing)} share precedence {precedence}; Bright Pattern allows this only for voice and chat",
+                "warning",
+            )
+
+
+class _Model:
+    """The resolved settings of a deployment, and the per-agent figures the components read."""
+
+    def __init__(self, setup: Setup) -> None:
+        self.setup = setup
+        self.engine = setup.engine
+        section: CapacityShareSection = setup.section
+        channels = list(setup.deployment.channels) or sorted(set(DEFAULTS) | set(section.channels))
+        self.globals = {ch: s for ch in channels if (s := _global_settings(section, ch)) is not None}
+        self.profiles = {
+            name: settings for name in section.profiles if (settings := _profile_settings(section, name, self.globals)) is not None
+        }
+
+    def settings_for(self, task: Task) -> Settings:
+        """The profile a task is routed with, first found: task, target, filter, queue, global."""
+        if task.profile is not None and task.profile in self.profiles:
+            return self.profiles[task.profile]
+        target = self.engine.target_of(task)
+        workflow = self.engine.deployment.workflow
+        queue = self.engine.queue_of(task)
+        candidates = [
+            target.profile if target is not None else None,
+            workflow.filters[task.filter_index].profile if workflow is not None and task.filter_index is not None else None,
+            queue.profile if queue is not None else None,
+        ]
+        for name in candidates:
+            settings = self.profiles.get(name) if name is not None else None
+            if settings is not None and settings.channel == task.channel:
+                return settings
+        return self.globals.get(task.channel) or Settings(f"{task.channel} (global)", task.channel, 0, 0, 99, 0)
+
+    def held(self, agent: Agent) -> Iterable[dict[str, Any]]:
+        for ids in agent.held.values():
+            for task_id in ids:
+                yield self.setup.task_state(self.engine.state.tasks[task_id])
+
+    def occupied(self, agent: Agent) -> float:
+        return sum(held.get("share", 0.0) for held in self.held(agent))
+
+    def held_under(self, agent: Agent, profile: str) -> int:
+        return sum(1 for held in self.held(agent) if held.get("profile") == profile)
+
+    def skill_level(self, task: Task, agent: Agent) -> float:
+        skills = agent.attributes.get("skills")
+        if isinstance(skills, list):  # TaskRouter-style lists: level 1 for each skill listed
+            skills = {name: 1 for name in skills if isinstance(name, str)}
+        if not isinstance(skills, dict):
+            skills = {}
+
+        def level(name: Any) -> float:
+            value = skills.get(name, 0) if isinstance(name, str) else 0
+            return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+        queue = self.engine.queue_of(task)
+        service = level(queue.skill) if queue is not None and queue.skill else 0.0
+        wanted = task.attributes.get("skills")
+        auxiliary = [name for name in wanted if isinstance(name, str)] if isinstance(wanted, list) else []
+        held_auxiliary = [name for name in auxiliary if level(name) > 0]
+        return service * 100 + sum(level(name) for name in auxiliary) / 100 + len(held_auxiliary)
+
+    def idle_for(self, agent: Agent) -> float:
+        if agent.held_count() or agent.free_since is None:
+            return 0.0
+        return self.engine.now - agent.free_since
+
+    def ready_for(self, agent: Agent) -> float:
+        if agent.held_count() or agent.status != "ready":
+            return 0.0
+        since = max(agent.status_since, agent.free_since if agent.free_since is not None else -math.inf)
+        return self.engine.now - since
+
+    # occupancy since login: share-weighted busy time over time spent ready
+
+    def record(self, agent: Agent) -> None:
+        """Close the running interval with the figures that held during it."""
+        state = self.setup.agent_state(agent)
+        now = self.engine.now
+        last = state.get("since", now)
+        state["busy"] = state.get("busy", 0.0) + state.get("occupied", 0.0) / 100 * (now - last)
+        if state.get("ready", False):
+            state["ready_time"] = state.get("ready_time", 0.0) + (now - last)
+        state.update(since=now, occupied=self.occupied(agent), ready=agent.status == "ready")
+
+    def occupancy(self, agent: Agent) -> float:
+        state = self.setup.agent_state(agent)
+        now = self.engine.now
+        elapsed = now - state.get("since", now)
+        busy = state.get("busy", 0.0) + state.get("occupied", 0.0) / 100 * elapsed
+        ready = state.get("ready_time", 0.0) + (elapsed if state.get("ready", False) else 0.0)
+        return busy / ready if ready > 0 else 0.0
+
+
+# One model per engine, built with its pipeline and shared by the hooks below; weak, so
+# that an engine's model goes with the engine.
+_MODELS: weakref.WeakKeyDictionary[Any, _Model] = weakref.WeakKeyDictionary()
+
+
+def _model(setup: Setup) -> _Model:
+    model = _MODELS.get(setup.engine)
+    if model is None:
+        model = _MODELS[setup.engine] = _Model(setup)
+    return model
+
+
+@hookimpl
+def omniroute_arrival_checks(setup: Setup) -> Iterable[ArrivalCheck]:
+    model = _model(setup)
+
+    def known_profile(task: Task) -> tuple[str, str | None] | None:
+        if task.profile is None:
+            return None
+        settings = model.profiles.get(task.profile)
+        if settings is None:
+            return "unknown_profile", f"no capacity_share profile {task.profile!r}"
+        if settings.channel != task.channel:
+            return "unknown_profile", f"profile {task.profile!r} is for {settings.channel}, not {task.channel}"
+        return None
+
+    return [ArrivalCheck("profile", known_profile)]
+
+
+@hookimpl
+def omniroute_filters(setup: Setup) -> Iterable[Filter]:
+    model = _model(setup)
+
+    def enough_spare(task: Task, agent: Agent) -> bool:
+        return 100 - model.occupied(agent) >= model.settings_for(task).required_spare
+
+    def spare_reason(task: Task, agent: Agent) -> str:
+        settings = model.settings_for(task)
+        return f"spare {100 - model.occupied(agent):g}% below the {settings.required_spare:g}% required ({settings.name})"
+
+    def under_max(task: Task, agent: Agent) -> bool:
+        settings = model.settings_for(task)
+        return settings.max_per_agent <= 0 or model.held_under(agent, settings.name) < settings.max_per_agent
+
+    def max_reason(task: Task, agent: Agent) -> str:
+        settings = model.settings_for(task)
+        return f"holds {model.held_under(agent, settings.name)} under {settings.name} (max_per_agent {settings.max_per_agent})"
+
+    return [Filter("spare", enough_spare, spare_reason), Filter("max_per_agent", under_max, max_reason)]
+
+
+@hookimpl
+def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
+    model = _model(setup)
+    keys = [RankingKey("skill_level", lambda task, agent: -model.skill_level(task, agent))]
+    if setup.section.strategy == "ready_time":
+        keys.append(RankingKey("ready_time", lambda _task, agent: -model.ready_for(agent)))
+    keys += [
+        RankingKey("least_busy", lambda _task, agent: model.occupied(agent)),
+        RankingKey("longest_idle", lambda _task, agent: -model.idle_for(agent)),
+        RankingKey("least_occupied", lambda _task, agent: model.occupancy(agent)),
+    ]
+    return keys
+
+
+@hookimpl
+def omniroute_task_orderings(setup: Setup) -> Iterable[TaskOrdering]:
+    model = _model(setup)
+    engine = setup.engine
+
+    def precedence(task: Task) -> tuple[float, float, float]:
+        settings = model.settings_for(task)
+        priority = engine.effective_priority(task)
+        if task.channel == "email":
+            deadline = task.attributes.get("sla_deadline")
+            sla = float(deadline) if isinstance(deadline, (int, float)) and not isinstance(deadline, bool) else math.inf
+            return (settings.precedence, -priority, sla)
+        return (settings.precedence, -priority * (engine.now - task.queued_at), 0.0)
+
+    return [
+        TaskOrdering("precedence", precedence),
+        TaskOrdering("oldest", lambda task: task.queued_at),
+    ]
+
+
+@hookimpl
+def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
+    model = _model(setup)
+
+    def offered(task: Task | None, agent: Agent | None) -> None:
+        if task is not None:
+            settings = model.settings_for(task)
+            setup.task_state(task).update(profile=settings.name, share=settings.share)
+        if agent is not None:
+            model.record(agent)
+
+    def changed(_task: Task | None, agent: Agent | None) -> None:
+        if agent is not None:
+            model.record(agent)
+
+    events = ("accepted", "declined", "timed_out", "completed", "canceled", "transferred", "login", "logout", "status_changed")
+    return [EventHandler("offered", offered), *(EventHandler(event, changed) for event in events)]

@@ -1,0 +1,106 @@
+"""least_occupancy: Pega's queue-based routing.
+
+Ranking: the agent handling the fewest active tasks, then the one whose last acceptance
+is longest ago (never is longest), then the earliest login. Before those, an agent who
+declined (or let time out) a reservation of this task comes after every other eligible
+agent, so it is offered the task again only when nobody else has room.
+
+A declined or timed-out reservation waits `reroute_delay` seconds before the task is
+routed again; it keeps its original queue time, so it goes ahead of newer tasks. A task
+transferred to a queue goes ahead of that queue's waiting tasks. `max_concurrent` caps,
+per queue, the tasks of that queue an agent may hold at once. Transfers to an agent go
+straight to that agent only when it is ready and has room; the core refuses others.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import attrs
+
+from omniroute.core import EventHandler, Filter, Problem, RankingKey, Setup, TaskOrdering, hookimpl
+from omniroute.core.spec import Deployment, Duration
+from omniroute.core.state import Agent, Task
+
+NAME = "least_occupancy"
+
+
+def _positive(instance: object, attribute: attrs.Attribute[object], value: dict[str, int]) -> None:
+    for queue, limit in value.items():
+        if limit < 1:
+            raise ValueError(f"max_concurrent.{queue} must be at least 1, got {limit}")
+
+
+@attrs.frozen
+class LeastOccupancySection:
+    #: seconds a declined or timed-out task waits before it is routed again
+    reroute_delay: Duration = Duration(10.0)
+    #: per queue: the tasks of that queue an agent may hold at once
+    max_concurrent: dict[str, int] = attrs.field(factory=dict, validator=_positive)
+
+
+@hookimpl
+def omniroute_config_section() -> type:
+    return LeastOccupancySection
+
+
+@hookimpl
+def omniroute_validate(deployment: Deployment, section: LeastOccupancySection) -> Iterable[Problem]:
+    for queue in section.max_concurrent:
+        if queue not in deployment.queues:
+            yield Problem(f"{NAME}.max_concurrent.{queue}", f"unknown queue {queue!r} (queues: {', '.join(deployment.queues) or 'none'})")
+
+
+@hookimpl
+def omniroute_filters(setup: Setup) -> Iterable[Filter]:
+    limits: dict[str, int] = setup.section.max_concurrent
+    if not limits:
+        return []
+    engine = setup.engine
+
+    def held_from(agent: Agent, queue: str) -> int:
+        return sum(
+            1 for ids in agent.held.values() for task_id in ids if engine.state.tasks[task_id].queue == queue
+        )
+
+    def under_limit(task: Task, agent: Agent) -> bool:
+        limit = limits.get(task.queue or "")
+        return limit is None or held_from(agent, task.queue or "") < limit
+
+    def reason(task: Task, agent: Agent) -> str:
+        return f"holds {held_from(agent, task.queue or '')} tasks of queue {task.queue!r} (max_concurrent {limits[task.queue or '']})"
+
+    return [Filter("max_concurrent", under_limit, reason)]
+
+
+@hookimpl
+def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
+    return [
+        RankingKey("declined_it", lambda task, agent: agent.id in task.declined_by),
+        RankingKey("fewest_active", lambda _task, agent: agent.held_count()),
+        RankingKey(
+            "last_accepted",
+            lambda _task, agent: agent.last_accept_at if agent.last_accept_at is not None else -math.inf,
+        ),
+        RankingKey(
+            "earliest_login",
+            lambda _task, agent: agent.login_at if agent.login_at is not None else math.inf,
+        ),
+    ]
+
+
+@hookimpl
+def omniroute_task_orderings(setup: Setup) -> Iterable[TaskOrdering]:
+    return [TaskOrdering("transferred_first", lambda task: 0 if task.transferred else 1)]
+
+
+@hookimpl
+def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
+    delay = float(setup.section.reroute_delay)
+
+    def reroute_later(task: Task | None, _agent: Agent | None) -> None:
+        if task is not None and task.state == "queued" and delay > 0:
+            setup.hold_task(task, setup.now + delay, "reroute_delay")
+
+    return [EventHandler("declined", reroute_later), EventHandler("timed_out", reroute_later)]

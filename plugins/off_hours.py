@@ -1,0 +1,274 @@
+"""off_hours: Pega's conditions for not routing live interactions.
+
+A task of a live channel (one not in `hold_channels`) is checked on arrival, in this
+order: when its queue's calendar is closed it is rejected with reason `off_hours`; when
+no agent who may serve the queue is logged in, with reason `no_agents`; when the
+estimated wait exceeds `max_wait`, with reason `max_wait`. Each rejection carries the
+queue's message for that reason. A queue with no calendar is always open.
+
+A task of a hold channel (messaging, say) is never rejected: it waits, and while the
+queue is closed it is held until the calendar opens, by a timer at the opening time.
+
+The estimated wait of a queue is the number of tasks waiting in it times the mean time
+between offers made from it over the last `evaluation_window` seconds; with nobody
+waiting it is 0, and with tasks waiting but no offer in the window it is the age of the
+oldest waiting task (the wait is at least that long).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+
+from omniroute.core import ArrivalCheck, EventHandler, Filter, Problem, Setup, hookimpl
+from omniroute.core.spec import Deployment, Duration
+from omniroute.core.state import Agent, Task
+
+NAME = "off_hours"
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+MINUTES_PER_DAY = 24 * 60
+
+
+def _days(key: str) -> list[int]:
+    """`mon-fri`, `sat`, `mon,wed,fri`, `fri-mon` (wrapping) as weekday numbers."""
+    found: list[int] = []
+    for part in key.lower().replace(" ", "").split(","):
+        if "-" in part:
+            first, _, last = part.partition("-")
+            if first not in DAYS or last not in DAYS:
+                raise ValueError(f"weekly: {key!r} is not a day or a range of days (mon … sun, such as mon-fri)")
+            start, end = DAYS.index(first), DAYS.index(last)
+            found += [(start + step) % 7 for step in range((end - start) % 7 + 1)]
+        elif part in DAYS:
+            found.append(DAYS.index(part))
+        else:
+            raise ValueError(f"weekly: {key!r} is not a day or a range of days (mon … sun, such as mon-fri)")
+    return found
+
+
+def _intervals(key: str, hours: str) -> list[tuple[int, int, int]]:
+    """(weekday, start minute, end minute) for one `weekly` entry; overnight hours split at midnight."""
+    result = []
+    for span in hours.replace(" ", "").split(","):
+        if span.lower() == "closed":
+            continue
+        match = _HOURS.match(span)
+        if match is None:
+            raise ValueError(f"weekly.{key}: {span!r} is not opening hours such as \"09:00-18:00\" (or several, comma-separated)")
+        start = int(match.group(1)) * 60 + int(match.group(2))
+        end = int(match.group(3)) * 60 + int(match.group(4))
+        if end > MINUTES_PER_DAY:
+            raise ValueError(f"weekly.{key}: {span!r} ends after 24:00")
+        for day in _days(key):
+            if end > start:
+                result.append((day, start, end))
+            elif end < start:  # overnight: the rest of this day and the start of the next
+                result += [(day, start, MINUTES_PER_DAY), ((day + 1) % 7, 0, end)]
+            else:
+                raise ValueError(f"weekly.{key}: {span!r} opens and closes at the same time")
+    return result
+
+
+def _parse_holiday(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"holidays: {value!r} is not a date such as 2026-12-25")
+
+
+@attrs.frozen
+class Calendar:
+    timezone: str = "UTC"
+    weekly: dict[str, str] = attrs.Factory(dict)
+    holidays: tuple[Any, ...] = ()
+    intervals: tuple[tuple[int, int, int], ...] = attrs.field(init=False)
+    holiday_dates: frozenset[date] = attrs.field(init=False)
+    zone: ZoneInfo = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r} (an IANA name such as Europe/Madrid)") from error
+        intervals = [interval for key, hours in self.weekly.items() for interval in _intervals(key, hours)]
+        object.__setattr__(self, "zone", zone)
+        object.__setattr__(self, "intervals", tuple(sorted(intervals)))
+        object.__setattr__(self, "holiday_dates", frozenset(_parse_holiday(day) for day in self.holidays))
+
+    def is_open(self, moment: datetime) -> bool:
+        local = moment.astimezone(self.zone)
+        if local.date() in self.holiday_dates:
+            return False
+        minute = local.hour * 60 + local.minute + local.second / 60
+        day = local.weekday()
+        return any(d == day and start <= minute < end for d, start, end in self.intervals)
+
+    def next_opening(self, moment: datetime) -> datetime | None:
+        """The first moment after `moment` when the calendar is open (None: never within a year)."""
+        local = moment.astimezone(self.zone)
+        for offset in range(0, 400):
+            day = local.date() + timedelta(days=offset)
+            if day in self.holiday_dates:
+                continue
+            for weekday, start, _ in self.intervals:
+                if weekday != day.weekday():
+                    continue
+                # Asked while closed, the first start after now is the opening (intervals
+                # are sorted by day, then start).
+                opening = datetime.combine(day, time(start // 60, start % 60), tzinfo=self.zone)
+                if opening > local:
+                    return opening
+        return None
+
+
+@attrs.frozen
+class Messages:
+    off_hours: str | None = None
+    no_agents: str | None = None
+    max_wait: str | None = None
+
+
+@attrs.frozen
+class QueueRules:
+    calendar: str | None = None
+    #: estimated wait (seconds) above which a live task is not routed
+    max_wait: Duration | None = None
+    #: seconds of history used to estimate the wait
+    evaluation_window: Duration = Duration(900.0)
+    messages: Messages = Messages()
+
+
+@attrs.frozen
+class OffHoursSection:
+    calendars: dict[str, Calendar] = attrs.Factory(dict)
+    queues: dict[str, QueueRules] = attrs.Factory(dict)
+    hold_channels: tuple[str, ...] = ()
+
+
+@hookimpl
+def omniroute_config_section() -> type:
+    return OffHoursSection
+
+
+@hookimpl
+def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iterable[Problem]:
+    for name, rules in section.queues.items():
+        path = f"{NAME}.queues.{name}"
+        if name not in deployment.queues:
+            yield Problem(path, f"unknown queue {name!r} (queues: {', '.join(deployment.queues) or 'none'})")
+        if rules.calendar is not None and rules.calendar not in section.calendars:
+            yield Problem(f"{path}.calendar", f"unknown calendar {rules.calendar!r} (calendars: {', '.join(section.calendars) or 'none'})")
+    for index, channel in enumerate(section.hold_channels):
+        if deployment.channels and channel not in deployment.channels:
+            yield Problem(f"{NAME}.hold_channels[{index}]", f"unknown channel {channel!r} (channels: {', '.join(deployment.channels)})")
+    for name, calendar in section.calendars.items():
+        if not calendar.intervals:
+            yield Problem(f"{NAME}.calendars.{name}", "this calendar is never open: every live task of its queues will be rejected", "warning")
+
+
+def estimated_wait(setup: Setup, queue: str, window: float) -> float:
+    """Waiting tasks times the mean time between offers from the queue over the window."""
+    engine = setup.engine
+    waiting = [task for task_id in engine.state.waiting if (task := engine.state.tasks[task_id]).queue == queue]
+    if not waiting:
+        return 0.0
+    recent = [at for at in setup.state().get("offers", {}).get(queue, []) if at > engine.now - window]
+    if recent:
+        return len(waiting) * window / len(recent)
+    return max(engine.now - task.queued_at for task in waiting)
+
+
+@hookimpl
+def omniroute_arrival_checks(setup: Setup) -> Iterable[ArrivalCheck]:
+    section: OffHoursSection = setup.section
+    engine = setup.engine
+
+    def check(task: Task) -> tuple[str, str | None] | None:
+        rules = section.queues.get(task.queue or "")
+        if rules is None:
+            return None
+        calendar = section.calendars[rules.calendar] if rules.calendar else None
+        open_now = calendar is None or calendar.is_open(engine.wall_time())
+        if task.channel in section.hold_channels:
+            if not open_now and calendar is not None:
+                hold_until_opening(task, calendar)
+            return None
+        if not open_now:
+            return "off_hours", rules.messages.off_hours
+        if engine.queue_counts(task.queue, task.channel)["total"] == 0:
+            return "no_agents", rules.messages.no_agents
+        if rules.max_wait is not None:
+            # the new task is already waiting in the queue, so it counts itself
+            wait = estimated_wait(setup, task.queue or "", rules.evaluation_window)
+            if wait > rules.max_wait:
+                return "max_wait", rules.messages.max_wait
+        return None
+
+    def hold_until_opening(task: Task, calendar: Calendar) -> None:
+        opening = calendar.next_opening(engine.wall_time())
+        until = None if opening is None else (opening - engine.start).total_seconds()
+        setup.hold_task(task, until, "off_hours")
+
+    return [ArrivalCheck("hours", check)]
+
+
+@hookimpl
+def omniroute_filters(setup: Setup) -> Iterable[Filter]:
+    """Hold-channel tasks that were admitted while open wait for the next opening when the
+    queue closes; a wake-up timer at that opening routes them again."""
+    section: OffHoursSection = setup.section
+    engine = setup.engine
+    if not section.hold_channels:
+        return []
+
+    def calendar_of(task: Task) -> Calendar | None:
+        rules = section.queues.get(task.queue or "")
+        if rules is None or rules.calendar is None or task.channel not in section.hold_channels:
+            return None
+        return section.calendars[rules.calendar]
+
+    def open_for(task: Task, _agent: Agent) -> bool:
+        calendar = calendar_of(task)
+        if calendar is None or calendar.is_open(engine.wall_time()):
+            return True
+        opening = calendar.next_opening(engine.wall_time())
+        if opening is not None:
+            at = (opening - engine.start).total_seconds()
+            wakeups = setup.state().setdefault("wakeups", [])
+            if at not in wakeups:
+                wakeups.append(at)
+                setup.set_timer(at, lambda: None)
+        return False
+
+    return [Filter("open", open_for, lambda task, _agent: f"queue {task.queue!r} is closed")]
+
+
+@hookimpl
+def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
+    section: OffHoursSection = setup.section
+    windows = {name: rules.evaluation_window for name, rules in section.queues.items() if rules.max_wait is not None}
+    if not windows:
+        return []
+
+    def offered(task: Task | None, _agent: Agent | None) -> None:
+        if task is None or task.queue not in windows:
+            return
+        history = setup.state().setdefault("offers", {}).setdefault(task.queue, [])
+        history.append(setup.now)
+        horizon = setup.now - windows[task.queue]
+        while history and history[0] <= horizon:
+            history.pop(0)
+
+    return [EventHandler("offered", offered)]

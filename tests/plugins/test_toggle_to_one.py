@@ -1,0 +1,66 @@
+"""toggle_to_one: the remembered capacity, its restoration, and the check's warnings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from omniroute.core import DeploymentError, Engine, EngineOptions, load_deployment
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "toggle_to_one" / "deployment.yaml"
+
+
+@pytest.fixture
+def engine() -> Engine:
+    return Engine(load_deployment(EXAMPLE), options=EngineOptions(auto_accept=True))
+
+
+def test_lowered_when_full_and_restored_on_the_next_accept(engine: Engine) -> None:
+    ana = engine.add_agent("ana", {"voice": 1, "chat": 3})
+    engine.create_task("c1", "chat")
+    engine.create_task("c2", "chat")
+    assert ana.capacity["chat"] == 3
+    engine.create_task("c3", "chat")
+    assert ana.capacity["chat"] == 1
+    assert ana.plugin_state["toggle_to_one"] == {"remembered_capacity": 3}
+    for task in ("c1", "c2", "c3"):
+        engine.complete(task)
+    engine.create_task("v1", "voice")  # accepting anything restores the capacity
+    assert ana.capacity["chat"] == 3
+    assert "remembered_capacity" not in ana.plugin_state["toggle_to_one"]
+
+
+def test_restored_at_logout(engine: Engine) -> None:
+    ana = engine.add_agent("ana", {"voice": 1, "chat": 2})
+    engine.create_task("c1", "chat")
+    engine.create_task("c2", "chat")
+    assert ana.capacity["chat"] == 1
+    engine.complete("c1")
+    engine.complete("c2")
+    engine.logout("ana")
+    assert ana.capacity["chat"] == 2
+
+
+def test_a_capacity_of_one_it_did_not_set_is_left_alone(engine: Engine) -> None:
+    bo = engine.add_agent("bo", {"voice": 1, "chat": 1})
+    engine.create_task("c1", "chat")
+    assert bo.capacity["chat"] == 1
+    assert bo.plugin_state.get("toggle_to_one", {}) == {}
+    engine.complete("c1")
+    engine.create_task("c2", "chat")
+    assert bo.capacity["chat"] == 1
+
+
+def test_the_check_warns_without_the_mutual_exclusion_expressions() -> None:
+    deployment = load_deployment({"plugins": ["toggle_to_one"], "channels": {"voice": {}, "chat": {}}})
+    warnings = [str(w) for w in deployment.warnings]
+    assert len(warnings) == 2
+    assert "worker.channel.chat.available_capacity_percentage == 100" in warnings[0]
+    assert "worker.channel.voice.available_capacity_percentage == 100" in warnings[1]
+    assert load_deployment(EXAMPLE).warnings == ()
+
+
+def test_unknown_channel_is_an_error() -> None:
+    with pytest.raises(DeploymentError, match=r"toggle_to_one.channel: unknown channel 'sms'"):
+        load_deployment({"plugins": ["toggle_to_one"], "channels": {"chat": {}}, "toggle_to_one": {"channel": "sms"}})
