@@ -8,7 +8,7 @@
 [('c1', 'ana', 0.0)]
 """
 
-from .components import ArrivalCheck, EventHandler, Filter, RankingKey, TaskOrdering
+from .components import ArrivalCheck, EventHandler, Filter, Preference, RankingKey, TaskOrdering
 from .config import load_deployment, read_mapping_file
 from .decisions import Candidate, Decision
 from .engine import DEFAULT_START, Engine, EngineOptions
@@ -34,6 +34,7 @@ __all__ = [
     "Offer",
     "OmnirouteError",
     "PluginError",
+    "Preference",
     "Problem",
     "RankingKey",
     "Setup",

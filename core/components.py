@@ -29,6 +29,21 @@ class Filter:
 
 
 @attrs.frozen
+class Preference:
+    """Among the eligible agents, prefer those for which `prefer` is True.
+
+    When at least one eligible agent is preferred, the others are set aside (shown with
+    `reason` in explanations); when none is, all stay eligible. Preferences apply after
+    the filters, in the deployment's plugin order, so a rule such as "not the agent who
+    declined, while another agent has room" holds whatever other plugins rank first.
+    """
+
+    name: str
+    prefer: Callable[[Task, Agent], bool]
+    reason: Callable[[Task, Agent], str]
+
+
+@attrs.frozen
 class RankingKey:
     """Orders eligible agents: smaller keys come first. Keys of all plugins form a tuple in
     the order the deployment lists the plugins; ties fall to the next key."""

@@ -866,6 +866,28 @@ class Engine:
                 plugin, item = failed
                 name = item.name if plugin == "core" else f"{plugin}.{item.name}"
                 excluded.append(Candidate(agent.id, name, item.reason(task, agent), ()))
+        for plugin, preference in self.pipeline.preferences:
+            preferred = [
+                agent
+                for agent in eligible
+                if self._call(
+                    plugin, f"the preference {preference.name!r}", preference.prefer, task, agent
+                )
+            ]
+            if preferred and len(preferred) < len(eligible):
+                if record:
+                    kept = {agent.id for agent in preferred}
+                    excluded += [
+                        Candidate(
+                            agent.id,
+                            f"{plugin}.{preference.name}",
+                            preference.reason(task, agent),
+                            (),
+                        )
+                        for agent in eligible
+                        if agent.id not in kept
+                    ]
+                eligible = preferred
         target = self.target_of(task)
         if not eligible:
             return Decision(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .components import ArrivalCheck, EventHandler, Filter, RankingKey, TaskOrdering
+    from .components import ArrivalCheck, EventHandler, Filter, Preference, RankingKey, TaskOrdering
     from .errors import Problem
     from .setup import Setup
     from .spec import Deployment
@@ -58,6 +58,13 @@ def omniroute_validate(deployment: Deployment, section: Any) -> Iterable[Problem
 def omniroute_filters(setup: Setup) -> Iterable[Filter]:  # type: ignore[empty-body]
     """Filters: may this agent take this task now? An agent must pass every filter of
     every active plugin to be offered the task."""
+
+
+@hookspec
+def omniroute_preferences(setup: Setup) -> Iterable[Preference]:  # type: ignore[empty-body]
+    """Preferences among eligible agents: when some eligible agents pass a preference, the
+    others are set aside; when none does, all stay. Applied after every filter, before
+    ranking, so they hold whatever ranking keys other plugins contribute."""
 
 
 @hookspec

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from . import plugins as plugin_registry
-from .components import ArrivalCheck, EventHandler, Filter, RankingKey, TaskOrdering
+from .components import ArrivalCheck, EventHandler, Filter, Preference, RankingKey, TaskOrdering
 from .setup import Setup
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 @attrs.frozen
 class Pipeline:
     filters: tuple[tuple[str, Filter], ...]
+    preferences: tuple[tuple[str, Preference], ...]
     ranking_keys: tuple[tuple[str, RankingKey], ...]
     task_orderings: tuple[tuple[str, TaskOrdering], ...]
     handlers: dict[str, tuple[tuple[str, EventHandler], ...]]
@@ -57,12 +58,14 @@ def build_pipeline(deployment: Deployment, engine: Engine) -> Pipeline:
     plugin_order = list(deployment.plugins)
 
     filters = _collect(core, "omniroute_filters", setups[core], Filter)
+    preferences: list[tuple[str, Preference]] = []
     ranking: list[tuple[str, RankingKey]] = []
     orderings: list[tuple[str, TaskOrdering]] = []
     handlers: list[tuple[str, EventHandler]] = []
     arrival: list[tuple[str, ArrivalCheck]] = []
     for name in plugin_order:
         filters += _collect(name, "omniroute_filters", setups[name], Filter)
+        preferences += _collect(name, "omniroute_preferences", setups[name], Preference)
         ranking += _collect(name, "omniroute_ranking_keys", setups[name], RankingKey)
         orderings += _collect(name, "omniroute_task_orderings", setups[name], TaskOrdering)
         handlers += _collect(name, "omniroute_event_handlers", setups[name], EventHandler)
@@ -77,6 +80,7 @@ def build_pipeline(deployment: Deployment, engine: Engine) -> Pipeline:
         by_event.setdefault(handler.event, []).append((plugin, handler))
     return Pipeline(
         filters=tuple(filters),
+        preferences=tuple(preferences),
         ranking_keys=tuple(ranking),
         task_orderings=tuple(orderings),
         handlers={event: tuple(items) for event, items in by_event.items()},

@@ -29,14 +29,23 @@ from typing import Any, Literal
 
 import attrs
 
-from omniroute.core import ArrivalCheck, EventHandler, Filter, Problem, RankingKey, Setup, TaskOrdering, hookimpl
+from omniroute.core import (
+    ArrivalCheck,
+    EventHandler,
+    Filter,
+    Problem,
+    RankingKey,
+    Setup,
+    TaskOrdering,
+    hookimpl,
+)
 from omniroute.core.spec import Deployment
 from omniroute.core.state import Agent, Task
 
 NAME = "capacity_share"
 
 #: Bright Pattern's defaults: share taken, required spare, precedence
-DEFAULTS: dict[str, tuple[float, float, int]] = {
+DEFAULTS: dict[str, tuple[float | None, float | None, int | None]] = {
     "voice": (100, 50, 1),
     "preview": (100, 50, 4),
     "chat": (25, 25, 2),
@@ -45,12 +54,12 @@ DEFAULTS: dict[str, tuple[float, float, int]] = {
 }
 
 
-def _percentage(instance: object, attribute: attrs.Attribute[object], value: float | None) -> None:
+def _percentage(instance: Any, attribute: Any, value: float | None) -> None:
     if value is not None and not 0 <= value <= 100:
         raise ValueError(f"{attribute.name} must be a percentage from 0 to 100, got {value:g}")
 
 
-def _not_negative(instance: object, attribute: attrs.Attribute[object], value: int) -> None:
+def _not_negative(instance: Any, attribute: Any, value: int) -> None:
     if value < 0:
         raise ValueError(f"{attribute.name} must be 0 (no limit) or more, got {value}")
 
@@ -97,15 +106,25 @@ def omniroute_config_section() -> type:
 
 def _global_settings(section: CapacityShareSection, channel: str) -> Settings | None:
     given = section.channels.get(channel, ChannelShare())
-    default = DEFAULTS.get(channel)
-    values = [given.share, given.required_spare, given.precedence]
-    if default is None and any(value is None for value in values):
+    default_share, default_spare, default_precedence = DEFAULTS.get(channel, (None, None, None))
+    share = given.share if given.share is not None else default_share
+    spare = given.required_spare if given.required_spare is not None else default_spare
+    precedence = given.precedence if given.precedence is not None else default_precedence
+    if share is None or spare is None or precedence is None:
         return None
-    share, spare, precedence = (value if value is not None else default[i] for i, value in enumerate(values))  # type: ignore[index]
-    return Settings(f"{channel} (global)", channel, float(share), float(spare), int(precedence), given.max_per_agent)
+    return Settings(
+        f"{channel} (global)",
+        channel,
+        float(share),
+        float(spare),
+        int(precedence),
+        given.max_per_agent,
+    )
 
 
-def _profile_settings(section: CapacityShareSection, name: str, globals_: dict[str, Settings]) -> Settings | None:
+def _profile_settings(
+    section: CapacityShareSection, name: str, globals_: dict[str, Settings]
+) -> Settings | None:
     profile = section.profiles[name]
     base = globals_.get(profile.channel)
     if base is None:
@@ -131,18 +150,29 @@ def omniroute_validate(deployment: Deployment, section: CapacityShareSection) ->
             )
     for channel in section.channels:
         if deployment.channels and channel not in deployment.channels:
-            yield Problem(f"{NAME}.channels.{channel}", f"unknown channel {channel!r} (channels: {', '.join(deployment.channels)})")
+            yield Problem(
+                f"{NAME}.channels.{channel}",
+                f"unknown channel {channel!r} (channels: {', '.join(deployment.channels)})",
+            )
     for name, profile in section.profiles.items():
         if channels and profile.channel not in channels:
-            yield Problem(f"{NAME}.profiles.{name}.channel", f"unknown channel {profile.channel!r} (channels: {', '.join(channels)})")
-    named: list[tuple[str, str | None]] = [(f"queues.{q}.profile", queue.profile) for q, queue in deployment.queues.items()]
+            yield Problem(
+                f"{NAME}.profiles.{name}.channel",
+                f"unknown channel {profile.channel!r} (channels: {', '.join(channels)})",
+            )
+    named: list[tuple[str, str | None]] = [
+        (f"queues.{q}.profile", queue.profile) for q, queue in deployment.queues.items()
+    ]
     if deployment.workflow is not None:
         for item in deployment.workflow.filters:
             named.append((f"workflow.filters[{item.index}].profile", item.profile))
             named += [(f"{target.label}.profile", target.profile) for target in item.targets]
     for path, profile_name in named:
         if profile_name is not None and profile_name not in section.profiles:
-            yield Problem(path, f"unknown capacity_share profile {profile_name!r} (profiles: {', '.join(section.profiles) or 'none'})")
+            yield Problem(
+                path,
+                f"unknown capacity_share profile {profile_name!r} (profiles: {', '.join(section.profiles) or 'none'})",
+            )
     precedences: dict[int, list[str]] = {}
     for channel in channels:
         settings = _global_settings(section, channel)
@@ -165,9 +195,13 @@ class _Model:
         self.engine = setup.engine
         section: CapacityShareSection = setup.section
         channels = list(setup.deployment.channels) or sorted(set(DEFAULTS) | set(section.channels))
-        self.globals = {ch: s for ch in channels if (s := _global_settings(section, ch)) is not None}
+        self.globals = {
+            ch: s for ch in channels if (s := _global_settings(section, ch)) is not None
+        }
         self.profiles = {
-            name: settings for name in section.profiles if (settings := _profile_settings(section, name, self.globals)) is not None
+            name: settings
+            for name in section.profiles
+            if (settings := _profile_settings(section, name, self.globals)) is not None
         }
 
     def settings_for(self, task: Task) -> Settings:
@@ -179,14 +213,18 @@ class _Model:
         queue = self.engine.queue_of(task)
         candidates = [
             target.profile if target is not None else None,
-            workflow.filters[task.filter_index].profile if workflow is not None and task.filter_index is not None else None,
+            workflow.filters[task.filter_index].profile
+            if workflow is not None and task.filter_index is not None
+            else None,
             queue.profile if queue is not None else None,
         ]
         for name in candidates:
             settings = self.profiles.get(name) if name is not None else None
             if settings is not None and settings.channel == task.channel:
                 return settings
-        return self.globals.get(task.channel) or Settings(f"{task.channel} (global)", task.channel, 0, 0, 99, 0)
+        return self.globals.get(task.channel) or Settings(
+            f"{task.channel} (global)", task.channel, 0, 0, 99, 0
+        )
 
     def held(self, agent: Agent) -> Iterable[dict[str, Any]]:
         for ids in agent.held.values():
@@ -194,7 +232,7 @@ class _Model:
                 yield self.setup.task_state(self.engine.state.tasks[task_id])
 
     def occupied(self, agent: Agent) -> float:
-        return sum(held.get("share", 0.0) for held in self.held(agent))
+        return float(sum(held.get("share", 0.0) for held in self.held(agent)))
 
     def held_under(self, agent: Agent, profile: str) -> int:
         return sum(1 for held in self.held(agent) if held.get("profile") == profile)
@@ -208,12 +246,18 @@ class _Model:
 
         def level(name: Any) -> float:
             value = skills.get(name, 0) if isinstance(name, str) else 0
-            return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+            return (
+                float(value)
+                if isinstance(value, (int, float)) and not isinstance(value, bool)
+                else 0.0
+            )
 
         queue = self.engine.queue_of(task)
         service = level(queue.skill) if queue is not None and queue.skill else 0.0
         wanted = task.attributes.get("skills")
-        auxiliary = [name for name in wanted if isinstance(name, str)] if isinstance(wanted, list) else []
+        auxiliary = (
+            [name for name in wanted if isinstance(name, str)] if isinstance(wanted, list) else []
+        )
         held_auxiliary = [name for name in auxiliary if level(name) > 0]
         return service * 100 + sum(level(name) for name in auxiliary) / 100 + len(held_auxiliary)
 
@@ -225,7 +269,9 @@ class _Model:
     def ready_for(self, agent: Agent) -> float:
         if agent.held_count() or agent.status != "ready":
             return 0.0
-        since = max(agent.status_since, agent.free_since if agent.free_since is not None else -math.inf)
+        since = max(
+            agent.status_since, agent.free_since if agent.free_since is not None else -math.inf
+        )
         return self.engine.now - since
 
     # occupancy since login: share-weighted busy time over time spent ready
@@ -272,7 +318,10 @@ def omniroute_arrival_checks(setup: Setup) -> Iterable[ArrivalCheck]:
         if settings is None:
             return "unknown_profile", f"no capacity_share profile {task.profile!r}"
         if settings.channel != task.channel:
-            return "unknown_profile", f"profile {task.profile!r} is for {settings.channel}, not {task.channel}"
+            return (
+                "unknown_profile",
+                f"profile {task.profile!r} is for {settings.channel}, not {task.channel}",
+            )
         return None
 
     return [ArrivalCheck("profile", known_profile)]
@@ -291,13 +340,19 @@ def omniroute_filters(setup: Setup) -> Iterable[Filter]:
 
     def under_max(task: Task, agent: Agent) -> bool:
         settings = model.settings_for(task)
-        return settings.max_per_agent <= 0 or model.held_under(agent, settings.name) < settings.max_per_agent
+        return (
+            settings.max_per_agent <= 0
+            or model.held_under(agent, settings.name) < settings.max_per_agent
+        )
 
     def max_reason(task: Task, agent: Agent) -> str:
         settings = model.settings_for(task)
         return f"holds {model.held_under(agent, settings.name)} under {settings.name} (max_per_agent {settings.max_per_agent})"
 
-    return [Filter("spare", enough_spare, spare_reason), Filter("max_per_agent", under_max, max_reason)]
+    return [
+        Filter("spare", enough_spare, spare_reason),
+        Filter("max_per_agent", under_max, max_reason),
+    ]
 
 
 @hookimpl
@@ -324,7 +379,11 @@ def omniroute_task_orderings(setup: Setup) -> Iterable[TaskOrdering]:
         priority = engine.effective_priority(task)
         if task.channel == "email":
             deadline = task.attributes.get("sla_deadline")
-            sla = float(deadline) if isinstance(deadline, (int, float)) and not isinstance(deadline, bool) else math.inf
+            sla = (
+                float(deadline)
+                if isinstance(deadline, (int, float)) and not isinstance(deadline, bool)
+                else math.inf
+            )
             return (settings.precedence, -priority, sla)
         return (settings.precedence, -priority * (engine.now - task.queued_at), 0.0)
 
@@ -349,5 +408,15 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
         if agent is not None:
             model.record(agent)
 
-    events = ("accepted", "declined", "timed_out", "completed", "canceled", "transferred", "login", "logout", "status_changed")
+    events = (
+        "accepted",
+        "declined",
+        "timed_out",
+        "completed",
+        "canceled",
+        "transferred",
+        "login",
+        "logout",
+        "status_changed",
+    )
     return [EventHandler("offered", offered), *(EventHandler(event, changed) for event in events)]

@@ -1,9 +1,9 @@
 """least_occupancy: Pega's queue-based routing.
 
 Ranking: the agent handling the fewest active tasks, then the one whose last acceptance
-is longest ago (never is longest), then the earliest login. Before those, an agent who
-declined (or let time out) a reservation of this task comes after every other eligible
-agent, so it is offered the task again only when nobody else has room.
+is longest ago (never is longest), then the earliest login. An agent who declined (or
+let time out) a reservation of this task is set aside while another eligible agent has
+room (a preference, so it holds whatever other plugins rank first).
 
 A declined or timed-out reservation waits `reroute_delay` seconds before the task is
 routed again; it keeps its original queue time, so it goes ahead of newer tasks. A task
@@ -16,17 +16,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
-from omniroute.core import EventHandler, Filter, Problem, RankingKey, Setup, TaskOrdering, hookimpl
+from omniroute.core import (
+    EventHandler,
+    Filter,
+    Preference,
+    Problem,
+    RankingKey,
+    Setup,
+    TaskOrdering,
+    hookimpl,
+)
 from omniroute.core.spec import Deployment, Duration
 from omniroute.core.state import Agent, Task
 
 NAME = "least_occupancy"
 
 
-def _positive(instance: object, attribute: attrs.Attribute[object], value: dict[str, int]) -> None:
+def _positive(instance: Any, attribute: Any, value: dict[str, int]) -> None:
     for queue, limit in value.items():
         if limit < 1:
             raise ValueError(f"max_concurrent.{queue} must be at least 1, got {limit}")
@@ -49,7 +59,10 @@ def omniroute_config_section() -> type:
 def omniroute_validate(deployment: Deployment, section: LeastOccupancySection) -> Iterable[Problem]:
     for queue in section.max_concurrent:
         if queue not in deployment.queues:
-            yield Problem(f"{NAME}.max_concurrent.{queue}", f"unknown queue {queue!r} (queues: {', '.join(deployment.queues) or 'none'})")
+            yield Problem(
+                f"{NAME}.max_concurrent.{queue}",
+                f"unknown queue {queue!r} (queues: {', '.join(deployment.queues) or 'none'})",
+            )
 
 
 @hookimpl
@@ -61,7 +74,10 @@ def omniroute_filters(setup: Setup) -> Iterable[Filter]:
 
     def held_from(agent: Agent, queue: str) -> int:
         return sum(
-            1 for ids in agent.held.values() for task_id in ids if engine.state.tasks[task_id].queue == queue
+            1
+            for ids in agent.held.values()
+            for task_id in ids
+            if engine.state.tasks[task_id].queue == queue
         )
 
     def under_limit(task: Task, agent: Agent) -> bool:
@@ -75,13 +91,25 @@ def omniroute_filters(setup: Setup) -> Iterable[Filter]:
 
 
 @hookimpl
+def omniroute_preferences(setup: Setup) -> Iterable[Preference]:
+    return [
+        Preference(
+            "not_declined",
+            lambda task, agent: agent.id not in task.declined_by,
+            lambda _task, agent: f"{agent.id} declined it and another eligible agent has room",
+        )
+    ]
+
+
+@hookimpl
 def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
     return [
-        RankingKey("declined_it", lambda task, agent: agent.id in task.declined_by),
         RankingKey("fewest_active", lambda _task, agent: agent.held_count()),
         RankingKey(
             "last_accepted",
-            lambda _task, agent: agent.last_accept_at if agent.last_accept_at is not None else -math.inf,
+            lambda _task, agent: (
+                agent.last_accept_at if agent.last_accept_at is not None else -math.inf
+            ),
         ),
         RankingKey(
             "earliest_login",

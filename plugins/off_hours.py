@@ -9,10 +9,11 @@ queue's message for that reason. A queue with no calendar is always open.
 A task of a hold channel (messaging, say) is never rejected: it waits, and while the
 queue is closed it is held until the calendar opens, by a timer at the opening time.
 
-The estimated wait of a queue is the number of tasks waiting in it times the mean time
-between offers made from it over the last `evaluation_window` seconds; with nobody
-waiting it is 0, and with tasks waiting but no offer in the window it is the age of the
-oldest waiting task (the wait is at least that long).
+The estimated wait of a queue is the larger of two figures: the mean wait (arrival to
+first offer) of the tasks answered from it over the last `evaluation_window` seconds, and
+the age of the oldest task still waiting in it, which a new arrival cannot beat. Only
+live-channel tasks count: a held message's wait for the opening says nothing about how
+fast agents answer.
 """
 
 from __future__ import annotations
@@ -42,13 +43,17 @@ def _days(key: str) -> list[int]:
         if "-" in part:
             first, _, last = part.partition("-")
             if first not in DAYS or last not in DAYS:
-                raise ValueError(f"weekly: {key!r} is not a day or a range of days (mon … sun, such as mon-fri)")
+                raise ValueError(
+                    f"weekly: {key!r} is not a day or a range of days (mon … sun, such as mon-fri)"
+                )
             start, end = DAYS.index(first), DAYS.index(last)
             found += [(start + step) % 7 for step in range((end - start) % 7 + 1)]
         elif part in DAYS:
             found.append(DAYS.index(part))
         else:
-            raise ValueError(f"weekly: {key!r} is not a day or a range of days (mon … sun, such as mon-fri)")
+            raise ValueError(
+                f"weekly: {key!r} is not a day or a range of days (mon … sun, such as mon-fri)"
+            )
     return found
 
 
@@ -60,7 +65,9 @@ def _intervals(key: str, hours: str) -> list[tuple[int, int, int]]:
             continue
         match = _HOURS.match(span)
         if match is None:
-            raise ValueError(f"weekly.{key}: {span!r} is not opening hours such as \"09:00-18:00\" (or several, comma-separated)")
+            raise ValueError(
+                f'weekly.{key}: {span!r} is not opening hours such as "09:00-18:00" (or several, comma-separated)'
+            )
         start = int(match.group(1)) * 60 + int(match.group(2))
         end = int(match.group(3)) * 60 + int(match.group(4))
         if end > MINUTES_PER_DAY:
@@ -101,11 +108,17 @@ class Calendar:
         try:
             zone = ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"timezone: unknown time zone {self.timezone!r} (an IANA name such as Europe/Madrid)") from error
-        intervals = [interval for key, hours in self.weekly.items() for interval in _intervals(key, hours)]
+            raise ValueError(
+                f"timezone: unknown time zone {self.timezone!r} (an IANA name such as Europe/Madrid)"
+            ) from error
+        intervals = [
+            interval for key, hours in self.weekly.items() for interval in _intervals(key, hours)
+        ]
         object.__setattr__(self, "zone", zone)
         object.__setattr__(self, "intervals", tuple(sorted(intervals)))
-        object.__setattr__(self, "holiday_dates", frozenset(_parse_holiday(day) for day in self.holidays))
+        object.__setattr__(
+            self, "holiday_dates", frozenset(_parse_holiday(day) for day in self.holidays)
+        )
 
     def is_open(self, moment: datetime) -> bool:
         local = moment.astimezone(self.zone)
@@ -118,7 +131,7 @@ class Calendar:
     def next_opening(self, moment: datetime) -> datetime | None:
         """The first moment after `moment` when the calendar is open (None: never within a year)."""
         local = moment.astimezone(self.zone)
-        for offset in range(0, 400):
+        for offset in range(400):
             day = local.date() + timedelta(days=offset)
             if day in self.holiday_dates:
                 continue
@@ -167,27 +180,46 @@ def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iter
     for name, rules in section.queues.items():
         path = f"{NAME}.queues.{name}"
         if name not in deployment.queues:
-            yield Problem(path, f"unknown queue {name!r} (queues: {', '.join(deployment.queues) or 'none'})")
+            yield Problem(
+                path, f"unknown queue {name!r} (queues: {', '.join(deployment.queues) or 'none'})"
+            )
         if rules.calendar is not None and rules.calendar not in section.calendars:
-            yield Problem(f"{path}.calendar", f"unknown calendar {rules.calendar!r} (calendars: {', '.join(section.calendars) or 'none'})")
+            yield Problem(
+                f"{path}.calendar",
+                f"unknown calendar {rules.calendar!r} (calendars: {', '.join(section.calendars) or 'none'})",
+            )
     for index, channel in enumerate(section.hold_channels):
         if deployment.channels and channel not in deployment.channels:
-            yield Problem(f"{NAME}.hold_channels[{index}]", f"unknown channel {channel!r} (channels: {', '.join(deployment.channels)})")
+            yield Problem(
+                f"{NAME}.hold_channels[{index}]",
+                f"unknown channel {channel!r} (channels: {', '.join(deployment.channels)})",
+            )
     for name, calendar in section.calendars.items():
         if not calendar.intervals:
-            yield Problem(f"{NAME}.calendars.{name}", "this calendar is never open: every live task of its queues will be rejected", "warning")
+            yield Problem(
+                f"{NAME}.calendars.{name}",
+                "this calendar is never open: every live task of its queues will be rejected",
+                "warning",
+            )
 
 
 def estimated_wait(setup: Setup, queue: str, window: float) -> float:
-    """Waiting tasks times the mean time between offers from the queue over the window."""
+    """The larger of the mean wait of the live tasks answered from the queue in the window
+    and the age of the oldest live task still waiting in it."""
     engine = setup.engine
-    waiting = [task for task_id in engine.state.waiting if (task := engine.state.tasks[task_id]).queue == queue]
-    if not waiting:
-        return 0.0
-    recent = [at for at in setup.state().get("offers", {}).get(queue, []) if at > engine.now - window]
-    if recent:
-        return len(waiting) * window / len(recent)
-    return max(engine.now - task.queued_at for task in waiting)
+    horizon = engine.now - window
+    answered = [
+        wait for at, wait in setup.state().get("answered", {}).get(queue, []) if at > horizon
+    ]
+    mean_answered = sum(answered) / len(answered) if answered else 0.0
+    live = [
+        task
+        for task_id in engine.state.waiting
+        if (task := engine.state.tasks[task_id]).queue == queue
+        and task.channel not in setup.section.hold_channels
+    ]
+    oldest = max((engine.now - task.queued_at for task in live), default=0.0)
+    return max(mean_answered, oldest)
 
 
 @hookimpl
@@ -210,7 +242,6 @@ def omniroute_arrival_checks(setup: Setup) -> Iterable[ArrivalCheck]:
         if engine.queue_counts(task.queue, task.channel)["total"] == 0:
             return "no_agents", rules.messages.no_agents
         if rules.max_wait is not None:
-            # the new task is already waiting in the queue, so it counts itself
             wait = estimated_wait(setup, task.queue or "", rules.evaluation_window)
             if wait > rules.max_wait:
                 return "max_wait", rules.messages.max_wait
@@ -258,17 +289,24 @@ def omniroute_filters(setup: Setup) -> Iterable[Filter]:
 @hookimpl
 def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
     section: OffHoursSection = setup.section
-    windows = {name: rules.evaluation_window for name, rules in section.queues.items() if rules.max_wait is not None}
+    windows = {
+        name: rules.evaluation_window
+        for name, rules in section.queues.items()
+        if rules.max_wait is not None
+    }
     if not windows:
         return []
 
     def offered(task: Task | None, _agent: Agent | None) -> None:
-        if task is None or task.queue not in windows:
+        if task is None or task.queue not in windows or task.channel in section.hold_channels:
             return
-        history = setup.state().setdefault("offers", {}).setdefault(task.queue, [])
-        history.append(setup.now)
+        if setup.task_state(task).get("answered"):
+            return
+        setup.task_state(task)["answered"] = True  # a re-offer after a decline is not a new answer
+        history = setup.state().setdefault("answered", {}).setdefault(task.queue, [])
+        history.append((setup.now, setup.now - task.queued_at))
         horizon = setup.now - windows[task.queue]
-        while history and history[0] <= horizon:
+        while history and history[0][0] <= horizon:
             history.pop(0)
 
     return [EventHandler("offered", offered)]

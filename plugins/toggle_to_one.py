@@ -54,9 +54,14 @@ def _expressions(deployment: Deployment) -> Iterator[tuple[str, Any]]:
 def omniroute_validate(deployment: Deployment, section: ToggleToOneSection) -> Iterable[Problem]:
     channel = section.channel
     if deployment.channels and channel not in deployment.channels:
-        yield Problem(f"{NAME}.channel", f"unknown channel {channel!r} (channels: {', '.join(deployment.channels)})")
+        yield Problem(
+            f"{NAME}.channel",
+            f"unknown channel {channel!r} (channels: {', '.join(deployment.channels)})",
+        )
         return
-    references = {ref for _, expression in _expressions(deployment) for ref in expression.references}
+    references = {
+        ref for _, expression in _expressions(deployment) for ref in expression.references
+    }
     guard = f"worker.channel.{channel}.available_capacity_percentage"
     others = [other for other in deployment.channels if other != channel]
     if guard not in references:
@@ -66,7 +71,9 @@ def omniroute_validate(deployment: Deployment, section: ToggleToOneSection) -> I
             f"{channel}; add `{guard} == 100` to the targets of that work",
             "warning",
         )
-    if others and not any(f"worker.channel.{other}.available_capacity_percentage" in references for other in others):
+    if others and not any(
+        f"worker.channel.{other}.available_capacity_percentage" in references for other in others
+    ):
         yield Problem(
             NAME,
             f"no expression reads worker.channel.<other channel>.available_capacity_percentage: {channel} work "

@@ -23,7 +23,7 @@ from omniroute.core.state import Agent, Task
 NAME = "weighted_cascade"
 
 
-def _sums_to_100(instance: object, attribute: attrs.Attribute[object], value: dict[str, float] | None) -> None:
+def _sums_to_100(instance: Any, attribute: Any, value: dict[str, float] | None) -> None:
     if value is None:
         return
     if any(share < 0 for share in value.values()):
@@ -33,7 +33,7 @@ def _sums_to_100(instance: object, attribute: attrs.Attribute[object], value: di
         raise ValueError(f"{attribute.name}: percentages must sum to 100, not {total:g}")
 
 
-def _at_least_two(instance: object, attribute: attrs.Attribute[object], value: dict[str, float]) -> None:
+def _at_least_two(instance: Any, attribute: Any, value: dict[str, float]) -> None:
     if len(value) < 2:
         raise ValueError(f"primary: needs at least two agent groups, got {len(value)}")
 
@@ -64,17 +64,24 @@ def omniroute_config_section() -> type:
 
 
 @hookimpl
-def omniroute_validate(deployment: Deployment, section: WeightedCascadeSection) -> Iterable[Problem]:
+def omniroute_validate(
+    deployment: Deployment, section: WeightedCascadeSection
+) -> Iterable[Problem]:
     for queue, distribution in section.queues.items():
         path = f"{NAME}.queues.{queue}"
         if queue not in deployment.queues:
-            yield Problem(path, f"unknown queue {queue!r} (queues: {', '.join(deployment.queues) or 'none'})")
+            yield Problem(
+                path, f"unknown queue {queue!r} (queues: {', '.join(deployment.queues) or 'none'})"
+            )
         if section.groups is None:
             continue
         for stage in ("primary", "secondary"):
             for group in getattr(distribution, stage) or {}:
                 if group not in section.groups:
-                    yield Problem(f"{path}.{stage}.{group}", f"unknown group {group!r} (groups: {', '.join(section.groups)})")
+                    yield Problem(
+                        f"{path}.{stage}.{group}",
+                        f"unknown group {group!r} (groups: {', '.join(section.groups)})",
+                    )
 
 
 def _allocate(state: dict[str, Any], weights: dict[str, float]) -> str:
@@ -128,18 +135,29 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
             return
         distribution = distributions[task.queue]
         credits = setup.state().setdefault(f"{task.queue}/primary", {})
-        mine.update(queue=task.queue, groups=[_allocate(credits, distribution.primary)], cascaded=False)
+        mine.update(
+            queue=task.queue, groups=[_allocate(credits, distribution.primary)], cascaded=False
+        )
         allocated_at = setup.now
-        setup.set_timer(allocated_at + distribution.max_wait, lambda: cascade(task.id, task.queue, allocated_at))
+        setup.set_timer(
+            allocated_at + distribution.max_wait, lambda: cascade(task.id, task.queue, allocated_at)
+        )
 
     def cascade(task_id: str, queue: str | None, allocated_at: float) -> None:
         task = setup.engine.state.tasks[task_id]
         mine = setup.task_state(task)
-        if task.state != "queued" or mine.get("queue") != queue or mine.get("cascaded") or queue is None:
+        if (
+            task.state != "queued"
+            or mine.get("queue") != queue
+            or mine.get("cascaded")
+            or queue is None
+        ):
             return
         distribution = distributions[queue]
         primary = mine["groups"][0]
-        weights = distribution.secondary or {g: w for g, w in distribution.primary.items() if g != primary}
+        weights = distribution.secondary or {
+            g: w for g, w in distribution.primary.items() if g != primary
+        }
         stage = "secondary" if distribution.secondary else f"after {primary}"
         credits = setup.state().setdefault(f"{queue}/{stage}", {})
         mine["groups"] = [*mine["groups"], _allocate(credits, weights)]

@@ -50,3 +50,23 @@ def test_example_deployments_load(path: Path) -> None:
 def test_example_scenarios_pass(path: Path) -> None:
     result = scenarios.run_file(path)
     assert result.passed, "\n".join(scenarios.report_lines(result))
+
+
+BUILT_IN = ["capacity_share", "toggle_to_one", "least_occupancy", "weighted_cascade", "off_hours"]
+
+
+@pytest.mark.parametrize("plugin", BUILT_IN)
+def test_every_built_in_plugin_has_a_page_and_an_example(plugin: str) -> None:
+    page = ROOT / "docs" / "plugins" / f"{plugin}.md"
+    assert page.exists()
+    assert "## Decisions where the seed is silent" in page.read_text()
+    deployment = load_deployment(ROOT / "examples" / plugin / "deployment.yaml")
+    assert plugin in deployment.plugins
+    assert any(p.parent.name == plugin for p in EXAMPLE_SCENARIOS)
+
+
+def test_the_contact_center_uses_all_five() -> None:
+    deployment = load_deployment(ROOT / "examples" / "contact-center" / "deployment.yaml")
+    assert sorted(deployment.plugins) == sorted(BUILT_IN)
+    assert set(deployment.channels) == {"voice", "callback", "chat", "email", "messaging"}
+    assert deployment.warnings == ()

@@ -121,7 +121,13 @@ def test_plugins_lists_the_core(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     lines = {line.split()[0]: line for line in out.strip().splitlines()}
     assert "filters, ranking_keys, task_orderings" in lines["core"]
-    assert {"capacity_share", "toggle_to_one", "least_occupancy", "weighted_cascade", "off_hours"} <= set(lines)
+    assert {
+        "capacity_share",
+        "toggle_to_one",
+        "least_occupancy",
+        "weighted_cascade",
+        "off_hours",
+    } <= set(lines)
 
 
 def test_streams_expand_with_n(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from omniroute.core import (
     EventHandler,
     Filter,
     PluginError,
+    Preference,
     RankingKey,
     Setup,
     TaskOrdering,
@@ -76,6 +77,16 @@ class Probe:
         ]
 
     @hookimpl
+    def omniroute_preferences(self, setup: Setup) -> Iterable[Preference]:
+        return [
+            Preference(
+                "rested",
+                lambda task, agent: not agent.attributes.get("tired"),
+                lambda t, a: "tired",
+            )
+        ]
+
+    @hookimpl
     def omniroute_ranking_keys(self, setup: Setup) -> Iterable[RankingKey]:
         return [RankingKey("most_skilled", lambda task, agent: -agent.attributes.get("skill", 0))]
 
@@ -129,6 +140,22 @@ def test_plugin_components_take_part(probe: Probe) -> None:
     assert excluded == {"blocked": ("probe.not_blocked", "blocked")}
     assert ("offered", "c1", "high") in probe.seen
     assert engine.task("c1").plugin_state["probe"] == {"touched": True}
+
+
+def test_preferences_set_agents_aside_only_while_others_are_eligible(probe: Probe) -> None:
+    engine = engine_with(auto_accept=True)
+    engine.add_agent("tired_star", {"chat": 1}, {"skill": 9, "tired": True})
+    engine.add_agent("rested", {"chat": 1}, {"skill": 1})
+    engine.create_task("c1", "chat")
+    engine.create_task("c2", "chat")
+    assert [(o.task, o.agent) for o in engine.offers] == [("c1", "rested"), ("c2", "tired_star")]
+    excluded = [
+        (c.agent, c.excluded_by, c.reason)
+        for c in engine.decisions_for("c1")[0].candidates
+        if not c.eligible
+    ]
+    assert excluded == [("tired_star", "probe.rested", "tired")]
+    assert engine.decisions_for("c2")[0].why == "tired_star was the only eligible agent"
 
 
 def test_plugin_ordering_runs_before_the_core_ordering(probe: Probe) -> None:

@@ -24,12 +24,17 @@ def test_the_decliner_is_offered_the_task_again_only_when_nobody_else_has_room()
     assert engine.task("c1").hold_reason == "reroute_delay"
     engine.advance_to(10)
     assert engine.task("c1").agent == "bo"  # ana declined it; bo has room
-    engine.decline("c1")  # now both declined it
-    engine.advance_to(20)
-    assert engine.task("c1").agent == "ana"  # declined_it ties; fewest active, then ...
     (decision,) = engine.decisions_for("c1")[-1:]
-    keys = dict(decision.candidates[0].keys)
-    assert keys["least_occupancy.declined_it"] is True
+    assert [(c.agent, c.excluded_by, c.reason) for c in decision.candidates if not c.eligible] == [
+        (
+            "ana",
+            "least_occupancy.not_declined",
+            "ana declined it and another eligible agent has room",
+        )
+    ]
+    engine.decline("c1")  # now both declined it: neither is set aside
+    engine.advance_to(20)
+    assert engine.task("c1").agent == "ana"
 
 
 def test_the_decliner_gets_it_when_it_is_the_only_one_with_room() -> None:
@@ -57,7 +62,10 @@ def test_a_zero_delay_reroutes_at_once() -> None:
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ({"max_concurrent": {"billing": 2}}, "least_occupancy.max_concurrent.billing: unknown queue 'billing'"),
+        (
+            {"max_concurrent": {"billing": 2}},
+            "least_occupancy.max_concurrent.billing: unknown queue 'billing'",
+        ),
         ({"max_concurrent": {"support": 0}}, "max_concurrent.support must be at least 1"),
         ({"reroute_delay": "soon"}, "least_occupancy.reroute_delay: expected a duration"),
         ({"reroute": 5}, "least_occupancy.reroute: unknown key; did you mean 'reroute_delay'?"),

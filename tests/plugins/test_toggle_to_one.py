@@ -53,7 +53,9 @@ def test_a_capacity_of_one_it_did_not_set_is_left_alone(engine: Engine) -> None:
 
 
 def test_the_check_warns_without_the_mutual_exclusion_expressions() -> None:
-    deployment = load_deployment({"plugins": ["toggle_to_one"], "channels": {"voice": {}, "chat": {}}})
+    deployment = load_deployment(
+        {"plugins": ["toggle_to_one"], "channels": {"voice": {}, "chat": {}}}
+    )
     warnings = [str(w) for w in deployment.warnings]
     assert len(warnings) == 2
     assert "worker.channel.chat.available_capacity_percentage == 100" in warnings[0]
@@ -63,4 +65,10 @@ def test_the_check_warns_without_the_mutual_exclusion_expressions() -> None:
 
 def test_unknown_channel_is_an_error() -> None:
     with pytest.raises(DeploymentError, match=r"toggle_to_one.channel: unknown channel 'sms'"):
-        load_deployment({"plugins": ["toggle_to_one"], "channels": {"chat": {}}, "toggle_to_one": {"channel": "sms"}})
+        load_deployment(
+            {
+                "plugins": ["toggle_to_one"],
+                "channels": {"chat": {}},
+                "toggle_to_one": {"channel": "sms"},
+            }
+        )

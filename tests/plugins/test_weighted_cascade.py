@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 import pytest
@@ -17,7 +16,9 @@ from omniroute.plugins.weighted_cascade import _allocate
 @st.composite
 def weights(draw: st.DrawFn) -> dict[str, float]:
     count = draw(st.integers(2, 6))
-    cuts = sorted(draw(st.lists(st.integers(1, 99), min_size=count - 1, max_size=count - 1, unique=True)))
+    cuts = sorted(
+        draw(st.lists(st.integers(1, 99), min_size=count - 1, max_size=count - 1, unique=True))
+    )
     bounds = [0, *cuts, 100]
     return {f"g{i}": float(bounds[i + 1] - bounds[i]) for i in range(count)}
 
@@ -33,7 +34,11 @@ def test_every_group_holds_the_floor_or_ceiling_of_its_share_at_every_point(
         counts[_allocate(state, weights)] += 1
         for group, weight in weights.items():
             exact = n * weight / 100
-            assert math.floor(exact + 1e-9) <= counts[group] <= math.ceil(exact - 1e-9), (group, n, counts)
+            assert math.floor(exact + 1e-9) <= counts[group] <= math.ceil(exact - 1e-9), (
+                group,
+                n,
+                counts,
+            )
 
 
 def test_seventy_thirty_in_order() -> None:
@@ -46,17 +51,36 @@ def test_ties_go_to_the_group_listed_first() -> None:
     assert [_allocate(state, {"b": 50, "a": 50}) for _ in range(4)] == ["b", "a", "b", "a"]
 
 
-BASE: dict[str, Any] = {"plugins": ["weighted_cascade"], "channels": {"chat": {}}, "queues": {"sales": {}}}
+BASE: dict[str, Any] = {
+    "plugins": ["weighted_cascade"],
+    "channels": {"chat": {}},
+    "queues": {"sales": {}},
+}
 
 
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ({"queues": {"sales": {"primary": {"a": 50, "b": 40}}}}, "primary: percentages must sum to 100, not 90"),
-        ({"queues": {"sales": {"primary": {"a": 100}}}}, "primary: needs at least two agent groups, got 1"),
-        ({"queues": {"sales": {"primary": {"a": 50, "b": 50}, "secondary": {"c": 60}}}}, "secondary: percentages must sum to 100, not 60"),
-        ({"queues": {"sales": {"primary": {"a": 50, "b": 50}, "secondary": {"a": 100}}}}, "cannot be both primary and secondary"),
-        ({"queues": {"support": {"primary": {"a": 50, "b": 50}}}}, "weighted_cascade.queues.support: unknown queue 'support'"),
+        (
+            {"queues": {"sales": {"primary": {"a": 50, "b": 40}}}},
+            "primary: percentages must sum to 100, not 90",
+        ),
+        (
+            {"queues": {"sales": {"primary": {"a": 100}}}},
+            "primary: needs at least two agent groups, got 1",
+        ),
+        (
+            {"queues": {"sales": {"primary": {"a": 50, "b": 50}, "secondary": {"c": 60}}}},
+            "secondary: percentages must sum to 100, not 60",
+        ),
+        (
+            {"queues": {"sales": {"primary": {"a": 50, "b": 50}, "secondary": {"a": 100}}}},
+            "cannot be both primary and secondary",
+        ),
+        (
+            {"queues": {"support": {"primary": {"a": 50, "b": 50}}}},
+            "weighted_cascade.queues.support: unknown queue 'support'",
+        ),
         (
             {"groups": ["a", "b"], "queues": {"sales": {"primary": {"a": 50, "x": 50}}}},
             "weighted_cascade.queues.sales.primary.x: unknown group 'x' (groups: a, b)",

@@ -1,0 +1,179 @@
+"""capacity_share: strategies, occupancy, task order, profiles and config errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from omniroute.core import DeploymentError, Engine, EngineOptions, load_deployment
+
+
+def engine_for(section: dict[str, Any] | None = None, **extra: Any) -> Engine:
+    raw = {
+        "plugins": ["capacity_share"],
+        "channels": {"voice": {}, "chat": {}, "email": {}},
+        **extra,
+    }
+    if section is not None:
+        raw["capacity_share"] = section
+    return Engine(load_deployment(raw), options=EngineOptions(auto_accept=True))
+
+
+def idle_then_ready_history(engine: Engine) -> None:
+    """ana: free since 0, not ready 10-100. bo: busy until 50, then ready."""
+    engine.add_agent("ana", {"chat": 1})
+    engine.add_agent("bo", {"chat": 1})
+    engine.set_agent("ana", channels={"chat": 0})
+    engine.create_task("warmup", "chat")  # bo
+    engine.set_agent("ana", channels={"chat": 1})
+    engine.advance_to(10)
+    engine.set_status("ana", "not_ready")
+    engine.advance_to(50)
+    engine.complete("warmup")
+    engine.advance_to(100)
+    engine.set_status("ana", "ready")
+    engine.advance_to(110)
+    engine.create_task("next", "chat")
+
+
+def test_total_idle_time_counts_not_ready_time() -> None:
+    engine = engine_for()
+    idle_then_ready_history(engine)
+    assert engine.task("next").agent == "ana"  # idle 110 s (ready and not ready) against bo's 60 s
+    keys = dict(engine.decisions_for("next")[0].candidates[0].keys)
+    assert keys["capacity_share.longest_idle"] == -110
+
+
+def test_ready_time_prefers_the_agent_ready_longest() -> None:
+    engine = engine_for({"strategy": "ready_time"})
+    idle_then_ready_history(engine)
+    assert engine.task("next").agent == "bo"  # ready 60 s against ana's 10 s
+    assert "capacity_share.ready_time" in dict(engine.decisions_for("next")[0].candidates[0].keys)
+
+
+def test_least_occupied_breaks_the_last_tie() -> None:
+    engine = engine_for()
+    engine.add_agent("ana", {"chat": 2})
+    engine.add_agent("bo", {"chat": 2})
+    engine.create_task("a1", "chat")  # ana (roster)
+    engine.create_task("b1", "chat")  # bo (least busy)
+    engine.advance_to(100)
+    engine.complete("a1")  # ana: 25% for 100 s
+    engine.advance_to(200)
+    engine.complete("b1")  # bo: 25% for 200 s
+    engine.advance_to(300)
+    # Both have been ready for 300 s; occupancy is share-weighted busy time over that.
+    decision_keys = {}
+    engine.create_task("c1", "chat")
+    for candidate in engine.decisions_for("c1")[0].candidates:
+        decision_keys[candidate.agent] = dict(candidate.keys)["capacity_share.least_occupied"]
+    assert decision_keys["ana"] == pytest.approx(0.25 * 100 / 300)
+    assert decision_keys["bo"] == pytest.approx(0.25 * 200 / 300)
+
+
+def test_emails_by_priority_then_closest_sla_then_oldest() -> None:
+    engine = engine_for()
+    engine.add_agent("ana", {"email": 1}, status="not_ready")
+    engine.create_task("low", "email", priority=1)
+    engine.create_task("late_sla", "email", {"sla_deadline": 9000}, priority=5)
+    engine.create_task("soon_sla", "email", {"sla_deadline": 600}, priority=5)
+    engine.create_task("no_sla", "email", priority=5)
+    engine.set_status("ana", "ready")
+    order = []
+    for _ in range(4):
+        current = next(t for t in engine.tasks if t.state == "assigned")
+        order.append(current.id)
+        engine.complete(current.id)
+    assert order == ["soon_sla", "late_sla", "no_sla", "low"]
+
+
+def test_voice_and_chat_by_priority_times_wait() -> None:
+    engine = engine_for({"channels": {"voice": {"precedence": 2}}})  # same precedence as chat
+    engine.add_agent("ana", {"voice": 1, "chat": 1}, status="not_ready")
+    engine.create_task("old_low", "voice", priority=1)  # waits 100 s: 100
+    engine.advance_to(60)
+    engine.create_task("new_high", "chat", priority=3)  # waits 40 s: 120
+    engine.advance_to(100)
+    engine.set_status("ana", "ready")
+    assert engine.offers[0].task == "new_high"
+
+
+def test_a_task_profile_that_does_not_fit_is_rejected() -> None:
+    engine = engine_for({"profiles": {"vip": {"channel": "chat", "share": 50}}})
+    engine.create_task("x", "chat", profile="gold")
+    engine.create_task("y", "voice", profile="vip")
+    assert (engine.task("x").state, engine.task("x").reason) == ("rejected", "unknown_profile")
+    assert engine.task("y").message == "profile 'vip' is for chat, not voice"
+
+
+def test_a_queue_profile_applies_only_to_its_channel() -> None:
+    engine = engine_for(
+        {"profiles": {"heavy_email": {"channel": "email", "share": 100, "required_spare": 100}}},
+        queues={"support": {"profile": "heavy_email"}},
+    )
+    engine.add_agent("ana", {"chat": 4, "email": 1})
+    engine.create_task("c1", "chat")
+    engine.create_task("c2", "chat")
+    assert engine.task("c1").plugin_state["capacity_share"] == {
+        "profile": "chat (global)",
+        "share": 25.0,
+    }
+    assert engine.task("c2").agent == "ana"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"channels": {"callback": {}}},
+            "capacity_share.channels.callback: channel 'callback' has no Bright Pattern default",
+        ),
+        (
+            {"capacity_share": {"channels": {"chat": {"share": 120}}}},
+            "share must be a percentage from 0 to 100, got 120",
+        ),
+        (
+            {"capacity_share": {"channels": {"chat": {"max_per_agent": -1}}}},
+            "max_per_agent must be 0 (no limit) or more",
+        ),
+        (
+            {"capacity_share": {"channels": {"fax": {"share": 10}}}},
+            "capacity_share.channels.fax: unknown channel 'fax'",
+        ),
+        (
+            {"capacity_share": {"profiles": {"p": {"channel": "fax"}}}},
+            "capacity_share.profiles.p.channel: unknown channel 'fax'",
+        ),
+        (
+            {"queues": {"q": {"profile": "missing"}}},
+            "queues.q.profile: unknown capacity_share profile 'missing'",
+        ),
+        (
+            {"capacity_share": {"strategy": "random"}},
+            "capacity_share.strategy: must be one of 'total_idle_time', 'ready_time'",
+        ),
+    ],
+)
+def test_config_errors(raw: dict[str, Any], message: str) -> None:
+    base: dict[str, Any] = {"plugins": ["capacity_share"], "channels": {"voice": {}, "chat": {}}}
+    for key, value in raw.items():
+        base[key] = {**base.get(key, {}), **value} if key == "channels" else value
+    with pytest.raises(DeploymentError) as caught:
+        load_deployment(base)
+    assert message in str(caught.value)
+
+
+def test_callback_with_full_settings_is_fine_and_shared_precedence_warns() -> None:
+    deployment = load_deployment(
+        {
+            "plugins": ["capacity_share"],
+            "channels": {"callback": {}, "email": {}},
+            "capacity_share": {
+                "channels": {"callback": {"share": 100, "required_spare": 50, "precedence": 3}}
+            },
+        }
+    )
+    assert [str(w) for w in deployment.warnings] == [
+        "capacity_share.channels: callback and email share precedence 3; Bright Pattern allows this only for voice and chat"
+    ]

@@ -1,0 +1,143 @@
+"""off_hours: calendars, messages, the wake-up at opening, and config errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from omniroute.core import DeploymentError, Engine, EngineOptions, load_deployment
+from omniroute.plugins.off_hours import Calendar
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "off_hours" / "deployment.yaml"
+MADRID = ZoneInfo("Europe/Madrid")
+
+
+def at(*args: int) -> datetime:
+    return datetime(*args, tzinfo=MADRID)  # type: ignore[misc]
+
+
+def test_weekly_hours_ranges_and_holidays() -> None:
+    calendar = Calendar(
+        "Europe/Madrid", {"mon-fri": "09:00-18:00", "sat": "10:00-14:00"}, ("2026-12-25",)
+    )
+    assert calendar.is_open(at(2026, 1, 5, 9, 0))  # Monday
+    assert not calendar.is_open(at(2026, 1, 5, 8, 59))
+    assert not calendar.is_open(at(2026, 1, 5, 18, 0))
+    assert calendar.is_open(at(2026, 1, 10, 13, 59))  # Saturday
+    assert not calendar.is_open(at(2026, 1, 11, 12, 0))  # Sunday
+    assert not calendar.is_open(at(2026, 12, 25, 12, 0))  # a holiday (Friday)
+    assert calendar.next_opening(at(2026, 1, 9, 19, 0)) == at(2026, 1, 10, 10, 0)
+    assert calendar.next_opening(at(2026, 1, 10, 15, 0)) == at(2026, 1, 12, 9, 0)
+    assert calendar.next_opening(at(2026, 12, 24, 19, 0)) == at(2026, 12, 26, 10, 0)
+
+
+def test_wrapping_days_overnight_hours_and_split_shifts() -> None:
+    calendar = Calendar("UTC", {"fri-mon": "22:00-06:00", "wed": "08:00-12:00, 13:00-17:00"})
+    utc = UTC
+    assert calendar.is_open(datetime(2026, 1, 9, 23, 0, tzinfo=utc))  # Friday night
+    assert calendar.is_open(datetime(2026, 1, 10, 5, 0, tzinfo=utc))  # into Saturday
+    assert calendar.is_open(
+        datetime(2026, 1, 13, 5, 59, tzinfo=utc)
+    )  # Monday's night ends Tuesday 06:00
+    assert not calendar.is_open(datetime(2026, 1, 13, 22, 30, tzinfo=utc))  # Tuesday night: closed
+    assert not calendar.is_open(datetime(2026, 1, 7, 12, 30, tzinfo=utc))  # Wednesday lunch
+    assert calendar.next_opening(datetime(2026, 1, 7, 12, 30, tzinfo=utc)) == datetime(
+        2026, 1, 7, 13, 0, tzinfo=utc
+    )
+
+
+def test_opening_across_a_daylight_saving_change() -> None:
+    calendar = Calendar("Europe/Madrid", {"mon-sun": "09:00-18:00"})
+    # The clocks go forward on 2026-03-29: 09:00 is 07:00 UTC that day, 08:00 UTC the day before.
+    assert calendar.next_opening(datetime(2026, 3, 28, 20, 0, tzinfo=UTC)) == at(2026, 3, 29, 9, 0)
+    assert calendar.next_opening(datetime(2026, 3, 28, 20, 0, tzinfo=UTC)).astimezone(UTC).hour == 7  # type: ignore[union-attr]
+
+
+def test_a_never_open_calendar_has_no_opening_and_warns() -> None:
+    assert Calendar("UTC", {}).next_opening(datetime(2026, 1, 1, tzinfo=UTC)) is None
+    deployment = load_deployment(
+        {
+            "plugins": ["off_hours"],
+            "queues": {"q": {}},
+            "off_hours": {"calendars": {"never": {"weekly": {"mon": "closed"}}}},
+        }
+    )
+    assert [str(w) for w in deployment.warnings] == [
+        "off_hours.calendars.never: this calendar is never open: every live task of its queues will be rejected"
+    ]
+
+
+def test_rejections_carry_the_queue_message() -> None:
+    engine = Engine(load_deployment(EXAMPLE), start=datetime(2026, 1, 5, 20, 0, tzinfo=MADRID))
+    engine.create_task("c1", "chat", queue="support")
+    task = engine.task("c1")
+    assert (task.state, task.reason) == ("rejected", "off_hours")
+    assert task.message == "We are open 9:00-18:00, Monday to Friday, and 10:00-14:00 on Saturday."
+
+
+def test_messages_waiting_at_closing_time_wait_for_the_next_opening() -> None:
+    engine = Engine(
+        load_deployment(EXAMPLE),
+        start=datetime(2026, 1, 5, 17, 0, tzinfo=MADRID),
+        options=EngineOptions(auto_accept=True),
+    )
+    engine.add_agent("ana", {"messaging": 1}, {"queues": ["support"]})
+    engine.create_task("m1", "messaging", queue="support")  # ana takes it
+    engine.create_task("m2", "messaging", queue="support")  # waits for ana
+    engine.advance_to(2 * 3600)  # 19:00: closed
+    engine.complete("m1")
+    assert engine.task("m2").state == "queued"
+    (decision,) = engine.decisions_for("m2")
+    assert [(c.excluded_by, c.reason) for c in decision.candidates] == [
+        ("off_hours.open", "queue 'support' is closed")
+    ]
+    engine.run_timers()  # the wake-up timer at Tuesday 09:00
+    assert engine.task("m2").state == "assigned"
+    assert engine.offers[-1].at == 16 * 3600
+
+
+BASE: dict[str, Any] = {
+    "plugins": ["off_hours"],
+    "channels": {"chat": {}},
+    "queues": {"support": {}},
+}
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"calendars": {"c": {"timezone": "Mars/Olympus"}}}, "unknown time zone 'Mars/Olympus'"),
+        (
+            {"calendars": {"c": {"weekly": {"mon-fry": "09:00-18:00"}}}},
+            "'mon-fry' is not a day or a range of days",
+        ),
+        (
+            {"calendars": {"c": {"weekly": {"mon": "9-18"}}}},
+            "weekly.mon: '9-18' is not opening hours",
+        ),
+        ({"calendars": {"c": {"weekly": {"mon": "25:00-26:00"}}}}, "is not opening hours"),
+        (
+            {"calendars": {"c": {"weekly": {"mon": "09:00-09:00"}}}},
+            "opens and closes at the same time",
+        ),
+        ({"calendars": {"c": {"holidays": ["Christmas"]}}}, "holidays: 'Christmas' is not a date"),
+        (
+            {"queues": {"support": {"calendar": "missing"}}},
+            "off_hours.queues.support.calendar: unknown calendar 'missing'",
+        ),
+        ({"queues": {"billing": {}}}, "off_hours.queues.billing: unknown queue 'billing'"),
+        ({"hold_channels": ["fax"]}, "off_hours.hold_channels[0]: unknown channel 'fax'"),
+        (
+            {"queues": {"support": {"messages": {"closed": "x"}}}},
+            "off_hours.queues.support.messages.closed: unknown key",
+        ),
+    ],
+)
+def test_config_errors(section: dict[str, Any], message: str) -> None:
+    with pytest.raises(DeploymentError) as caught:
+        load_deployment({**BASE, "off_hours": section})
+    assert message in str(caught.value)
