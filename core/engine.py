@@ -29,12 +29,22 @@ from .state import (
     EngineState,
     Offer,
     Task,
+    restore_into,
     task_context,
     worker_context,
 )
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@attrs.frozen
+class _Snapshot:
+    changeable: tuple[Any, ...]
+    task_ids: list[str]
+    offers: int
+    counters: tuple[int, int, float]
+    timer_callbacks: dict[int, tuple[str, Callable[[], None]]]
 
 
 @attrs.frozen
@@ -83,6 +93,7 @@ class Engine:
         self._pending_skip_checks: list[tuple[str, int, int]] = []
         self._routing = False
         self._in_event = False
+        self._decision_journal: list[tuple[str, str, Any]] = []
         self.pipeline: Pipeline = build_pipeline(deployment, self)
 
     @classmethod
@@ -565,16 +576,58 @@ class Engine:
         finally:
             self._in_event = False
 
-    def _snapshot(self) -> tuple[Any, ...]:
-        return (
-            copy.deepcopy(self.state),
-            {task: list(items) for task, items in self.decisions.items()},
-            dict(self.last_attempt),
-            dict(self._timer_callbacks),
+    def _snapshot(self) -> _Snapshot:
+        """What an event can change, copied; what only grows, measured.
+
+        Closed tasks never change again, and offers and decision records are only
+        appended to, so their cost does not grow with the history of a long run.
+        """
+        state = self.state
+        changeable = (
+            {agent_id: agent.copy() for agent_id, agent in state.agents.items()},
+            {task_id: task.copy() for task_id, task in state.tasks.items() if task.is_open},
+            dict(state.waiting),
+            list(state.timers),
+            set(state.canceled_timers),
+            copy.deepcopy(state.plugin_state),
+        )
+        self._decision_journal = []
+        return _Snapshot(
+            changeable=changeable,
+            task_ids=list(state.tasks),
+            offers=len(state.offers),
+            counters=(state.timer_sequence, state.task_sequence, state.now),
+            timer_callbacks=dict(self._timer_callbacks),
         )
 
-    def _restore(self, snapshot: tuple[Any, ...]) -> None:
-        self.state, self.decisions, self.last_attempt, self._timer_callbacks = snapshot
+    def _restore(self, snapshot: _Snapshot) -> None:
+        state = self.state
+        agents, open_tasks, waiting, timers, canceled, plugin_state = snapshot.changeable
+        state.tasks = {
+            task_id: restore_into(state.tasks[task_id], open_tasks[task_id])
+            if task_id in open_tasks
+            else state.tasks[task_id]
+            for task_id in snapshot.task_ids
+        }
+        state.agents = {
+            agent_id: restore_into(state.agents[agent_id], saved)
+            for agent_id, saved in agents.items()
+        }
+        state.waiting, state.timers = waiting, timers
+        state.canceled_timers, state.plugin_state = canceled, plugin_state
+        del state.offers[snapshot.offers :]
+        state.timer_sequence, state.task_sequence, state.now = snapshot.counters
+        self._timer_callbacks = snapshot.timer_callbacks
+        for kind, task_id, previous in reversed(self._decision_journal):
+            if kind == "decisions":
+                del self.decisions[task_id][previous:]
+                if not self.decisions[task_id]:
+                    del self.decisions[task_id]
+            elif previous is None:
+                self.last_attempt.pop(task_id, None)
+            else:
+                self.last_attempt[task_id] = previous
+        self._decision_journal = []
         self._worker_contexts.clear()
         self._task_context = None
         self._pending_skip_checks.clear()
@@ -846,6 +899,9 @@ class Engine:
                 self._reserve(task, self.state.agents[decision.winner], decision)
                 offered = True
             elif self.options.record_decisions:
+                self._decision_journal.append(
+                    ("last_attempt", task.id, self.last_attempt.get(task.id))
+                )
                 self.last_attempt[task.id] = decision
         return offered
 
@@ -948,8 +1004,12 @@ class Engine:
         agent.touch()
         self.state.offers.append(Offer(task.id, agent.id, self.now, task.queue))
         if self.options.record_decisions:
-            self.decisions.setdefault(task.id, []).append(decision)
-            self.last_attempt.pop(task.id, None)
+            records = self.decisions.setdefault(task.id, [])
+            self._decision_journal.append(("decisions", task.id, len(records)))
+            records.append(decision)
+            self._decision_journal.append(
+                ("last_attempt", task.id, self.last_attempt.pop(task.id, None))
+            )
         self._log(task, f"offered to {agent.id}")
         self._notify("offered", task, agent)
         if self.options.auto_accept:

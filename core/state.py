@@ -6,8 +6,9 @@ snapshot it before an event and restore it if the event fails half way.
 
 from __future__ import annotations
 
+import copy
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -49,6 +50,16 @@ class Agent:
     def touch(self) -> None:
         self.version += 1
 
+    def copy(self) -> Agent:
+        """A copy an event cannot reach: containers copied, plugin state deeply."""
+        clone = copy.copy(self)
+        clone.attributes = dict(self.attributes)
+        clone.capacity = dict(self.capacity)
+        clone.held = {channel: set(ids) for channel, ids in self.held.items()}
+        clone.assigned = {channel: set(ids) for channel, ids in self.assigned.items()}
+        clone.plugin_state = copy.deepcopy(self.plugin_state)
+        return clone
+
 
 @attrs.define(eq=False)
 class Task:
@@ -85,6 +96,25 @@ class Task:
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    def copy(self) -> Task:
+        """A copy an event cannot reach: containers copied, plugin state deeply."""
+        clone = copy.copy(self)
+        clone.attributes = dict(self.attributes)
+        clone.declined_by = list(self.declined_by)
+        clone.history = list(self.history)
+        clone.plugin_state = copy.deepcopy(self.plugin_state)
+        return clone
+
+
+_Restorable = TypeVar("_Restorable", Agent, Task)
+
+
+def restore_into(original: _Restorable, saved: _Restorable) -> _Restorable:
+    """Put a saved copy's values back into the original, so references to it stay good."""
+    for field in attrs.fields(type(original)):
+        setattr(original, field.name, getattr(saved, field.name))
+    return original
 
 
 @attrs.frozen

@@ -198,12 +198,14 @@ def test_a_raising_plugin_is_named_and_the_event_is_undone(probe: Probe) -> None
 
 def test_a_raising_plugin_during_routing_undoes_the_creation(probe: Probe) -> None:
     engine = engine_with({"explode_on": "offered"})
-    engine.add_agent("ana", {"chat": 1})
+    ana = engine.add_agent("ana", {"chat": 1})
     with pytest.raises(PluginError, match="offered"):
         engine.create_task("c1", "chat")
     assert engine.tasks == []
     assert engine.offers == []
-    assert engine.agent("ana").held_count() == 0
+    assert engine.agent("ana") is ana  # restored in place: references stay good
+    assert ana.held_count() == 0
+    assert ana.last_offer_at is None
 
 
 def test_timers_fire_at_their_time_between_events(probe: Probe) -> None:
