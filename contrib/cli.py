@@ -224,6 +224,61 @@ def test_command(paths: tuple[Path, ...], as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
+@cli.command("simulate")
+@click.argument("workload", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@click.option(
+    "--plot",
+    "plot_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write PNG charts to this folder.",
+)
+@click.option("--seed", type=int, help="Override the workload's seed.")
+@_debug_option
+def simulate_command(
+    workload: Path, as_json: bool, plot_dir: Path | None, seed: int | None
+) -> None:
+    """Run a what-if WORKLOAD (YAML, TOML or JSON) through its deployment.
+
+    Shows a progress bar on a terminal and a report at the end; `--json` prints the
+    figures instead, `--plot DIR` writes charts. The same seed gives the same figures.
+    """
+    import attrs
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .report import print_report, write_plots
+    from .simulator import simulate
+    from .workload import load_workload
+
+    loaded = load_workload(workload)
+    if seed is not None:
+        loaded = attrs.evolve(loaded, seed=seed)
+    console = Console()
+    if as_json or not sys.stdout.isatty():
+        result = simulate(loaded)
+    else:
+        columns = (
+            TextColumn("simulating"),
+            BarColumn(),
+            TextColumn("{task.fields[clock]}"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            job = bar.add_task("run", total=loaded.duration, clock="0 h")
+            result = simulate(
+                loaded,
+                progress=lambda at: bar.update(job, completed=at, clock=f"{at / 3600:.1f} h"),
+            )
+    if as_json:
+        click.echo(json.dumps(result.figures()))
+    else:
+        print_report(result, console)
+    if plot_dir is not None:
+        for path in write_plots(result, plot_dir):
+            click.echo(f"wrote {path}", err=as_json)
+
+
 @cli.command("plugins")
 @_debug_option
 def plugins_command() -> None:

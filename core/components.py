@@ -26,6 +26,9 @@ class Filter:
     name: str
     test: Callable[[Task, Agent], bool]
     reason: Callable[[Task, Agent], str]
+    #: True when the answer can change with the clock alone (opening hours, say); the
+    #: engine then re-checks waiting tasks whenever time moves, not only when agents change
+    time_dependent: bool = False
 
 
 @attrs.frozen

@@ -29,6 +29,7 @@ from .state import (
     EngineState,
     Offer,
     Task,
+    latest_agent_version,
     restore_into,
     task_context,
     worker_context,
@@ -90,11 +91,15 @@ class Engine:
         self._worker_contexts: dict[str, tuple[int, dict[str, Any]]] = {}
         self._task_context: tuple[str, float, int, dict[str, Any]] | None = None
         self._clock_context: tuple[float, dict[str, Any]] | None = None
+        self._expression_context: tuple[Any, Any, int, dict[str, Any]] | None = None
         self._pending_skip_checks: list[tuple[str, int, int]] = []
         self._routing = False
         self._in_event = False
         self._decision_journal: list[tuple[str, str, Any]] = []
+        #: per waiting task that found nobody: (agent version stamp, clock, task position)
+        self._failed_checks: dict[str, tuple[int, float, tuple[Any, ...]]] = {}
         self.pipeline: Pipeline = build_pipeline(deployment, self)
+        self._time_dependent = self._reads_the_clock()
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> Engine:
@@ -202,9 +207,23 @@ class Engine:
         return cached[3]
 
     def expression_context(self, task: Task, agent: Agent | None = None) -> dict[str, Any]:
-        context = {"task": self.task_view(task), "taskrouter": self.clock_context()}
+        """`task`, `worker` and `taskrouter` for expressions; the last one is reused while
+        neither the task, the agent nor the clock changed (the queue and target filters
+        both ask for it)."""
+        view = self.task_view(task)
+        key = (view, agent, agent.version if agent is not None else -1)
+        cached = self._expression_context
+        if (
+            cached is not None
+            and cached[0] is key[0]
+            and cached[1] is key[1]
+            and cached[2] == key[2]
+        ):
+            return cached[3]
+        context = {"task": view, "taskrouter": self.clock_context()}
         if agent is not None:
             context["worker"] = self.worker_view(agent)
+        self._expression_context = (view, agent, key[2], context)
         return context
 
     def queue_counts(self, queue_name: str | None, channel: str) -> dict[str, int]:
@@ -282,7 +301,9 @@ class Engine:
     def run_timers(self, until: float | None = None) -> None:
         """Fire timers until none is left or the next one is after `until`.
 
-        The clock stops at the last timer fired; it does not move on to `until`.
+        The clock stops at the last timer fired; it does not move on to `until`. Plugins
+        may keep recurring timers (a calendar's closings), so give `until` unless the
+        deployment has none.
         """
         while True:
             due = self.next_timer_at()
@@ -292,7 +313,26 @@ class Engine:
 
     def _fire(self, due: float, callback: Callable[[], None]) -> None:
         self.state.now = due
+        # Timers change what no stamp tracks (plugin state of tasks): check everything.
+        self._failed_checks.clear()
         callback()
+
+    def _reads_the_clock(self) -> bool:
+        """Whether eligibility can change with time alone in this deployment."""
+        expressions = [queue.target_workers for queue in self.deployment.queues.values()]
+        if self.deployment.workflow is not None:
+            expressions += [
+                target.expression
+                for item in self.deployment.workflow.filters
+                for target in item.targets
+                if target.expression is not None
+            ]
+        reads_time = any(
+            ref == "task.age" or ref.startswith("taskrouter")
+            for expression in expressions
+            for ref in expression.references
+        )
+        return reads_time or any(item.time_dependent for _, item in self.pipeline.filters)
 
     # --- events ---------------------------------------------------------------------------
 
@@ -630,6 +670,8 @@ class Engine:
         self._decision_journal = []
         self._worker_contexts.clear()
         self._task_context = None
+        self._expression_context = None
+        self._failed_checks.clear()
         self._pending_skip_checks.clear()
 
     def _call(self, plugin: str, what: str, function: Callable[..., Any], *args: Any) -> Any:
@@ -891,13 +933,17 @@ class Engine:
             return False
         waiting.sort(key=self.task_order_key)
         offered = False
+        open_channels = self._channels_with_room()
         for task in waiting:
             if task.state != "queued" or task.hold_reason is not None:
                 continue
+            if task.channel not in open_channels and not self.options.record_decisions:
+                continue  # no ready agent has room on this channel: no filter could pass
             decision = self.choose_agent(task, record=self.options.record_decisions)
             if decision.winner is not None:
                 self._reserve(task, self.state.agents[decision.winner], decision)
                 offered = True
+                open_channels = self._channels_with_room()
             elif self.options.record_decisions:
                 self._decision_journal.append(
                     ("last_attempt", task.id, self.last_attempt.get(task.id))
@@ -905,23 +951,61 @@ class Engine:
                 self.last_attempt[task.id] = decision
         return offered
 
+    def _channels_with_room(self) -> set[str]:
+        return {
+            channel
+            for agent in self.state.agents.values()
+            if agent.status == "ready"
+            for channel, capacity in agent.capacity.items()
+            if len(agent.held.get(channel, ())) < capacity
+        }
+
     def choose_agent(self, task: Task, *, record: bool) -> Decision:
         """The best eligible agent for a task now, with the reasons when `record` is set."""
         filters = self.pipeline.filters
         eligible: list[Agent] = []
         excluded: list[Candidate] = []
-        for agent in self.state.agents.values():
-            failed = None
-            for plugin, item in filters:
-                if not self._call(plugin, f"the filter {item.name!r}", item.test, task, agent):
-                    failed = (plugin, item)
-                    break
-            if failed is None:
-                eligible.append(agent)
-            elif record:
-                plugin, item = failed
-                name = item.name if plugin == "core" else f"{plugin}.{item.name}"
-                excluded.append(Candidate(agent.id, name, item.reason(task, agent), ()))
+        position = 0
+        agents: Iterable[Agent] = self.state.agents.values()
+        position_key = (
+            task.queue,
+            task.filter_index,
+            task.target_index,
+            len(task.declined_by),
+            task.priority,
+        )
+        if not record:
+            # A task that found nobody can only find someone among the agents changed
+            # since, unless the task moved or time moved and something reads it.
+            last = self._failed_checks.get(task.id)
+            if (
+                last is not None
+                and last[2] == position_key
+                and (not self._time_dependent or last[1] == self.now)
+            ):
+                agents = [agent for agent in agents if agent.version > last[0]]
+            stamp = latest_agent_version()
+        # One try around the whole scan instead of one per call: the hot loop stays a
+        # plain loop, and `position` still names the filter that raised.
+        try:
+            for agent in agents:
+                for position, (_plugin, item) in enumerate(filters):  # noqa: B007
+                    if not item.test(task, agent):
+                        break
+                else:
+                    eligible.append(agent)
+                    continue
+                if record:
+                    plugin, item = filters[position]
+                    name = item.name if plugin == "core" else f"{plugin}.{item.name}"
+                    excluded.append(Candidate(agent.id, name, item.reason(task, agent), ()))
+        except (EventError, PluginError):
+            raise
+        except Exception as error:
+            plugin, item = filters[position]
+            if plugin == "core":
+                raise
+            raise PluginError(plugin, f"the filter {item.name!r}", error) from error
         for plugin, preference in self.pipeline.preferences:
             preferred = [
                 agent
@@ -945,6 +1029,11 @@ class Engine:
                     ]
                 eligible = preferred
         target = self.target_of(task)
+        if not record:
+            if eligible:
+                self._failed_checks.pop(task.id, None)
+            else:
+                self._failed_checks[task.id] = (stamp, self.now, position_key)
         if not eligible:
             return Decision(
                 task.id,

@@ -7,12 +7,16 @@ snapshot it before an event and restore it if the event fails half way.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from typing import Any, TypeVar
 
 import attrs
 
 AGENT_STATUSES = ("offline", "ready", "not_ready")
+
+#: one counter for every agent, so "changed since" is a single comparison
+_agent_versions = itertools.count(1)
 TASK_STATES = ("queued", "reserved", "assigned", "completed", "canceled", "rejected")
 OPEN_STATES = frozenset({"queued", "reserved", "assigned"})
 
@@ -36,8 +40,8 @@ class Agent:
     #: when the agent last became free of all tasks (its login time if it never held one)
     free_since: float | None = None
     plugin_state: dict[str, dict[str, Any]] = attrs.Factory(dict)
-    #: bumped on every change an expression could see; caches key on it
-    version: int = 0
+    #: from a counter shared by all agents, bumped on every change a filter could see
+    version: int = attrs.field(factory=lambda: next(_agent_versions))
 
     def held_count(self, channel: str | None = None) -> int:
         if channel is None:
@@ -48,7 +52,8 @@ class Agent:
         return self.held_count(channel) < self.capacity.get(channel, 0)
 
     def touch(self) -> None:
-        self.version += 1
+        """Mark a change an expression or filter could see (caches and routing key on it)."""
+        self.version = next(_agent_versions)
 
     def copy(self) -> Agent:
         """A copy an event cannot reach: containers copied, plugin state deeply."""
@@ -146,6 +151,11 @@ def worker_context(agent: Agent) -> dict[str, Any]:
         "status": agent.status,
         "channel": channels,
     }
+
+
+def latest_agent_version() -> int:
+    """A stamp: agents touched later have a higher version."""
+    return next(_agent_versions)
 
 
 def task_context(task: Task, now: float, priority: int) -> dict[str, Any]:

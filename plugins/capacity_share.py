@@ -198,6 +198,9 @@ class _Model:
         self.globals = {
             ch: s for ch in channels if (s := _global_settings(section, ch)) is not None
         }
+        # Caches, keyed so that they cannot go stale: a task's position, an agent's version.
+        self._settings: dict[str, tuple[tuple[Any, ...], Settings]] = {}
+        self._occupied: dict[str, tuple[int, float]] = {}
         self.profiles = {
             name: settings
             for name in section.profiles
@@ -206,6 +209,15 @@ class _Model:
 
     def settings_for(self, task: Task) -> Settings:
         """The profile a task is routed with, first found: task, target, filter, queue, global."""
+        key = (task.id, task.queue, task.filter_index, task.target_index)
+        cached = self._settings.get(task.id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        settings = self._resolve(task)
+        self._settings[task.id] = (key, settings)
+        return settings
+
+    def _resolve(self, task: Task) -> Settings:
         if task.profile is not None and task.profile in self.profiles:
             return self.profiles[task.profile]
         target = self.engine.target_of(task)
@@ -232,7 +244,12 @@ class _Model:
                 yield self.setup.task_state(self.engine.state.tasks[task_id])
 
     def occupied(self, agent: Agent) -> float:
-        return float(sum(held.get("share", 0.0) for held in self.held(agent)))
+        cached = self._occupied.get(agent.id)
+        if cached is not None and cached[0] == agent.version:
+            return cached[1]
+        value = float(sum(held.get("share", 0.0) for held in self.held(agent)))
+        self._occupied[agent.id] = (agent.version, value)
+        return value
 
     def held_under(self, agent: Agent, profile: str) -> int:
         return sum(1 for held in self.held(agent) if held.get("profile") == profile)
@@ -402,6 +419,7 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
             settings = model.settings_for(task)
             setup.task_state(task).update(profile=settings.name, share=settings.share)
         if agent is not None:
+            agent.touch()  # its occupancy changed with the share just recorded
             model.record(agent)
 
     def changed(_task: Task | None, agent: Agent | None) -> None:

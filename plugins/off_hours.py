@@ -7,7 +7,8 @@ estimated wait exceeds `max_wait`, with reason `max_wait`. Each rejection carrie
 queue's message for that reason. A queue with no calendar is always open.
 
 A task of a hold channel (messaging, say) is never rejected: it waits, and while the
-queue is closed it is held until the calendar opens, by a timer at the opening time.
+queue is closed it is held until the calendar opens, by timers at the closing and
+opening times.
 
 The estimated wait of a queue is the larger of two figures: the mean wait (arrival to
 first offer) of the tasks answered from it over the last `evaluation_window` seconds, and
@@ -26,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from omniroute.core import ArrivalCheck, EventHandler, Filter, Problem, Setup, hookimpl
+from omniroute.core import ArrivalCheck, EventHandler, Problem, Setup, hookimpl
 from omniroute.core.spec import Deployment, Duration
 from omniroute.core.state import Agent, Task
 
@@ -127,6 +128,26 @@ class Calendar:
         minute = local.hour * 60 + local.minute + local.second / 60
         day = local.weekday()
         return any(d == day and start <= minute < end for d, start, end in self.intervals)
+
+    def next_closing(self, moment: datetime) -> datetime | None:
+        """When the calendar, open at `moment`, next closes (following back-to-back intervals)."""
+        local = moment.astimezone(self.zone)
+        if not self.is_open(local):
+            return local
+        for _ in range(16):  # a week of back-to-back intervals, overnight splits included
+            minute = local.hour * 60 + local.minute + local.second / 60
+            ends = [
+                end
+                for day, start, end in self.intervals
+                if day == local.weekday() and start <= minute < end
+            ]
+            if not ends:
+                return local
+            midnight = datetime.combine(local.date(), time(), tzinfo=self.zone)
+            local = midnight + timedelta(minutes=max(ends))
+            if not self.is_open(local):
+                return local
+        return None
 
     def next_opening(self, moment: datetime) -> datetime | None:
         """The first moment after `moment` when the calendar is open (None: never within a year)."""
@@ -229,15 +250,10 @@ def omniroute_arrival_checks(setup: Setup) -> Iterable[ArrivalCheck]:
 
     def check(task: Task) -> tuple[str, str | None] | None:
         rules = section.queues.get(task.queue or "")
-        if rules is None:
-            return None
+        if rules is None or task.channel in section.hold_channels:
+            return None  # hold channels are held, while closed, as they enter the queue
         calendar = section.calendars[rules.calendar] if rules.calendar else None
-        open_now = calendar is None or calendar.is_open(engine.wall_time())
-        if task.channel in section.hold_channels:
-            if not open_now and calendar is not None:
-                hold_until_opening(task, calendar)
-            return None
-        if not open_now:
+        if calendar is not None and not calendar.is_open(engine.wall_time()):
             return "off_hours", rules.messages.off_hours
         if engine.queue_counts(task.queue, task.channel)["total"] == 0:
             return "no_agents", rules.messages.no_agents
@@ -247,55 +263,75 @@ def omniroute_arrival_checks(setup: Setup) -> Iterable[ArrivalCheck]:
                 return "max_wait", rules.messages.max_wait
         return None
 
-    def hold_until_opening(task: Task, calendar: Calendar) -> None:
-        opening = calendar.next_opening(engine.wall_time())
-        until = None if opening is None else (opening - engine.start).total_seconds()
-        setup.hold_task(task, until, "off_hours")
-
     return [ArrivalCheck("hours", check)]
 
 
-@hookimpl
-def omniroute_filters(setup: Setup) -> Iterable[Filter]:
-    """Hold-channel tasks that were admitted while open wait for the next opening when the
-    queue closes; a wake-up timer at that opening routes them again."""
-    section: OffHoursSection = setup.section
-    engine = setup.engine
-    if not section.hold_channels:
-        return []
+def _seconds(setup: Setup, moment: datetime) -> float:
+    return (moment - setup.engine.start).total_seconds()
 
-    def calendar_of(task: Task) -> Calendar | None:
-        rules = section.queues.get(task.queue or "")
-        if rules is None or rules.calendar is None or task.channel not in section.hold_channels:
-            return None
-        return section.calendars[rules.calendar]
 
-    def open_for(task: Task, _agent: Agent) -> bool:
-        calendar = calendar_of(task)
-        if calendar is None or calendar.is_open(engine.wall_time()):
-            return True
-        opening = calendar.next_opening(engine.wall_time())
-        if opening is not None:
-            at = (opening - engine.start).total_seconds()
-            wakeups = setup.state().setdefault("wakeups", [])
-            if at not in wakeups:
-                wakeups.append(at)
-                setup.set_timer(at, lambda: None)
-        return False
-
-    return [Filter("open", open_for, lambda task, _agent: f"queue {task.queue!r} is closed")]
+def _hold_until_opening(setup: Setup, task: Task, calendar: Calendar) -> None:
+    opening = calendar.next_opening(setup.engine.wall_time())
+    setup.hold_task(task, None if opening is None else _seconds(setup, opening), "off_hours")
 
 
 @hookimpl
 def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
+    """Hold-channel tasks wait while their queue is closed: a task entering a closed queue
+    is held until the opening, and at each closing the waiting ones are held too, by a
+    timer at the closing time (nothing is checked per agent, nothing polls). Offers feed
+    the history behind the estimated wait."""
     section: OffHoursSection = setup.section
+    engine = setup.engine
+    handlers: list[EventHandler] = []
+
+    holding: dict[str, list[str]] = {}  # calendar -> queues whose hold-channel tasks it governs
+    if section.hold_channels:
+        for queue, rules in section.queues.items():
+            if rules.calendar is not None:
+                holding.setdefault(rules.calendar, []).append(queue)
+
+    def schedule_closing(name: str, after: datetime) -> None:
+        closing = section.calendars[name].next_closing(after)
+        if closing is not None:
+            setup.set_timer(_seconds(setup, closing), lambda: close(name))
+
+    def close(name: str) -> None:
+        calendar = section.calendars[name]
+        for task_id in list(engine.state.waiting):
+            task = engine.state.tasks[task_id]
+            if (
+                task.queue in holding[name]
+                and task.channel in section.hold_channels
+                and task.hold_reason is None
+            ):
+                _hold_until_opening(setup, task, calendar)
+        opening = calendar.next_opening(engine.wall_time())
+        if opening is not None:
+            schedule_closing(name, opening)
+
+    def entered_queue(task: Task | None, _agent: Agent | None) -> None:
+        if task is None or task.channel not in section.hold_channels:
+            return
+        rules = section.queues.get(task.queue or "")
+        if rules is not None and rules.calendar is not None:
+            calendar = section.calendars[rules.calendar]
+            if not calendar.is_open(engine.wall_time()):
+                _hold_until_opening(setup, task, calendar)
+
+    for name, calendar in ((name, section.calendars[name]) for name in holding):
+        now = engine.wall_time()
+        first_open = now if calendar.is_open(now) else calendar.next_opening(now)
+        if first_open is not None:
+            schedule_closing(name, first_open)
+    if holding:
+        handlers.append(EventHandler("entered_queue", entered_queue))
+
     windows = {
         name: rules.evaluation_window
         for name, rules in section.queues.items()
         if rules.max_wait is not None
     }
-    if not windows:
-        return []
 
     def offered(task: Task | None, _agent: Agent | None) -> None:
         if task is None or task.queue not in windows or task.channel in section.hold_channels:
@@ -309,4 +345,6 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
         while history and history[0][0] <= horizon:
             history.pop(0)
 
-    return [EventHandler("offered", offered)]
+    if windows:
+        handlers.append(EventHandler("offered", offered))
+    return handlers

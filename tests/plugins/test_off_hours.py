@@ -57,6 +57,22 @@ def test_opening_across_a_daylight_saving_change() -> None:
     assert calendar.next_opening(datetime(2026, 3, 28, 20, 0, tzinfo=UTC)).astimezone(UTC).hour == 7  # type: ignore[union-attr]
 
 
+def test_closings_follow_back_to_back_intervals() -> None:
+    calendar = Calendar("UTC", {"mon": "20:00-24:00", "tue": "00:00-06:00, 09:00-17:00"})
+    utc = UTC
+    assert calendar.next_closing(datetime(2026, 1, 5, 21, 0, tzinfo=utc)) == datetime(
+        2026, 1, 6, 6, 0, tzinfo=utc
+    )
+    assert calendar.next_closing(datetime(2026, 1, 6, 10, 0, tzinfo=utc)) == datetime(
+        2026, 1, 6, 17, 0, tzinfo=utc
+    )
+    assert calendar.next_closing(datetime(2026, 1, 6, 7, 0, tzinfo=utc)) == datetime(
+        2026, 1, 6, 7, 0, tzinfo=utc
+    )
+    always = Calendar("UTC", {"mon-sun": "00:00-24:00"})
+    assert always.next_closing(datetime(2026, 1, 6, 7, 0, tzinfo=utc)) is None
+
+
 def test_a_never_open_calendar_has_no_opening_and_warns() -> None:
     assert Calendar("UTC", {}).next_opening(datetime(2026, 1, 1, tzinfo=UTC)) is None
     deployment = load_deployment(
@@ -91,11 +107,8 @@ def test_messages_waiting_at_closing_time_wait_for_the_next_opening() -> None:
     engine.advance_to(2 * 3600)  # 19:00: closed
     engine.complete("m1")
     assert engine.task("m2").state == "queued"
-    (decision,) = engine.decisions_for("m2")
-    assert [(c.excluded_by, c.reason) for c in decision.candidates] == [
-        ("off_hours.open", "queue 'support' is closed")
-    ]
-    engine.run_timers()  # the wake-up timer at Tuesday 09:00
+    assert engine.task("m2").hold_reason == "off_hours"  # held at 18:00 by the closing timer
+    engine.run_timers(until=16 * 3600)  # released at Tuesday 09:00
     assert engine.task("m2").state == "assigned"
     assert engine.offers[-1].at == 16 * 3600
 

@@ -1,0 +1,150 @@
+"""Reports of a simulation: a table for people, PNG charts for slides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .simulator import SimulationResult
+
+
+def _seconds(value: float) -> str:
+    if value < 120:
+        return f"{value:.1f} s"
+    return f"{value / 60:.1f} min"
+
+
+def _row(name: str, figures: dict[str, Any]) -> list[str]:
+    rejected = sum(figures["rejected"].values())
+    return [
+        name,
+        str(figures["interactions"]),
+        str(figures["answered"]),
+        str(figures["abandoned"]),
+        str(rejected),
+        _seconds(figures["mean_wait"]),
+        _seconds(figures["p90_wait"]),
+        f"{figures['service_level']:.1%}",
+        f"{figures['occupancy']:.1%}",
+    ]
+
+
+def print_report(result: SimulationResult, console: Console) -> None:
+    figures = result.figures()
+    hours = result.duration / 3600
+    console.print(
+        f"[bold]{result.workload}[/bold]: {hours:g} h simulated, seed {result.seed}, "
+        f"service level = answered within {result.threshold:g} s"
+    )
+    table = Table(show_lines=False)
+    for column in (
+        "",
+        "interactions",
+        "answered",
+        "abandoned",
+        "rejected",
+        "mean wait",
+        "p90 wait",
+        "service level",
+        "occupancy",
+    ):
+        table.add_column(column, justify="left" if not column else "right")
+    table.add_row(*_row("all", figures), style="bold")
+    for section, label in (("by_queue", "queue"), ("by_channel", "channel"), ("by_group", "group")):
+        if figures[section]:
+            table.add_section()
+            for name, values in figures[section].items():
+                table.add_row(*_row(f"{label} {name}", values))
+    console.print(table)
+    reasons = {
+        **figures["rejected"],
+        **{f"canceled: {k}": v for k, v in figures["canceled"].items()},
+    }
+    if reasons:
+        console.print(
+            "not routed: "
+            + ", ".join(f"{reason} {count}" for reason, count in sorted(reasons.items()))
+        )
+    if figures["unfinished"]:
+        console.print(f"still waiting or in progress when the run stopped: {figures['unfinished']}")
+
+
+def write_plots(result: SimulationResult, folder: Path) -> list[Path]:
+    """Service level and queue length over time, wait distribution, occupancy by agent, share by group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    series = result.series
+    hours = [t / 3600 for t in series["time"]]
+
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    levels = [
+        within / (answered + abandoned) if answered + abandoned else float("nan")
+        for within, answered, abandoned in zip(
+            series["answered_in_threshold"], series["answered"], series["abandoned"], strict=True
+        )
+    ]
+    top.plot(hours, [level * 100 for level in levels], color="tab:green")
+    top.set_ylabel(f"service level (%)\nanswered within {result.threshold:g} s")
+    top.set_ylim(-5, 105)
+    top.grid(alpha=0.3)
+    bottom.plot(hours, series["waiting"], color="tab:blue", label="waiting")
+    bottom.plot(hours, series["busy_agents"], color="tab:orange", label="busy agents")
+    bottom.set_ylabel("count")
+    bottom.set_xlabel("hours")
+    bottom.legend()
+    bottom.grid(alpha=0.3)
+    figure.suptitle(f"{result.workload}: service level and queue over time")
+    written.append(_save(figure, folder / "service-level-and-queue.png"))
+
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    waits = result.waits()
+    axis.hist(waits or [0], bins=50, color="tab:purple")
+    axis.axvline(result.threshold, color="black", linestyle="--", label=f"{result.threshold:g} s")
+    axis.set_xlabel("wait from arrival to offer (s)")
+    axis.set_ylabel("answered interactions")
+    axis.set_title("wait distribution")
+    axis.legend()
+    written.append(_save(figure, folder / "wait-distribution.png"))
+
+    occupancy = result.figures()["occupancy_by_agent"]
+    figure, axis = plt.subplots(figsize=(max(6, len(occupancy) * 0.25), 4.5))
+    names = list(occupancy)
+    axis.bar(range(len(names)), [occupancy[name] * 100 for name in names], color="tab:orange")
+    axis.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    axis.set_ylabel("occupancy (%)")
+    axis.set_ylim(0, 100)
+    axis.set_title("occupancy by agent (time holding at least one task)")
+    written.append(_save(figure, folder / "occupancy-by-agent.png"))
+
+    shares = result.first_offer_shares()
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    queues = list(shares)
+    groups = sorted({group for values in shares.values() for group in values})
+    bottoms = [0.0] * len(queues)
+    for group in groups:
+        heights = [shares[queue].get(group, 0.0) * 100 for queue in queues]
+        axis.bar(queues, heights, bottom=bottoms, label=group)
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    axis.set_ylabel("share of answered interactions (%)")
+    axis.set_title("share by agent group, per queue")
+    if groups:
+        axis.legend()
+    written.append(_save(figure, folder / "share-by-group.png"))
+    return written
+
+
+def _save(figure: Any, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return path

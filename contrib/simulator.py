@@ -1,0 +1,399 @@
+"""What-if simulation: a workload's traffic through the real engine on a simulated clock.
+
+The simulator owns arrivals, handle times and abandonment; everything else (workflow,
+plugins, timers) is the same Engine as live routing, with auto-accept. Each traffic
+stream draws from its own random generator seeded from the workload's seed, so the same
+seed gives the same figures.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import math
+import random
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+
+from omniroute.core import Engine, EngineOptions
+
+from .workload import Stream, Workload
+
+#: how long after the traffic stops the simulator keeps going to let queues drain
+DRAIN_LIMIT = 24 * 3600.0
+SERIES_POINTS = 240
+
+
+@attrs.define
+class Interaction:
+    id: str
+    stream: str
+    channel: str
+    arrival: float
+    handle_time: float
+    patience: float | None
+    queue: str | None = None
+    first_offer: float | None = None
+    agent: str | None = None
+    end: float | None = None
+    state: str = "queued"
+    reason: str | None = None
+
+    @property
+    def wait(self) -> float | None:
+        return None if self.first_offer is None else self.first_offer - self.arrival
+
+
+@attrs.frozen
+class SimulationResult:
+    workload: str
+    seed: int
+    duration: float
+    horizon: float
+    threshold: float
+    interactions: tuple[Interaction, ...]
+    agents: dict[str, tuple[str, ...]]  # agent id -> groups
+    series: dict[str, list[float]]
+    events: int
+
+    def figures(self) -> dict[str, Any]:
+        """The JSON the CLI prints: overall figures, then by queue, channel and group."""
+        everything = list(self.interactions)
+        result = self._figures(everything, _anyone, _anything)
+        result.update(
+            workload=self.workload,
+            seed=self.seed,
+            duration=self.duration,
+            horizon=self.horizon,
+            events=self.events,
+        )
+        result["by_queue"] = {
+            queue: self._figures(
+                [i for i in everything if i.queue == queue],
+                _anyone,
+                functools.partial(_in_queue, queue),
+            )
+            for queue in sorted({i.queue for i in everything if i.queue is not None})
+        }
+        result["by_channel"] = {
+            channel: self._figures(
+                [i for i in everything if i.channel == channel],
+                _anyone,
+                functools.partial(_on_channel, channel),
+            )
+            for channel in sorted({i.channel for i in everything})
+        }
+        groups = sorted({group for groups in self.agents.values() for group in groups})
+        result["by_group"] = {
+            group: self._figures(
+                [i for i in everything if i.agent is not None and group in self.agents[i.agent]],
+                functools.partial(_member, self.agents, group),
+                _anything,
+            )
+            for group in groups
+        }
+        result["occupancy_by_agent"] = {
+            agent: self._occupancy([agent], _anything) for agent in self.agents
+        }
+        return result
+
+    def _figures(
+        self,
+        interactions: list[Interaction],
+        agents: Callable[[str], bool],
+        counts: Callable[[Interaction], bool],
+    ) -> dict[str, Any]:
+        answered = [i for i in interactions if i.first_offer is not None]
+        waits = sorted(i.wait for i in answered if i.wait is not None)
+        abandoned = sum(1 for i in interactions if i.reason == "abandoned")
+        rejected: dict[str, int] = {}
+        canceled: dict[str, int] = {}
+        for interaction in interactions:
+            if interaction.state == "rejected":
+                rejected[interaction.reason or "?"] = rejected.get(interaction.reason or "?", 0) + 1
+            elif interaction.state == "canceled" and interaction.reason != "abandoned":
+                canceled[interaction.reason or "?"] = canceled.get(interaction.reason or "?", 0) + 1
+        within = sum(1 for wait in waits if wait <= self.threshold)
+        offered_to = answered + [i for i in interactions if i.reason == "abandoned"]
+        return {
+            "interactions": len(interactions),
+            "answered": len(answered),
+            "abandoned": abandoned,
+            "rejected": rejected,
+            "canceled": canceled,
+            "unfinished": sum(
+                1 for i in interactions if i.state in ("queued", "reserved", "assigned")
+            ),
+            "mean_wait": sum(waits) / len(waits) if waits else 0.0,
+            "p90_wait": _percentile(waits, 0.9),
+            "service_level": within / len(offered_to) if offered_to else 1.0,
+            "occupancy": self._occupancy([agent for agent in self.agents if agents(agent)], counts),
+        }
+
+    def _occupancy(self, agents: list[str], counts: Callable[[Interaction], bool]) -> float:
+        """Mean over the agents of the fraction of the horizon they held at least one task."""
+        if not agents or self.horizon <= 0:
+            return 0.0
+        intervals: dict[str, list[tuple[float, float]]] = {agent: [] for agent in agents}
+        for interaction in self.interactions:
+            if (
+                interaction.agent in intervals
+                and interaction.first_offer is not None
+                and counts(interaction)
+            ):
+                intervals[interaction.agent].append(
+                    (
+                        interaction.first_offer,
+                        interaction.end if interaction.end is not None else self.horizon,
+                    )
+                )
+        return sum(_union_length(spans) for spans in intervals.values()) / (
+            len(agents) * self.horizon
+        )
+
+    def waits(self) -> list[float]:
+        return [i.wait for i in self.interactions if i.wait is not None]
+
+    def first_offer_shares(self) -> dict[str, dict[str, float]]:
+        """Per queue, the fraction of answered interactions whose agent belongs to each group."""
+        shares: dict[str, dict[str, float]] = {}
+        for queue in sorted({i.queue for i in self.interactions if i.queue and i.agent}):
+            answered = [i for i in self.interactions if i.queue == queue and i.agent]
+            counts: dict[str, int] = {}
+            for interaction in answered:
+                for group in self.agents[interaction.agent or ""] or ("(no group)",):
+                    counts[group] = counts.get(group, 0) + 1
+            shares[queue] = {
+                group: count / len(answered) for group, count in sorted(counts.items())
+            }
+        return shares
+
+
+def _anyone(_agent: str) -> bool:
+    return True
+
+
+def _anything(_interaction: Interaction) -> bool:
+    return True
+
+
+def _in_queue(queue: str, interaction: Interaction) -> bool:
+    return interaction.queue == queue
+
+
+def _on_channel(channel: str, interaction: Interaction) -> bool:
+    return interaction.channel == channel
+
+
+def _member(groups_of: dict[str, tuple[str, ...]], group: str, agent: str) -> bool:
+    return group in groups_of[agent]
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of sorted values (0 when there are none)."""
+    if not values:
+        return 0.0
+    rank = max(math.ceil(fraction * len(values)), 1)
+    return values[rank - 1]
+
+
+def _union_length(spans: list[tuple[float, float]]) -> float:
+    total, current_start, current_end = 0.0, None, None
+    for start, end in sorted(spans):
+        if current_end is None or start > current_end:
+            if current_end is not None and current_start is not None:
+                total += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_end is not None and current_start is not None:
+        total += current_end - current_start
+    return total
+
+
+class _Arrivals:
+    """Poisson arrivals of one stream, piecewise-constant rate over equal intervals."""
+
+    def __init__(self, stream: Stream, duration: float, rng: random.Random) -> None:
+        self.rates = stream.rates
+        self.interval = duration / len(stream.rates)
+        self.duration = duration
+        self.rng = rng
+
+    def after(self, now: float) -> float | None:
+        while now < self.duration:
+            index = min(int(now // self.interval), len(self.rates) - 1)
+            boundary = min((index + 1) * self.interval, self.duration)
+            rate = self.rates[index]
+            if rate > 0:
+                candidate = now + self.rng.expovariate(rate)
+                if candidate < boundary:
+                    return candidate
+            now = boundary  # memoryless: start afresh in the next interval
+        return None
+
+
+def simulate(
+    workload: Workload, progress: Callable[[float], None] | None = None
+) -> SimulationResult:
+    """Run the workload; `progress(simulated_seconds)` is called as the clock moves."""
+    engine = Engine(
+        workload.deployment,
+        start=workload.start,
+        options=EngineOptions(auto_accept=True, record_decisions=False, transactional=False),
+    )
+    for agent_id, channels, attributes, groups, status in workload.agents:
+        engine.add_agent(agent_id, channels, attributes, groups, status)
+
+    heap: list[tuple[float, int, str, Any]] = []
+    sequence = 0
+
+    def push(at: float, kind: str, payload: Any) -> None:
+        nonlocal sequence
+        heapq.heappush(heap, (at, sequence, kind, payload))
+        sequence += 1
+
+    arrivals = []
+    task_rngs = []
+    for index, stream in enumerate(workload.streams):
+        arrivals.append(
+            _Arrivals(stream, workload.duration, random.Random(f"{workload.seed}/{index}/arrivals"))
+        )
+        task_rngs.append(random.Random(f"{workload.seed}/{index}/tasks"))
+        first = arrivals[index].after(0.0)
+        if first is not None:
+            push(first, "arrival", index)
+
+    interactions: dict[str, Interaction] = {}
+    offers = engine.state.offers
+    seen_offers = 0
+    series: dict[str, list[float]] = {
+        "time": [],
+        "waiting": [],
+        "answered": [],
+        "answered_in_threshold": [],
+        "abandoned": [],
+        "busy_agents": [],
+    }
+    step = max(workload.duration / SERIES_POINTS, 1.0)
+    next_sample = 0.0
+    bin_counts = {"answered": 0, "answered_in_threshold": 0, "abandoned": 0}
+    events = 0
+    limit = workload.duration + DRAIN_LIMIT
+
+    def harvest() -> None:
+        nonlocal seen_offers
+        while seen_offers < len(offers):
+            offer = offers[seen_offers]
+            seen_offers += 1
+            interaction = interactions.get(offer.task)
+            if interaction is None or interaction.first_offer is not None:
+                continue
+            interaction.first_offer, interaction.agent, interaction.queue = (
+                offer.at,
+                offer.agent,
+                offer.queue,
+            )
+            bin_counts["answered"] += 1
+            bin_counts["answered_in_threshold"] += (
+                offer.at - interaction.arrival <= workload.service_level_threshold
+            )
+            push(offer.at + interaction.handle_time, "complete", offer.task)
+
+    def sample(until: float) -> None:
+        nonlocal next_sample
+        while next_sample <= until and next_sample <= workload.duration:
+            series["time"].append(next_sample)
+            series["waiting"].append(float(len(engine.state.waiting)))
+            series["busy_agents"].append(
+                float(sum(1 for agent in engine.state.agents.values() if agent.held_count()))
+            )
+            for key in bin_counts:
+                series[key].append(float(bin_counts[key]))
+                bin_counts[key] = 0
+            next_sample += step
+
+    while True:
+        # Engine timers (reroutes, cascades, openings) may make offers whose completions
+        # come before the next event here, so they run one at a time, in time order.
+        due = engine.next_timer_at()
+        if due is not None and (not heap or due < heap[0][0]):
+            if due > limit or (not heap and not engine.state.waiting):
+                break
+            sample(due)
+            engine.advance_to(due)
+            harvest()
+            continue
+        if not heap:
+            break
+        at, _, kind, payload = heapq.heappop(heap)
+        if at > limit:
+            break
+        sample(at)
+        engine.advance_to(at)
+        harvest()
+        events += 1
+        if kind == "arrival":
+            stream = workload.streams[payload]
+            rng = task_rngs[payload]
+            task_id = f"t{len(interactions) + 1}"
+            interaction = Interaction(
+                task_id,
+                stream.name,
+                stream.channel,
+                at,
+                stream.handle_time(rng),
+                stream.patience(rng) if stream.patience is not None else None,
+            )
+            interactions[task_id] = interaction
+            attributes = stream.attributes(rng)
+            engine.create_task(
+                task_id, stream.channel, attributes, stream.priority, stream.queue, stream.profile
+            )
+            task = engine.state.tasks[task_id]
+            interaction.queue = task.queue
+            if interaction.patience is not None and task.state == "queued":
+                push(at + interaction.patience, "abandon", task_id)
+            following = arrivals[payload].after(at)
+            if following is not None:
+                push(following, "arrival", payload)
+        elif kind == "complete":
+            engine.complete(payload)
+        elif kind == "abandon" and engine.state.tasks[payload].state == "queued":
+            engine.cancel(payload, reason="abandoned")
+            bin_counts["abandoned"] += 1
+        harvest()
+        if progress is not None:
+            progress(min(at, workload.duration))
+
+    horizon = max(engine.now, workload.duration)
+    sample(workload.duration)
+    for interaction in interactions.values():
+        task = engine.state.tasks[interaction.id]
+        interaction.state, interaction.reason = task.state, task.reason
+        if interaction.queue is None:
+            interaction.queue = task.queue
+        if task.state == "completed" and interaction.first_offer is not None:
+            interaction.end = interaction.first_offer + interaction.handle_time
+        elif task.state == "canceled" and interaction.first_offer is not None:
+            interaction.end = _end_from_history(task.history)
+    return SimulationResult(
+        workload=workload.name,
+        seed=workload.seed,
+        duration=workload.duration,
+        horizon=horizon,
+        threshold=workload.service_level_threshold,
+        interactions=tuple(interactions.values()),
+        agents={agent.id: agent.groups for agent in engine.state.agents.values()},
+        series=series,
+        events=events,
+    )
+
+
+def _end_from_history(history: Iterable[tuple[float, str]]) -> float | None:
+    last = None
+    for at, _ in history:
+        last = at
+    return last

@@ -1,0 +1,319 @@
+"""Workload files for the simulator: a deployment, agents, and traffic to send at it.
+
+```yaml
+deployment: ../deployments/contact-center.yaml
+seed: 7
+duration: 8h
+agents:
+  - {count: 40, id: "a{n}", channels: {voice: 1, chat: 2}, groups: [in_house]}
+traffic:
+  - channel: chat
+    rate: 300/h                       # Poisson arrivals; or a list of rates, one per equal interval
+    handle_time: {exponential: 6m}    # or lognormal, constant, empirical
+    patience: {exponential: 3m}       # abandonment; absent: never
+    attributes: {language: {es: 0.3, en: 0.7}}   # a mapping of weights is drawn from
+```
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from omniroute.core import (
+    DEFAULT_START,
+    Deployment,
+    DeploymentError,
+    Problem,
+    load_deployment,
+    read_mapping_file,
+)
+from omniroute.core.converter import structure
+from omniroute.core.durations import parse_duration
+from omniroute.core.spec import Duration
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h|d)\s*$")
+_PER_SECOND = {"s": 1.0, "m": 1 / 60, "h": 1 / 3600, "d": 1 / 86_400}
+
+
+def parse_rate(value: Any) -> float:
+    """Arrivals per second from "300/h", "5/m", "0.2/s" or a number (per hour)."""
+    if isinstance(value, bool):
+        raise ValueError(f'expected a rate such as "300/h", got {value!r}')
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"a rate cannot be negative, got {value!r}")
+        return float(value) / 3600
+    if isinstance(value, str):
+        match = _RATE.match(value)
+        if match:
+            return float(match.group(1)) * _PER_SECOND[match.group(2)]
+    raise ValueError(f'expected a rate such as "300/h", "5/m" or a number per hour, got {value!r}')
+
+
+Sampler = Callable[[random.Random], float]
+
+
+def parse_distribution(value: Any, what: str) -> Sampler:
+    """A sampler of seconds from {exponential: MEAN}, {lognormal: {mean, sd}}, {constant: X},
+    {empirical: [X, ...]} or a plain duration (constant)."""
+    if not isinstance(value, Mapping):
+        constant = parse_duration(value)
+        return lambda _rng: constant
+    if len(value) != 1:
+        raise ValueError(f"{what}: give one of exponential, lognormal, constant, empirical")
+    ((kind, argument),) = value.items()
+    if kind == "exponential":
+        mean = parse_duration(argument)
+        if mean <= 0:
+            raise ValueError(f"{what}: the mean must be positive")
+        return lambda rng: rng.expovariate(1 / mean)
+    if kind == "constant":
+        constant = parse_duration(argument)
+        return lambda _rng: constant
+    if kind == "lognormal":
+        if not isinstance(argument, Mapping) or set(argument) != {"mean", "sd"}:
+            raise ValueError(f"{what}: lognormal takes {{mean: ..., sd: ...}}")
+        mean, sd = parse_duration(argument["mean"]), parse_duration(argument["sd"])
+        if mean <= 0:
+            raise ValueError(f"{what}: the mean must be positive")
+        sigma = math.sqrt(math.log(1 + (sd / mean) ** 2))
+        mu = math.log(mean) - sigma**2 / 2
+        return lambda rng: rng.lognormvariate(mu, sigma)
+    if kind == "empirical":
+        if not isinstance(argument, list) or not argument:
+            raise ValueError(f"{what}: empirical takes a non-empty list of durations")
+        values = [parse_duration(item) for item in argument]
+        return lambda rng: rng.choice(values)
+    raise ValueError(
+        f"{what}: unknown distribution {kind!r} (exponential, lognormal, constant, empirical)"
+    )
+
+
+def _is_weights(value: Any) -> bool:
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
+            for w in value.values()
+        )
+        and sum(value.values()) > 0
+    )
+
+
+def attribute_drawer(attributes: Mapping[str, Any]) -> Callable[[random.Random], dict[str, Any]]:
+    """Attributes for one task: a mapping of value → weight is drawn from; anything else is fixed."""
+    fixed = {key: value for key, value in attributes.items() if not _is_weights(value)}
+    drawn = {
+        key: (list(value), list(value.values()))
+        for key, value in attributes.items()
+        if _is_weights(value)
+    }
+
+    def draw(rng: random.Random) -> dict[str, Any]:
+        result = dict(fixed)
+        for key, (choices, weights) in drawn.items():
+            result[key] = rng.choices(choices, weights)[0]
+        return result
+
+    return draw
+
+
+@attrs.frozen
+class AgentSpec:
+    channels: dict[str, int]
+    id: str = "a{n}"
+    count: int = 1
+    attributes: dict[str, Any] = attrs.Factory(dict)
+    groups: tuple[str, ...] = ()
+    status: str = "ready"
+
+
+@attrs.frozen
+class TrafficSpec:
+    channel: str
+    rate: Any
+    handle_time: Any
+    patience: Any = None
+    attributes: dict[str, Any] = attrs.Factory(dict)
+    priority: int = 0
+    queue: str | None = None
+    profile: str | None = None
+    name: str | None = None
+
+
+@attrs.frozen
+class WorkloadSpec:
+    deployment: Any
+    duration: Duration
+    agents: tuple[AgentSpec, ...]
+    traffic: tuple[TrafficSpec, ...]
+    seed: int = 0
+    start: Any = None
+    #: seconds within which an answer counts towards the service level
+    service_level_threshold: Duration = Duration(20.0)
+    name: str | None = None
+
+
+@attrs.frozen
+class Stream:
+    """One traffic entry, ready to sample."""
+
+    name: str
+    channel: str
+    rates: tuple[float, ...]  # arrivals per second, one per equal interval of the duration
+    handle_time: Sampler
+    patience: Sampler | None
+    attributes: Callable[[random.Random], dict[str, Any]]
+    priority: int
+    queue: str | None
+    profile: str | None
+
+
+@attrs.frozen
+class Workload:
+    name: str
+    deployment: Deployment
+    duration: float
+    seed: int
+    start: datetime
+    agents: tuple[tuple[str, dict[str, int], dict[str, Any], tuple[str, ...], str], ...]
+    streams: tuple[Stream, ...]
+    service_level_threshold: float
+
+
+def load_workload(source: str | Path | Mapping[str, Any], *, base: Path | None = None) -> Workload:
+    """A workload from a file or mapping; DeploymentError lists every problem in it."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        raw, base, label = read_mapping_file(path), path.parent, str(path)
+    else:
+        raw, base, label = source, base or Path.cwd(), "<workload>"
+    if not isinstance(raw, Mapping):
+        raise DeploymentError(label, [Problem("", "a workload must be a mapping of keys")])
+    spec, problems = structure(raw, WorkloadSpec)
+    streams: list[Stream] = []
+    agents: list[tuple[str, dict[str, int], dict[str, Any], tuple[str, ...], str]] = []
+    start = DEFAULT_START
+    if spec is not None:
+        for index, traffic in enumerate(spec.traffic):
+            stream = _stream(index, traffic, problems)
+            if stream is not None:
+                streams.append(stream)
+        agents = _agents(spec.agents, problems)
+        if spec.start is not None:
+            try:
+                start = (
+                    datetime.fromisoformat(str(spec.start))
+                    if not isinstance(spec.start, datetime)
+                    else spec.start
+                )
+                if start.tzinfo is None:
+                    start = start.replace(tzinfo=DEFAULT_START.tzinfo)
+            except ValueError:
+                problems.append(Problem("start", f"expected an ISO date-time, got {spec.start!r}"))
+        if spec.duration <= 0:
+            problems.append(Problem("duration", "must be positive"))
+    deployment = None
+    source_deployment = raw.get("deployment")
+    try:
+        if isinstance(source_deployment, str):
+            deployment = load_deployment(base / source_deployment)
+        elif isinstance(source_deployment, Mapping):
+            deployment = load_deployment(source_deployment, name=f"{label} (inline deployment)")
+    except DeploymentError as error:
+        problems += [Problem(f"deployment: {p.path}", p.message) for p in error.problems]
+    if problems or spec is None or deployment is None:
+        raise DeploymentError(label, problems)
+    return Workload(
+        name=spec.name or Path(label).stem,
+        deployment=deployment,
+        duration=spec.duration,
+        seed=spec.seed,
+        start=start,
+        agents=tuple(agents),
+        streams=tuple(streams),
+        service_level_threshold=spec.service_level_threshold,
+    )
+
+
+def _stream(index: int, traffic: TrafficSpec, problems: list[Problem]) -> Stream | None:
+    path = f"traffic[{index}]"
+    found_problem = False
+    rates: list[float] = []
+    for position, value in enumerate(
+        traffic.rate if isinstance(traffic.rate, list) else [traffic.rate]
+    ):
+        try:
+            rates.append(parse_rate(value))
+        except ValueError as error:
+            where = f"{path}.rate[{position}]" if isinstance(traffic.rate, list) else f"{path}.rate"
+            problems.append(Problem(where, str(error)))
+            found_problem = True
+    if not rates and not found_problem:
+        problems.append(Problem(f"{path}.rate", "give at least one rate"))
+        found_problem = True
+    samplers: dict[str, Sampler | None] = {}
+    for key in ("handle_time", "patience"):
+        value = getattr(traffic, key)
+        if value is None:
+            samplers[key] = None
+            continue
+        try:
+            samplers[key] = parse_distribution(value, key)
+        except ValueError as error:
+            problems.append(Problem(f"{path}.{key}", str(error)))
+            found_problem = True
+    if found_problem:
+        return None
+    handle_time = samplers["handle_time"]
+    assert handle_time is not None
+    return Stream(
+        name=traffic.name or f"{traffic.channel} #{index}",
+        channel=traffic.channel,
+        rates=tuple(rates),
+        handle_time=handle_time,
+        patience=samplers["patience"],
+        attributes=attribute_drawer(traffic.attributes),
+        priority=traffic.priority,
+        queue=traffic.queue,
+        profile=traffic.profile,
+    )
+
+
+def _agents(
+    specs: tuple[AgentSpec, ...], problems: list[Problem]
+) -> list[tuple[str, dict[str, int], dict[str, Any], tuple[str, ...], str]]:
+    agents = []
+    seen: set[str] = set()
+    for index, spec in enumerate(specs):
+        if spec.count < 1:
+            problems.append(Problem(f"agents[{index}].count", "must be at least 1"))
+            continue
+        if spec.count > 1 and "{n}" not in spec.id:
+            problems.append(
+                Problem(
+                    f"agents[{index}].id", 'with a count above 1 the id needs {n}, such as "a{n}"'
+                )
+            )
+            continue
+        for n in range(1, spec.count + 1):
+            agent_id = spec.id.replace("{n}", str(n))
+            if agent_id in seen:
+                problems.append(
+                    Problem(f"agents[{index}].id", f"agent {agent_id!r} is defined twice")
+                )
+                break
+            seen.add(agent_id)
+            agents.append(
+                (agent_id, dict(spec.channels), dict(spec.attributes), spec.groups, spec.status)
+            )
+    return agents
