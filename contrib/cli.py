@@ -254,7 +254,8 @@ def simulate_command(
     loaded = load_workload(workload)
     if seed is not None:
         loaded = attrs.evolve(loaded, seed=seed)
-    console = Console()
+    # Piped output gets room for the whole table rather than rich's 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 140)
     if as_json or not sys.stdout.isatty():
         result = simulate(loaded)
     else:
