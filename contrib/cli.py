@@ -180,20 +180,50 @@ def eval_command(
 
 @cli.command("check")
 @click.argument("deployment", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--agents",
+    "agents_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A roster (a list of agents, or a scenario or workload with `agents`) to check the queues and groups against.",
+)
 @_debug_option
-def check_command(deployment: Path) -> None:
+def check_command(deployment: Path, agents_file: Path | None) -> None:
     """Validate a DEPLOYMENT file (TOML, YAML or JSON) and list every problem.
 
-    Exit status: 0 when it is valid (warnings are shown but do not fail it), 1 otherwise.
+    Errors fail the check; policy warnings (unreachable filters and targets, channels
+    the deployment does not declare, calendars never open, queues or groups no agent of
+    the roster can serve, ...) are shown with a fix but do not.
+
+    Exit status: 0 when it is valid (warnings or not), 1 otherwise.
     """
     loaded = load_deployment(deployment)
-    for warning in loaded.warnings:
+    warnings = list(loaded.warnings)
+    if agents_file is not None:
+        warnings += _roster_warnings(loaded, agents_file)
+    for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     filters = len(loaded.workflow.filters) if loaded.workflow else 0
     click.echo(
         f"{deployment}: ok — {len(loaded.channels)} channel(s), {len(loaded.queues)} queue(s), "
         f"{filters} workflow filter(s), plugins: {', '.join(loaded.plugins) or 'none'}"
     )
+
+
+def _roster_warnings(deployment: Any, path: Path) -> list[Any]:
+    from omniroute.core import checks, read_mapping_file
+
+    raw = read_mapping_file(path)
+    entries = raw.get("agents") if isinstance(raw, dict) else raw
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise UserError(
+            f"{path}: expected a list of agents, or a mapping with `agents`", exit_code=1
+        )
+    section = deployment.section("weighted_cascade")
+    groups_by_queue = {
+        queue: [*distribution.primary, *(distribution.secondary or {})]
+        for queue, distribution in (section.queues.items() if section is not None else ())
+    }
+    return list(checks.roster_warnings(deployment, checks.roster_agents(entries), groups_by_queue))
 
 
 @cli.command("test")
@@ -222,6 +252,35 @@ def test_command(paths: tuple[Path, ...], as_json: bool) -> None:
         click.echo(f"\n{len(files) - failed} passed, {failed} failed")
     if failed:
         raise click.exceptions.Exit(1)
+
+
+@cli.command("explain")
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--task", "task_id", required=True, help="The task to explain.")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@_debug_option
+def explain_command(scenario: Path, task_id: str, as_json: bool) -> None:
+    """Why a task of a SCENARIO went where it went.
+
+    Runs the scenario, then shows for each offer of the task every agent considered: the
+    filter that excluded it (and why), or its ranking keys, and why the winner won; for a
+    task never offered, why nobody could take it.
+    """
+    from .explain import explain_json, explain_lines
+
+    loaded = scenarios.load_scenario(scenario)
+    result = scenarios.run(loaded)
+    engine = result.engine
+    assert engine is not None
+    if task_id not in engine.state.tasks:
+        known = ", ".join(sorted(engine.state.tasks)) or "none"
+        raise UserError(f"{scenario}: no task {task_id!r} in this scenario (tasks: {known})")
+    task = engine.state.tasks[task_id]
+    if as_json:
+        click.echo(json.dumps(explain_json(engine, task)))
+    else:
+        for line in explain_lines(engine, task):
+            click.echo(line)
 
 
 @cli.command("simulate")

@@ -8,6 +8,7 @@
 [('c1', 'ana', 0.0)]
 """
 
+from . import checks
 from .components import ArrivalCheck, EventHandler, Filter, Preference, RankingKey, TaskOrdering
 from .config import load_deployment, read_mapping_file
 from .decisions import Candidate, Decision
@@ -40,6 +41,7 @@ __all__ = [
     "Setup",
     "Task",
     "TaskOrdering",
+    "checks",
     "hookimpl",
     "load_deployment",
     "read_mapping_file",

@@ -18,6 +18,7 @@ import yaml
 
 from omniroute.grammar import ExpressionError, compile_expression, compile_order_by
 
+from . import checks
 from . import plugins as plugin_registry
 from .converter import structure
 from .errors import DeploymentError, Problem
@@ -168,6 +169,8 @@ def _build(raw: Any, label: str, problems: list[Problem]) -> Deployment | None:
         raw=dict(raw),
     )
     if not any(problem.severity == "error" for problem in problems):
+        problems.extend(checks.workflow_warnings(deployment))
+        problems.extend(checks.channel_warnings(deployment))
         for plugin in active:
             found = plugin_registry.call_for(
                 plugin, "omniroute_validate", deployment=deployment, section=sections.get(plugin)

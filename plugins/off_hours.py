@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from omniroute.core import ArrivalCheck, EventHandler, Problem, Setup, hookimpl
+from omniroute.core import ArrivalCheck, EventHandler, Problem, Setup, checks, hookimpl
 from omniroute.core.spec import Deployment, Duration
 from omniroute.core.state import Agent, Task
 
@@ -215,6 +215,14 @@ def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iter
                 f"{NAME}.hold_channels[{index}]",
                 f"unknown channel {channel!r} (channels: {', '.join(deployment.channels)})",
             )
+    yield from checks.timeout_warnings(
+        deployment,
+        {
+            name: rules.max_wait
+            for name, rules in section.queues.items()
+            if rules.max_wait is not None
+        },
+    )
     for name, calendar in section.calendars.items():
         if not calendar.intervals:
             yield Problem(

@@ -1,0 +1,190 @@
+"""Policy checks: what makes a valid deployment silently wrong.
+
+These are warnings (`omniroute check` shows them and exits 0): each names the key path and
+says in one line how to fix it. Plugins add their own through `omniroute_validate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from omniroute.grammar import Expression
+from omniroute.grammar.nodes import And, Compare, Condition, Literal, Not, Or, Reference, Truth
+from omniroute.grammar.parser import parse_condition
+
+from .errors import Problem
+from .spec import Deployment
+from .state import Agent, worker_context
+
+MAX_USEFUL_WAIT = 24 * 3600.0
+
+
+def _warning(path: str, message: str, fix: str) -> Problem:
+    return Problem(path, f"{message}; fix: {fix}", "warning")
+
+
+def _always_true(expression: Expression) -> bool:
+    """An expression that reads nothing and is true, such as TaskRouter's `1 == 1`."""
+    return not expression.references and expression.evaluate({}) is True
+
+
+def workflow_warnings(deployment: Deployment) -> Iterator[Problem]:
+    workflow = deployment.workflow
+    if workflow is None:
+        return
+    seen: dict[str, int] = {}
+    catch_all: int | None = None
+    for item in workflow.filters:
+        path = f"workflow.filters[{item.index}]"
+        if catch_all is not None:
+            yield _warning(
+                path,
+                f"can never be reached: workflow.filters[{catch_all}] before it matches every task",
+                f"move it before workflow.filters[{catch_all}], or narrow that filter's expression",
+            )
+        elif item.expression.source.strip() in seen:
+            earlier = seen[item.expression.source.strip()]
+            yield _warning(
+                path,
+                f"can never be reached: workflow.filters[{earlier}] has the same expression",
+                "remove it, or change one of the two expressions",
+            )
+        seen.setdefault(item.expression.source.strip(), item.index)
+        if catch_all is None and _always_true(item.expression):
+            catch_all = item.index
+        stuck: int | None = None
+        total = 0.0
+        for target in item.targets:
+            if stuck is not None:
+                yield _warning(
+                    target.label,
+                    f"can never be reached: {path}.targets[{stuck}] has no timeout and no skip_if, so tasks stay there",
+                    f"give {path}.targets[{stuck}] a timeout",
+                )
+            if target.timeout is None and target.skip_if is None and stuck is None:
+                stuck = target.index
+            total += target.timeout or 0.0
+        if total > MAX_USEFUL_WAIT:
+            yield _warning(
+                f"{path}.targets",
+                f"tasks may wait {total / 3600:g} h in this filter's targets before they time out",
+                "shorten the timeouts, or end with a target without timeout",
+            )
+    if catch_all is not None and workflow.default_queue is not None:
+        yield _warning(
+            "workflow.default_queue",
+            f"is never used: workflow.filters[{catch_all}] matches every task",
+            "remove default_queue, or narrow that filter",
+        )
+
+
+def _expressions(deployment: Deployment) -> Iterator[tuple[str, Expression]]:
+    for name, queue in deployment.queues.items():
+        yield f"queues.{name}.target_workers", queue.target_workers
+    if deployment.workflow is not None:
+        for item in deployment.workflow.filters:
+            yield f"workflow.filters[{item.index}].expression", item.expression
+            for target in item.targets:
+                if target.expression is not None:
+                    yield f"{target.label}.expression", target.expression
+
+
+def _channel_literals(node: Condition) -> Iterator[str]:
+    """String literals compared with `task.channel` (==, !=, IN, NOT IN)."""
+    if isinstance(node, (And, Or)):
+        for part in node.operands:
+            yield from _channel_literals(part)
+    elif isinstance(node, (Not, Truth)):
+        if isinstance(node, Not):
+            yield from _channel_literals(node.operand)
+    elif isinstance(node, Compare):
+        sides = (node.left, node.right)
+        if any(
+            (isinstance(side, Reference)
+            and side.path[-1] == "channel"
+            and side.path[0] == "task")
+            or (isinstance(side, Reference) and side.path == ("channel",))
+            for side in sides
+        ):
+            for side in sides:
+                if isinstance(side, Literal):
+                    values = side.value if isinstance(side.value, list) else [side.value]
+                    yield from (value for value in values if isinstance(value, str))
+
+
+def channel_warnings(deployment: Deployment) -> Iterator[Problem]:
+    channels = set(deployment.channels)
+    if not channels:
+        return
+    for path, expression in _expressions(deployment):
+        named = {
+            ref.split(".")[2]
+            for ref in expression.references
+            if ref.startswith("worker.channel.") and ref.count(".") >= 2
+        }
+        named |= set(_channel_literals(parse_condition(expression.source)))
+        for channel in sorted(named - channels):
+            yield _warning(
+                path,
+                f"names channel {channel!r}, which the deployment does not declare",
+                f"add {channel!r} to channels, or correct the name (channels: {', '.join(sorted(channels))})",
+            )
+
+
+def timeout_warnings(deployment: Deployment, max_waits: Mapping[str, float]) -> Iterator[Problem]:
+    """Targets that keep tasks longer than the queue lets a customer wait (off_hours' max_wait)."""
+    if deployment.workflow is None:
+        return
+    for item in deployment.workflow.filters:
+        for target in item.targets:
+            limit = max_waits.get(target.queue)
+            if target.timeout is not None and limit is not None and target.timeout > limit:
+                yield _warning(
+                    f"{target.label}.timeout",
+                    f"{target.timeout:g} s is longer than the {limit:g} s max_wait of queue {target.queue!r}: "
+                    "live customers are turned away before this target would move them on",
+                    f"make the timeout at most {limit:g} s",
+                )
+
+
+def roster_warnings(
+    deployment: Deployment, agents: Iterable[Agent], groups_by_queue: Mapping[str, Iterable[str]]
+) -> Iterator[Problem]:
+    """Queues, and agent groups a plugin routes to, that no agent of the roster can serve."""
+    roster = list(agents)
+    contexts = [(agent, {"worker": worker_context(agent)}) for agent in roster]
+    for name, queue in deployment.queues.items():
+        serving = [agent for agent, context in contexts if queue.target_workers.evaluate(context)]
+        if not serving:
+            yield _warning(
+                f"queues.{name}.target_workers",
+                f"no agent of the roster ({len(roster)} agents) can serve queue {name!r}",
+                "give some agents the attributes it asks for, or loosen target_workers",
+            )
+        for group in groups_by_queue.get(name, ()):
+            if not any(group in agent.groups for agent in serving):
+                yield _warning(
+                    f"weighted_cascade.queues.{name}",
+                    f"no agent of group {group!r} in the roster can serve queue {name!r}: its share of tasks will wait for the cascade",
+                    f"put agents who can serve {name!r} in group {group!r}, or drop the group",
+                )
+
+
+def roster_agents(entries: Iterable[Mapping[str, Any]]) -> list[Agent]:
+    """Agents from roster entries as scenarios and workloads write them (`count` and `{n}` allowed)."""
+    agents: list[Agent] = []
+    for entry in entries:
+        count = int(entry.get("count", 1))
+        for n in range(1, count + 1):
+            agents.append(
+                Agent(
+                    id=str(entry.get("id", "a{n}")).replace("{n}", str(n)),
+                    roster_index=len(agents),
+                    attributes=dict(entry.get("attributes", {})),
+                    groups=tuple(entry.get("groups", ())),
+                    capacity=dict(entry.get("channels", {})),
+                    status="ready",
+                )
+            )
+    return agents

@@ -1,0 +1,95 @@
+"""`omniroute explain`: what a supervisor reads, and the JSON tools read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from omniroute.contrib.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_each_offer_with_every_agent_considered(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "explain",
+        str(ROOT / "examples/contact-center/decline-reroute.yaml"),
+        "--task",
+        "c1",
+    )
+    assert code == 0
+    assert "Offer 1 at 0 s" in out
+    assert "why: ana beat bo on capacity_share.skill_level (-300.0 before -200.0)" in out
+    assert "Offer 2 at 20 s" in out
+    assert (
+        "ana  excluded  least_occupancy.not_declined: ana declined it and another eligible agent has room"
+        in out
+    )
+    assert "5 s  declined by ana" in out
+    assert "longest_idle=0 " in out
+
+
+def test_a_task_nobody_could_take(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "explain",
+        str(ROOT / "tests/scenarios/core/target-timeout-cascade.yaml"),
+        "--task",
+        "c2",
+    )
+    assert code == 0
+    assert "now canceled (workflow_timeout)" in out
+    assert "Last attempt, at 320 s" in out
+    assert "junior  excluded  status: not ready (not_ready)" in out
+
+
+def test_a_task_rejected_on_arrival(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "explain", str(ROOT / "examples/off_hours/off-hours.yaml"), "--task", "early_chat"
+    )
+    assert code == 0
+    assert "now rejected (off_hours): We are open" in out
+    assert "It was never routed: rejected on arrival (off_hours)." in out
+
+
+def test_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "explain",
+        str(ROOT / "examples/least_occupancy/decline-reroute.yaml"),
+        "--task",
+        "c1",
+        "--json",
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert data["task"] == "c1"
+    assert [d["winner"] for d in data["decisions"]] == ["csr1", "csr2"]
+    first = data["decisions"][0]
+    assert {c["agent"] for c in first["candidates"]} == {"csr1", "csr2"}
+    excluded = [c for c in first["candidates"] if "excluded_by" in c]
+    assert excluded == [
+        {"agent": "csr2", "excluded_by": "status", "reason": "not ready (not_ready)"}
+    ]
+    assert data["history"][0] == {"at": 0.0, "event": "created"}
+
+
+def test_unknown_task(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys,
+        "explain",
+        str(ROOT / "examples/least_occupancy/decline-reroute.yaml"),
+        "--task",
+        "zz",
+    )
+    assert code == 2
+    assert "no task 'zz' in this scenario (tasks: c1, c2, c3)" in err
