@@ -101,9 +101,7 @@ def _channel_literals(node: Condition) -> Iterator[str]:
     elif isinstance(node, Compare):
         sides = (node.left, node.right)
         if any(
-            (isinstance(side, Reference)
-            and side.path[-1] == "channel"
-            and side.path[0] == "task")
+            (isinstance(side, Reference) and side.path[-1] == "channel" and side.path[0] == "task")
             or (isinstance(side, Reference) and side.path == ("channel",))
             for side in sides
         ):

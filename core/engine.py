@@ -912,16 +912,25 @@ class Engine:
             while True:
                 offered = self._route_once()
                 moved = self._run_skip_checks()
-                if not offered and not moved:
+                if not offered and not moved or not self.state.waiting:
                     break
         finally:
             self._routing = False
 
     def task_order_key(self, task: Task) -> tuple[Any, ...]:
-        return tuple(
-            self._call(plugin, f"the task ordering {ordering.name!r}", ordering.key, task)
-            for plugin, ordering in self.pipeline.task_orderings
-        )
+        orderings = self.pipeline.task_orderings
+        keys = []
+        try:
+            for _plugin, ordering in orderings:
+                keys.append(ordering.key(task))
+        except (EventError, PluginError):
+            raise
+        except Exception as error:
+            plugin, ordering = orderings[len(keys)]
+            if plugin == "core":
+                raise
+            raise PluginError(plugin, f"the task ordering {ordering.name!r}", error) from error
+        return tuple(keys)
 
     def _route_once(self) -> bool:
         waiting = [
@@ -933,17 +942,19 @@ class Engine:
             return False
         waiting.sort(key=self.task_order_key)
         offered = False
-        open_channels = self._channels_with_room()
+        skip_closed_channels = not self.options.record_decisions
+        open_channels = self._channels_with_room() if skip_closed_channels else set()
         for task in waiting:
             if task.state != "queued" or task.hold_reason is not None:
                 continue
-            if task.channel not in open_channels and not self.options.record_decisions:
+            if skip_closed_channels and task.channel not in open_channels:
                 continue  # no ready agent has room on this channel: no filter could pass
             decision = self.choose_agent(task, record=self.options.record_decisions)
             if decision.winner is not None:
                 self._reserve(task, self.state.agents[decision.winner], decision)
                 offered = True
-                open_channels = self._channels_with_room()
+                if skip_closed_channels:
+                    open_channels = self._channels_with_room()
             elif self.options.record_decisions:
                 self._decision_journal.append(
                     ("last_attempt", task.id, self.last_attempt.get(task.id))
