@@ -912,7 +912,7 @@ class Engine:
             while True:
                 offered = self._route_once()
                 moved = self._run_skip_checks()
-                if not offered and not moved or not self.state.waiting:
+                if (not offered and not moved) or not self.state.waiting:
                     break
         finally:
             self._routing = False
