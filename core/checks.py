@@ -79,7 +79,8 @@ def workflow_warnings(deployment: Deployment) -> Iterator[Problem]:
         )
 
 
-def _expressions(deployment: Deployment) -> Iterator[tuple[str, Expression]]:
+def deployment_expressions(deployment: Deployment) -> Iterator[tuple[str, Expression]]:
+    """Every boolean expression of a deployment with its key path."""
     for name, queue in deployment.queues.items():
         yield f"queues.{name}.target_workers", queue.target_workers
     if deployment.workflow is not None:
@@ -115,7 +116,7 @@ def channel_warnings(deployment: Deployment) -> Iterator[Problem]:
     channels = set(deployment.channels)
     if not channels:
         return
-    for path, expression in _expressions(deployment):
+    for path, expression in deployment_expressions(deployment):
         named = {
             ref.split(".")[2]
             for ref in expression.references

@@ -16,12 +16,11 @@ check` warns when a deployment enables the plugin without them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable
 
 import attrs
 
-from omniroute.core import EventHandler, Problem, Setup, hookimpl
+from omniroute.core import EventHandler, Problem, Setup, checks, hookimpl
 from omniroute.core.spec import Deployment
 from omniroute.core.state import Agent, Task
 
@@ -39,17 +38,6 @@ def omniroute_config_section() -> type:
     return ToggleToOneSection
 
 
-def _expressions(deployment: Deployment) -> Iterator[tuple[str, Any]]:
-    for name, queue in deployment.queues.items():
-        yield f"queues.{name}.target_workers", queue.target_workers
-    if deployment.workflow is not None:
-        for item in deployment.workflow.filters:
-            yield f"workflow.filters[{item.index}].expression", item.expression
-            for target in item.targets:
-                if target.expression is not None:
-                    yield f"{target.label}.expression", target.expression
-
-
 @hookimpl
 def omniroute_validate(deployment: Deployment, section: ToggleToOneSection) -> Iterable[Problem]:
     channel = section.channel
@@ -60,7 +48,9 @@ def omniroute_validate(deployment: Deployment, section: ToggleToOneSection) -> I
         )
         return
     references = {
-        ref for _, expression in _expressions(deployment) for ref in expression.references
+        ref
+        for _, expression in checks.deployment_expressions(deployment)
+        for ref in expression.references
     }
     guard = f"worker.channel.{channel}.available_capacity_percentage"
     others = [other for other in deployment.channels if other != channel]
