@@ -89,7 +89,7 @@ class Engine:
         self.last_attempt: dict[str, Decision] = {}
         self._timer_callbacks: dict[int, tuple[str, Callable[[], None]]] = {}
         self._worker_contexts: dict[str, tuple[int, dict[str, Any]]] = {}
-        self._task_context: tuple[str, float, int, dict[str, Any]] | None = None
+        self._task_context: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._clock_context: tuple[float, dict[str, Any]] | None = None
         self._expression_context: tuple[Any, Any, int, dict[str, Any]] | None = None
         self._pending_skip_checks: list[tuple[str, int, int]] = []
@@ -199,12 +199,13 @@ class Engine:
         return cached[1]
 
     def task_view(self, task: Task) -> dict[str, Any]:
-        priority = self.effective_priority(task)
+        """`task.*` for expressions, reused while the task, its queue and the clock stay put."""
+        key = (task.id, self.now, self.effective_priority(task), task.queue)
         cached = self._task_context
-        if cached is None or cached[0] != task.id or cached[1] != self.now or cached[2] != priority:
-            cached = (task.id, self.now, priority, task_context(task, self.now, priority))
+        if cached is None or cached[0] != key:
+            cached = (key, task_context(task, self.now, key[2]))
             self._task_context = cached
-        return cached[3]
+        return cached[1]
 
     def expression_context(self, task: Task, agent: Agent | None = None) -> dict[str, Any]:
         """`task`, `worker` and `taskrouter` for expressions; the last one is reused while

@@ -357,3 +357,21 @@ def test_a_component_of_the_wrong_type_is_refused(
 def test_unknown_event_handler_names_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown event 'finished'"):
         EventHandler("finished", lambda task, agent: None)
+
+
+def test_expressions_see_a_transfer_made_at_the_same_moment() -> None:
+    deployment = load_deployment(
+        {
+            "channels": {"chat": {}},
+            "queues": {
+                "sales": {"target_workers": 'team == "sales"'},
+                "billing": {"target_workers": 'team == "billing" AND task.queue == "billing"'},
+            },
+        }
+    )
+    engine = Engine(deployment, options=EngineOptions(auto_accept=True))
+    engine.add_agent("seller", {"chat": 1}, {"team": "sales"})
+    engine.add_agent("biller", {"chat": 1}, {"team": "billing"})
+    engine.create_task("c1", "chat", queue="sales")
+    engine.transfer("c1", to_queue="billing")  # same clock: task.queue must read "billing"
+    assert engine.task("c1").agent == "biller"
