@@ -226,8 +226,9 @@ class _Emitter:
             if isinstance(literal, str) or _is_plain_number(literal):
                 kind = "str" if isinstance(literal, str) else "int"
                 return (
+                    # A missing attribute (None) is common and never ordered: decide it inline.
                     f"({v} {op} {literal!r} if ({v} := {value_code}).__class__ is {kind}"
-                    f" else {_FUNCTION_OF[op]}({v}, {literal!r}))"
+                    f" else {v} is not None and {_FUNCTION_OF[op]}({v}, {literal!r}))"
                 )
             return "False"
         if op == "contains":
