@@ -210,20 +210,29 @@ def check_command(deployment: Path, agents_file: Path | None) -> None:
 
 
 def _roster_warnings(deployment: Any, path: Path) -> list[Any]:
-    from omniroute.core import checks, read_mapping_file
+    from omniroute.core import Agent, checks, read_mapping_file
+
+    from .inputs import read_roster
 
     raw = read_mapping_file(path)
     entries = raw.get("agents") if isinstance(raw, dict) else raw
-    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
-        raise UserError(
-            f"{path}: expected a list of agents, or a mapping with `agents`", exit_code=1
+    agents = [
+        Agent(
+            id=a.id,
+            roster_index=n,
+            attributes=a.attributes,
+            groups=a.groups,
+            capacity=a.channels,
+            status="ready",
         )
+        for n, a in enumerate(read_roster(entries, str(path)))
+    ]
     section = deployment.section("weighted_cascade")
     groups_by_queue = {
         queue: [*distribution.primary, *(distribution.secondary or {})]
         for queue, distribution in (section.queues.items() if section is not None else ())
     }
-    return list(checks.roster_warnings(deployment, checks.roster_agents(entries), groups_by_queue))
+    return list(checks.roster_warnings(deployment, agents, groups_by_queue))
 
 
 @cli.command("test")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import date, datetime, time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,13 @@ from omniroute.core import (
     EngineOptions,
     OmnirouteError,
     Problem,
-    load_deployment,
     read_mapping_file,
 )
 from omniroute.core.converter import structure
 from omniroute.core.durations import parse_duration
 from omniroute.core.spec import Duration
+
+from .inputs import AgentSpec, RosterAgent, expand_roster, load_referenced_deployment, parse_start
 
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 ACTIONS = (
@@ -60,15 +61,6 @@ class OptionsSpec:
     auto_accept: bool = True
     reservation_timeout: Duration | None = None
     until: Duration | None = None
-
-
-@attrs.frozen
-class AgentSpec:
-    id: str
-    channels: dict[str, int]
-    attributes: dict[str, Any] = attrs.Factory(dict)
-    groups: tuple[str, ...] = ()
-    status: str = "ready"
 
 
 @attrs.frozen
@@ -210,29 +202,6 @@ def _event_lines(path: Path) -> list[int | None]:
     return []
 
 
-def _parse_start(value: Any) -> datetime:
-    if value is None:
-        return DEFAULT_START
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime.combine(value, time())
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError as error:
-            raise ValueError(
-                f"expected an ISO date-time such as 2026-01-05T09:00:00+01:00, got {value!r}"
-            ) from error
-    else:
-        raise ValueError(
-            f"expected an ISO date-time such as 2026-01-05T09:00:00+01:00, got {value!r}"
-        )
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=DEFAULT_START.tzinfo)
-    return moment
-
-
 def _substitute(value: Any, n: int) -> Any:
     """`{n}` in a stream's strings becomes the event's number, 1 to count."""
     if isinstance(value, str):
@@ -312,7 +281,7 @@ class Scenario:
     deployment: Deployment
     start: datetime
     options: OptionsSpec
-    agents: tuple[AgentSpec, ...]
+    agents: tuple[RosterAgent, ...]
     events: tuple[Event, ...]
     expect: ExpectSpec
 
@@ -343,34 +312,16 @@ def load_scenario(
     start = DEFAULT_START
     if spec is not None:
         try:
-            start = _parse_start(spec.options.start)
+            start = parse_start(spec.options.start)
         except ValueError as error:
             problems.append(Problem("options.start", str(error)))
-    deployment = _load_scenario_deployment(raw.get("deployment"), base, label, problems)
+    agents = expand_roster(spec.agents, problems) if spec is not None else []
+    deployment = load_referenced_deployment(raw.get("deployment"), base, label, problems)
     if problems or spec is None or deployment is None:
         raise DeploymentError(label, problems)
     return Scenario(
-        spec.name, label, deployment, start, spec.options, spec.agents, tuple(events), spec.expect
+        spec.name, label, deployment, start, spec.options, tuple(agents), tuple(events), spec.expect
     )
-
-
-def _load_scenario_deployment(
-    source: Any, base: Path, label: str, problems: list[Problem]
-) -> Deployment | None:
-    """The scenario's deployment; its problems join the scenario's, each under `deployment`."""
-    try:
-        if isinstance(source, str):
-            return load_deployment(base / source)
-        if isinstance(source, Mapping):
-            return load_deployment(source, name=f"{label} (inline deployment)")
-        if source is not None:
-            problems.append(Problem("deployment", "expected a path or an inline mapping"))
-    except DeploymentError as error:
-        where = "deployment" if isinstance(source, Mapping) else f"deployment ({error.source})"
-        problems.extend(
-            Problem(f"{where}: {problem.path}", problem.message) for problem in error.problems
-        )
-    return None
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -421,11 +372,11 @@ def run(scenario: Scenario) -> ScenarioResult:
     )
     engine = Engine(scenario.deployment, start=scenario.start, options=options)
     errors: list[tuple[int, str]] = []
-    for number, agent in enumerate(scenario.agents):
+    for agent in scenario.agents:
         try:
             engine.add_agent(agent.id, agent.channels, agent.attributes, agent.groups, agent.status)
         except OmnirouteError as error:
-            errors.append((-1, f"agents[{number}]: {error}"))
+            errors.append((-1, f"agent {agent.id!r}: {error}"))
     for event in scenario.events:
         try:
             engine.advance_to(event.at)

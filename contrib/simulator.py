@@ -244,8 +244,8 @@ def simulate(
         start=workload.start,
         options=EngineOptions(auto_accept=True, record_decisions=False, transactional=False),
     )
-    for agent_id, channels, attributes, groups, status in workload.agents:
-        engine.add_agent(agent_id, channels, attributes, groups, status)
+    for agent in workload.agents:
+        engine.add_agent(agent.id, agent.channels, agent.attributes, agent.groups, agent.status)
 
     heap: list[tuple[float, int, str, Any]] = []
     sequence = 0

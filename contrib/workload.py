@@ -32,12 +32,13 @@ from omniroute.core import (
     Deployment,
     DeploymentError,
     Problem,
-    load_deployment,
     read_mapping_file,
 )
 from omniroute.core.converter import structure
 from omniroute.core.durations import parse_duration
 from omniroute.core.spec import Duration
+
+from .inputs import AgentSpec, RosterAgent, expand_roster, load_referenced_deployment, parse_start
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h|d)\s*$")
 _PER_SECOND = {"s": 1.0, "m": 1 / 60, "h": 1 / 3600, "d": 1 / 86_400}
@@ -128,16 +129,6 @@ def attribute_drawer(attributes: Mapping[str, Any]) -> Callable[[random.Random],
 
 
 @attrs.frozen
-class AgentSpec:
-    channels: dict[str, int]
-    id: str = "a{n}"
-    count: int = 1
-    attributes: dict[str, Any] = attrs.Factory(dict)
-    groups: tuple[str, ...] = ()
-    status: str = "ready"
-
-
-@attrs.frozen
 class TrafficSpec:
     channel: str
     rate: Any
@@ -185,7 +176,7 @@ class Workload:
     duration: float
     seed: int
     start: datetime
-    agents: tuple[tuple[str, dict[str, int], dict[str, Any], tuple[str, ...], str], ...]
+    agents: tuple[RosterAgent, ...]
     streams: tuple[Stream, ...]
     service_level_threshold: float
 
@@ -201,36 +192,21 @@ def load_workload(source: str | Path | Mapping[str, Any], *, base: Path | None =
         raise DeploymentError(label, [Problem("", "a workload must be a mapping of keys")])
     spec, problems = structure(raw, WorkloadSpec)
     streams: list[Stream] = []
-    agents: list[tuple[str, dict[str, int], dict[str, Any], tuple[str, ...], str]] = []
+    agents: list[RosterAgent] = []
     start = DEFAULT_START
     if spec is not None:
         for index, traffic in enumerate(spec.traffic):
             stream = _stream(index, traffic, problems)
             if stream is not None:
                 streams.append(stream)
-        agents = _agents(spec.agents, problems)
-        if spec.start is not None:
-            try:
-                start = (
-                    datetime.fromisoformat(str(spec.start))
-                    if not isinstance(spec.start, datetime)
-                    else spec.start
-                )
-                if start.tzinfo is None:
-                    start = start.replace(tzinfo=DEFAULT_START.tzinfo)
-            except ValueError:
-                problems.append(Problem("start", f"expected an ISO date-time, got {spec.start!r}"))
+        agents = expand_roster(spec.agents, problems)
+        try:
+            start = parse_start(spec.start)
+        except ValueError as error:
+            problems.append(Problem("start", str(error)))
         if spec.duration <= 0:
             problems.append(Problem("duration", "must be positive"))
-    deployment = None
-    source_deployment = raw.get("deployment")
-    try:
-        if isinstance(source_deployment, str):
-            deployment = load_deployment(base / source_deployment)
-        elif isinstance(source_deployment, Mapping):
-            deployment = load_deployment(source_deployment, name=f"{label} (inline deployment)")
-    except DeploymentError as error:
-        problems += [Problem(f"deployment: {p.path}", p.message) for p in error.problems]
+    deployment = load_referenced_deployment(raw.get("deployment"), base, label, problems)
     if problems or spec is None or deployment is None:
         raise DeploymentError(label, problems)
     return Workload(
@@ -287,33 +263,3 @@ def _stream(index: int, traffic: TrafficSpec, problems: list[Problem]) -> Stream
         queue=traffic.queue,
         profile=traffic.profile,
     )
-
-
-def _agents(
-    specs: tuple[AgentSpec, ...], problems: list[Problem]
-) -> list[tuple[str, dict[str, int], dict[str, Any], tuple[str, ...], str]]:
-    agents = []
-    seen: set[str] = set()
-    for index, spec in enumerate(specs):
-        if spec.count < 1:
-            problems.append(Problem(f"agents[{index}].count", "must be at least 1"))
-            continue
-        if spec.count > 1 and "{n}" not in spec.id:
-            problems.append(
-                Problem(
-                    f"agents[{index}].id", 'with a count above 1 the id needs {n}, such as "a{n}"'
-                )
-            )
-            continue
-        for n in range(1, spec.count + 1):
-            agent_id = spec.id.replace("{n}", str(n))
-            if agent_id in seen:
-                problems.append(
-                    Problem(f"agents[{index}].id", f"agent {agent_id!r} is defined twice")
-                )
-                break
-            seen.add(agent_id)
-            agents.append(
-                (agent_id, dict(spec.channels), dict(spec.attributes), spec.groups, spec.status)
-            )
-    return agents

@@ -7,7 +7,6 @@ says in one line how to fix it. Plugins add their own through `omniroute_validat
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
 
 from omniroute.grammar import Expression
 from omniroute.grammar.nodes import And, Compare, Condition, Literal, Not, Or, Reference, Truth
@@ -168,22 +167,3 @@ def roster_warnings(
                     f"no agent of group {group!r} in the roster can serve queue {name!r}: its share of tasks will wait for the cascade",
                     f"put agents who can serve {name!r} in group {group!r}, or drop the group",
                 )
-
-
-def roster_agents(entries: Iterable[Mapping[str, Any]]) -> list[Agent]:
-    """Agents from roster entries as scenarios and workloads write them (`count` and `{n}` allowed)."""
-    agents: list[Agent] = []
-    for entry in entries:
-        count = int(entry.get("count", 1))
-        for n in range(1, count + 1):
-            agents.append(
-                Agent(
-                    id=str(entry.get("id", "a{n}")).replace("{n}", str(n)),
-                    roster_index=len(agents),
-                    attributes=dict(entry.get("attributes", {})),
-                    groups=tuple(entry.get("groups", ())),
-                    capacity=dict(entry.get("channels", {})),
-                    status="ready",
-                )
-            )
-    return agents

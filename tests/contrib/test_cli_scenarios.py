@@ -184,3 +184,18 @@ def test_expected_errors_that_do_not_happen_fail(tmp_path: Path) -> None:
     )
     result = scenarios.run_file(path)
     assert result.failures == ("expected an error at event 3, got none",)
+
+
+def test_scenario_agents_may_be_generated_with_count(tmp_path: Path) -> None:
+    path = tmp_path / "count.yaml"
+    path.write_text(
+        "name: count\ndeployment: {channels: {chat: {}}}\n"
+        "agents: [{count: 3, id: 'a{n}', channels: {chat: 1}}, {id: a2, channels: {chat: 1}}]\n"
+        "events: [{at: 0, every: 1, count: 3, create: {id: 't{n}', channel: chat}}]\n"
+        "expect: {offers: [{task: t1, agent: a1}, {task: t2, agent: a2}, {task: t3, agent: a3}]}\n"
+    )
+    result = scenarios.run_file(path)
+    assert not result.passed
+    assert "agents[1].id: agent 'a2' is defined twice" in result.errors
+    path.write_text(path.read_text().replace(", {id: a2, channels: {chat: 1}}", ""))
+    assert scenarios.run_file(path).passed

@@ -170,4 +170,16 @@ def test_check_with_a_roster(capsys: pytest.CaptureFixture[str], tmp_path: Path)
         main(["check", str(ROOT / "examples/contact-center/deployment.yaml"), "--agents", str(bad)])
         == 1
     )
-    assert "expected a list of agents" in capsys.readouterr().err
+    assert "agents: expected a list, got int 3" in capsys.readouterr().err
+    # entries go through the same strict reader as scenarios and workloads
+    bad.write_text(
+        "- {count: lots, channels: {chat: 1}}\n- {id: x, channels: {chat: 1}, colour: red}\n"
+    )
+    assert (
+        main(["check", str(ROOT / "examples/contact-center/deployment.yaml"), "--agents", str(bad)])
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "agents[0].count: expected a whole number, got text 'lots'" in err
+    assert "agents[1].colour: unknown key" in err
+    assert "Traceback" not in err
