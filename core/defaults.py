@@ -34,7 +34,17 @@ def omniroute_filters(setup: Setup) -> Iterable[Filter]:
             return f"no capacity on {task.channel}"
         return f"no room on {task.channel} ({agent.held_count(task.channel)} of {capacity} held)"
 
+    # A target_workers that reads nothing (the default '1 == 1') has one answer for every
+    # agent: decide it here, not once per candidate.
+    fixed = {
+        name: queue.target_workers.evaluate({})
+        for name, queue in setup.deployment.queues.items()
+        if not queue.target_workers.references
+    }
+
     def in_queue(task: Task, agent: Agent) -> bool:
+        if task.queue in fixed:
+            return fixed[task.queue]
         queue = engine.queue_of(task)
         return queue is None or queue.target_workers.evaluate(
             engine.expression_context(task, agent)

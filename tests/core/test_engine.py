@@ -374,3 +374,19 @@ def test_expressions_see_a_transfer_made_at_the_same_moment() -> None:
     engine.create_task("c1", "chat", queue="sales")
     engine.transfer("c1", to_queue="billing")  # same clock: task.queue must read "billing"
     assert engine.task("c1").agent == "biller"
+
+
+def test_queues_whose_target_workers_read_nothing() -> None:
+    deployment = load_deployment(
+        {
+            "channels": {"chat": {}},
+            "queues": {"everyone": {}, "nobody": {"target_workers": "1 == 2"}},
+        }
+    )
+    engine = Engine(deployment, options=EngineOptions(auto_accept=True))
+    engine.add_agent("ana", {"chat": 2})
+    engine.create_task("c1", "chat", queue="everyone")
+    engine.create_task("c2", "chat", queue="nobody")
+    assert (engine.task("c1").agent, engine.task("c2").state) == ("ana", "queued")
+    (decision,) = engine.decisions_for("c2")
+    assert [(c.agent, c.excluded_by) for c in decision.candidates] == [("ana", "queue")]
