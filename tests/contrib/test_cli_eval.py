@@ -9,15 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from omniroute.contrib.cli import main
+from tests.contrib.helpers import run_cli as run
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "expressions"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_true_and_false(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,17 +8,11 @@ from pathlib import Path
 import pytest
 
 from omniroute.contrib import scenario as scenarios
-from omniroute.contrib.cli import main
+from tests.contrib.helpers import run_cli as run
 
 TESTS = Path(__file__).resolve().parents[1]
 CORE_SCENARIOS = TESTS / "scenarios" / "core"
 WORKFLOW = TESTS / "deployments" / "workflow.yaml"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_check_a_good_deployment(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from omniroute.contrib.cli import main
+from tests.contrib.helpers import run_cli as run
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_each_offer_with_every_agent_considered(capsys: pytest.CaptureFixture[str]) -> None:
