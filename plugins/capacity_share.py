@@ -419,7 +419,8 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
             settings = model.settings_for(task)
             setup.task_state(task).update(profile=settings.name, share=settings.share)
         if agent is not None:
-            agent.touch()  # its occupancy changed with the share just recorded
+            # The engine touched the agent as it made the reservation, just before this
+            # handler, so no occupancy was cached with the share missing.
             model.record(agent)
 
     def changed(_task: Task | None, agent: Agent | None) -> None:
