@@ -9,7 +9,15 @@
 """
 
 from . import checks
-from .components import ArrivalCheck, EventHandler, Filter, Preference, RankingKey, TaskOrdering
+from .components import (
+    ArrivalCheck,
+    EventHandler,
+    Filter,
+    Indexing,
+    Preference,
+    RankingKey,
+    TaskOrdering,
+)
 from .config import load_deployment, read_mapping_file
 from .decisions import Candidate, Decision
 from .engine import DEFAULT_START, Engine, EngineOptions
@@ -32,6 +40,7 @@ __all__ = [
     "EventError",
     "EventHandler",
     "Filter",
+    "Indexing",
     "Offer",
     "OmnirouteError",
     "PluginError",

@@ -6,7 +6,7 @@ callables inside them directly, never through the plugin manager.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -47,12 +47,35 @@ class Preference:
 
 
 @attrs.frozen
+class Indexing:
+    """A ranking key's promise that lets the engine keep agents ordered by it.
+
+    The key's value for (task, agent) depends only on `partition(task)` (None: on nothing
+    of the task) and on the agent as it was at its last change: an event that changes
+    the agent touches it (`Agent.touch`, `Setup.agent_changed`), and the engine recomputes
+    the key before it routes again. Such a key is computed when an agent changes, not for
+    every candidate of every task, so a large roster costs little more than a small one.
+
+    `time_dependent`: the order the key gives can also change as time passes with no
+    event. The engine then orders agents by the keys before this one only, and computes
+    this key and the ones after it among the agents tied on those.
+    """
+
+    partition: Callable[[Task], Hashable] | None = None
+    time_dependent: bool = False
+
+
+@attrs.frozen
 class RankingKey:
     """Orders eligible agents: smaller keys come first. Keys of all plugins form a tuple in
-    the order the deployment lists the plugins; ties fall to the next key."""
+    the order the deployment lists the plugins; ties fall to the next key.
+
+    Without `indexing`, the engine computes the key for every eligible agent of every
+    task, which costs time in proportion to the roster (see `Indexing`)."""
 
     name: str
     key: Callable[[Task, Agent], Any]
+    indexing: Indexing | None = None
 
 
 @attrs.frozen

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from .components import Filter, RankingKey, TaskOrdering
+from .components import Filter, Indexing, RankingKey, TaskOrdering
 from .hookspecs import hookimpl
 from .setup import Setup
 from .state import Agent, Task
@@ -79,7 +79,7 @@ def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
             return (0, agent.free_since if agent.free_since is not None else -math.inf)
         return (1, agent.last_offer_at if agent.last_offer_at is not None else -math.inf)
 
-    return [RankingKey("longest_idle", longest_idle)]
+    return [RankingKey("longest_idle", longest_idle, Indexing())]
 
 
 @hookimpl

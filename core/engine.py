@@ -21,6 +21,7 @@ import attrs
 from .config import load_deployment
 from .decisions import Candidate, Decision, explain_winner
 from .errors import EventError, PluginError
+from .index import GroupKey, Ladder, RosterIndex
 from .pipeline import Pipeline, build_pipeline
 from .spec import Deployment, Queue, Target
 from .state import (
@@ -58,12 +59,20 @@ class EngineOptions:
         unsuccessful attempt (the explain command needs them; the simulator turns them off).
     transactional: snapshot the state before each event so that a failing plugin leaves
         it untouched (the simulator, which stops at the first error, turns it off).
+    indexed: without decision records, route through the roster index (per-queue members,
+        open agents and ranking ladders) instead of scanning the roster for every task. The
+        decisions are the same either way; a decision record lists every agent, so with
+        `record_decisions` the engine scans.
+    keep_closed_tasks: keep completed, canceled and rejected tasks in `state.tasks`. A long
+        simulation turns it off and reads each task as it closes (`on_close`).
     """
 
     auto_accept: bool = False
     reservation_timeout: float | None = None
     record_decisions: bool = True
     transactional: bool = True
+    indexed: bool = True
+    keep_closed_tasks: bool = True
 
 
 class Engine:
@@ -100,6 +109,17 @@ class Engine:
         self._failed_checks: dict[str, tuple[int, float, tuple[Any, ...]]] = {}
         self.pipeline: Pipeline = build_pipeline(deployment, self)
         self._time_dependent = self._reads_the_clock()
+        #: called with each task as it closes (before it is forgotten, if it is)
+        self.on_close: Callable[[Task], None] | None = None
+        self._closed: list[Task] = []
+        self._index = self._build_index()
+        #: queued tasks per queue and channel, so that a change to an agent sends the
+        #: engine to the queues it serves only
+        self._waiting_groups: dict[GroupKey, dict[str, None]] = {}
+        self._waiting_group_of: dict[str, GroupKey] = {}
+        self._fresh_groups: set[GroupKey] = set()
+        self._group_checked: dict[GroupKey, tuple[int, float]] = {}
+        self._check_every_group = True
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> Engine:
@@ -230,6 +250,10 @@ class Engine:
     def queue_counts(self, queue_name: str | None, channel: str) -> dict[str, int]:
         """`workers.available` and `workers.total` for a queue and a task's channel."""
         queue = self.deployment.queues.get(queue_name) if queue_name else None
+        if self._index is not None and self._index.indexed(queue_name):
+            assert queue_name is not None
+            self._index.sync()
+            return self._index.counts(queue_name, channel)
         available = total = 0
         for agent in self.state.agents.values():
             if agent.status == "offline":
@@ -274,10 +298,13 @@ class Engine:
     def release_task(self, task: Task) -> None:
         task.hold_reason = None
         task.held_until = None
+        group = self._waiting_group_of.get(task.id)
+        if group is not None:
+            self._fresh_groups.add(group)
 
     def _release_if_held(self, task_id: str, until: float) -> None:
-        task = self.state.tasks[task_id]
-        if task.hold_reason is not None and task.held_until == until:
+        task = self.state.tasks.get(task_id)
+        if task is not None and task.hold_reason is not None and task.held_until == until:
             self.release_task(task)
 
     # --- the clock ----------------------------------------------------------------------
@@ -316,6 +343,7 @@ class Engine:
         self.state.now = due
         # Timers change what no stamp tracks (plugin state of tasks): check everything.
         self._failed_checks.clear()
+        self._check_every_group = True
         callback()
 
     def _reads_the_clock(self) -> bool:
@@ -368,6 +396,8 @@ class Engine:
                 agent.login_at = self.now
                 agent.free_since = self.now
             self.state.agents[agent_id] = agent
+            if self._index is not None:
+                self._index.agent_added(agent)
             if status != "offline":
                 self._notify("login", None, agent)
 
@@ -399,6 +429,8 @@ class Engine:
                 f"{len(self.deployment.queues)} queues leave it nowhere to go"
             )
 
+        created: list[Task] = []
+
         def apply() -> None:
             task = Task(
                 id=task_id,
@@ -413,6 +445,7 @@ class Engine:
             )
             self.state.task_sequence += 1
             self.state.tasks[task_id] = task
+            created.append(task)
             self._log(task, "created")
             self._place(task)
             if task.state != "queued":
@@ -429,7 +462,7 @@ class Engine:
             self._notify("created", task, None)
 
         self._transaction(f"creating task {task_id!r}", apply)
-        return self.state.tasks[task_id]
+        return created[0]
 
     def accept(self, task_id: str) -> None:
         task = self._task_in(task_id, ("reserved",), "accept")
@@ -568,6 +601,8 @@ class Engine:
                     agent.attributes[key] = value
             for channel, capacity in (channels or {}).items():
                 agent.capacity[channel] = capacity
+            if self._index is not None:
+                self._index.attributes_changed(agent, list(attributes or {}))
             agent.touch()
 
         self._transaction(f"changing agent {agent_id!r}", apply)
@@ -605,6 +640,7 @@ class Engine:
             apply()
             self._route()
         except BaseException as error:
+            self._closed.clear()
             if snapshot is not None:
                 self._restore(snapshot)
             if (
@@ -616,6 +652,17 @@ class Engine:
             raise
         finally:
             self._in_event = False
+        if self._closed:
+            self._settle_closed()
+
+    def _settle_closed(self) -> None:
+        """Hand each task closed by the event to `on_close`, then forget it if asked."""
+        closed, self._closed = self._closed, []
+        for task in closed:
+            if self.on_close is not None:
+                self.on_close(task)
+            if not self.options.keep_closed_tasks:
+                self.state.tasks.pop(task.id, None)
 
     def _snapshot(self) -> _Snapshot:
         """What an event can change, copied; what only grows, measured.
@@ -674,6 +721,9 @@ class Engine:
         self._expression_context = None
         self._failed_checks.clear()
         self._pending_skip_checks.clear()
+        self._regroup_waiting()
+        if self._index is not None:
+            self._index.rebuild()
 
     def _call(self, plugin: str, what: str, function: Callable[..., Any], *args: Any) -> Any:
         if plugin == "core":
@@ -704,13 +754,39 @@ class Engine:
         task.reason = reason
         task.message = message
         task.agent = None
-        self.state.waiting.pop(task.id, None)
+        self._stop_waiting(task)
+        self._failed_checks.pop(task.id, None)
+        self._closed.append(task)
         self._log(task, state + (f" ({reason})" if reason else ""))
 
     def _queue(self, task: Task) -> None:
         task.state = "queued"
         task.agent = None
         self.state.waiting[task.id] = None
+        group = (task.queue, task.channel)
+        previous = self._waiting_group_of.get(task.id)
+        if previous is not None and previous != group:
+            self._waiting_groups[previous].pop(task.id, None)
+        self._waiting_groups.setdefault(group, {})[task.id] = None
+        self._waiting_group_of[task.id] = group
+        self._fresh_groups.add(group)
+
+    def _stop_waiting(self, task: Task) -> None:
+        self.state.waiting.pop(task.id, None)
+        group = self._waiting_group_of.pop(task.id, None)
+        if group is not None:
+            self._waiting_groups[group].pop(task.id, None)
+
+    def _regroup_waiting(self) -> None:
+        self._waiting_groups.clear()
+        self._waiting_group_of.clear()
+        self._group_checked.clear()
+        self._check_every_group = True
+        for task_id in self.state.waiting:
+            task = self.state.tasks[task_id]
+            group = (task.queue, task.channel)
+            self._waiting_groups.setdefault(group, {})[task_id] = None
+            self._waiting_group_of[task_id] = group
 
     def _release_agent(self, task: Task) -> Agent | None:
         """Free the capacity the task holds on its agent, if any."""
@@ -760,7 +836,7 @@ class Engine:
 
     def _transfer_to_agent(self, task: Task, agent: Agent) -> None:
         previous = self._release_agent(task)
-        self.state.waiting.pop(task.id, None)
+        self._stop_waiting(task)
         task.transferred = True
         self._log(task, f"transferred to agent {agent.id}")
         self._notify("transferred", task, previous)
@@ -841,7 +917,9 @@ class Engine:
     def _target_timed_out(
         self, task_id: str, filter_index: int, target_index: int, entered: float
     ) -> None:
-        task = self.state.tasks[task_id]
+        task = self.state.tasks.get(task_id)
+        if task is None:
+            return
         if (task.filter_index, task.target_index, task.target_entered_at) != (
             filter_index,
             target_index,
@@ -934,16 +1012,14 @@ class Engine:
         return tuple(keys)
 
     def _route_once(self) -> bool:
-        waiting = [
-            task
-            for task_id in self.state.waiting
-            if (task := self.state.tasks[task_id]).hold_reason is None
-        ]
-        if not waiting or not self.state.agents:
+        if not self.state.agents:
+            return False
+        waiting = self._tasks_to_try()
+        if not waiting:
             return False
         waiting.sort(key=self.task_order_key)
         offered = False
-        skip_closed_channels = not self.options.record_decisions
+        skip_closed_channels = self._index is None and not self.options.record_decisions
         open_channels = self._channels_with_room() if skip_closed_channels else set()
         for task in waiting:
             if task.state != "queued" or task.hold_reason is not None:
@@ -963,6 +1039,47 @@ class Engine:
                 self.last_attempt[task.id] = decision
         return offered
 
+    def _tasks_to_try(self) -> list[Task]:
+        """The waiting tasks that could find an agent now, in no particular order.
+
+        Without the index: every waiting task not on hold. With it: only the tasks of the
+        queues and channels where something happened since they were last tried (a task
+        joined, an agent opened there, a timer fired, or time moved when eligibility
+        reads the clock), and only where some agent is open. A task whose group is left
+        out would find nobody, exactly as at its last try.
+        """
+        tasks = self.state.tasks
+        index = self._index
+        if index is None:
+            return [
+                task
+                for task_id in self.state.waiting
+                if (task := tasks[task_id]).hold_reason is None
+            ]
+        index.sync()
+        stamp = latest_agent_version()
+        now = self.now
+        chosen: list[Task] = []
+        for group, task_ids in self._waiting_groups.items():
+            if not task_ids:
+                continue
+            checked = self._group_checked.get(group)
+            if not (
+                self._check_every_group
+                or checked is None
+                or group in self._fresh_groups
+                or index.group_version(group) > checked[0]
+                or (self._time_dependent and checked[1] != now)
+            ):
+                continue
+            self._group_checked[group] = (stamp, now)
+            if index.indexed(group[0]) and not index.open.get(group):
+                continue
+            chosen += [task for task_id in task_ids if (task := tasks[task_id]).hold_reason is None]
+        self._fresh_groups.clear()
+        self._check_every_group = False
+        return chosen
+
     def _channels_with_room(self) -> set[str]:
         return {
             channel
@@ -972,30 +1089,46 @@ class Engine:
             if len(agent.held.get(channel, ())) < capacity
         }
 
-    def choose_agent(self, task: Task, *, record: bool) -> Decision:
-        """The best eligible agent for a task now, with the reasons when `record` is set."""
-        filters = self.pipeline.filters
-        eligible: list[Agent] = []
-        excluded: list[Candidate] = []
-        position = 0
-        agents: Iterable[Agent] = self.state.agents.values()
-        position_key = (
+    def _position_key(self, task: Task) -> tuple[Any, ...]:
+        return (
             task.queue,
             task.filter_index,
             task.target_index,
             len(task.declined_by),
             task.priority,
         )
+
+    def _unchanged_since(self, task: Task) -> int | None:
+        """The stamp of the task's last attempt if it found nobody and nothing it reads has
+        moved since: then only agents changed after that stamp can pass the filters."""
+        last = self._failed_checks.get(task.id)
+        if (
+            last is not None
+            and last[2] == self._position_key(task)
+            and (not self._time_dependent or last[1] == self.now)
+        ):
+            return last[0]
+        return None
+
+    def choose_agent(self, task: Task, *, record: bool) -> Decision:
+        """The best eligible agent for a task now, with the reasons when `record` is set.
+
+        With `record` (or without the index, or for a queue the index cannot hold) every
+        agent on the roster is considered: this is the reference the indexed path must
+        agree with. Otherwise the index offers the open agents of the task's queue in
+        ranking order, and the first that passes the remaining filters wins.
+        """
+        if not record and self._index is not None and self._index.indexed(task.queue):
+            return self._choose_from_index(task)
+        filters = self.pipeline.filters
+        eligible: list[Agent] = []
+        excluded: list[Candidate] = []
+        position = 0
+        agents: Iterable[Agent] = self.state.agents.values()
         if not record:
-            # A task that found nobody can only find someone among the agents changed
-            # since, unless the task moved or time moved and something reads it.
-            last = self._failed_checks.get(task.id)
-            if (
-                last is not None
-                and last[2] == position_key
-                and (not self._time_dependent or last[1] == self.now)
-            ):
-                agents = [agent for agent in agents if agent.version > last[0]]
+            since = self._unchanged_since(task)
+            if since is not None:
+                agents = [agent for agent in agents if agent.version > since]
             stamp = latest_agent_version()
         # One try around the whole scan instead of one per call: the hot loop stays a
         # plain loop, and `position` still names the filter that raised.
@@ -1045,7 +1178,7 @@ class Engine:
             if eligible:
                 self._failed_checks.pop(task.id, None)
             else:
-                self._failed_checks[task.id] = (stamp, self.now, position_key)
+                self._failed_checks[task.id] = (stamp, self.now, self._position_key(task))
         if not eligible:
             return Decision(
                 task.id,
@@ -1076,6 +1209,155 @@ class Engine:
             explain_winner(ranked),
         )
 
+    # --- the indexed path ---------------------------------------------------------------------
+
+    def _build_index(self) -> RosterIndex | None:
+        """The roster index, and which ranking keys its ladders may hold: the leading keys
+        that promise an `Indexing` and do not move with time. The rest are computed among
+        the agents those leave tied."""
+        if self.options.record_decisions or not self.options.indexed:
+            return None
+        static = []
+        for plugin, ranking in self.pipeline.ranking_keys:
+            if ranking.indexing is None or ranking.indexing.time_dependent:
+                break
+            static.append((plugin, ranking))
+        self._ladder_keys = tuple(static)
+        self._ranking_ties = len(static) < len(self.pipeline.ranking_keys)
+        self._open_filters = tuple(
+            (plugin, item)
+            for plugin, item in self.pipeline.filters
+            if not (plugin == "core" and item.name in ("status", "capacity", "queue"))
+        )
+        return RosterIndex(self, self._ladder_key)
+
+    def _ladder_key(self, task: Task, agent: Agent) -> tuple[Any, ...]:
+        keys: list[Any] = []
+        target = self.target_of(task)
+        if target is not None and target.order_by is not None:
+            keys.append(target.order_by.key({"worker": self.worker_view(agent)}))
+        for plugin, ranking in self._ladder_keys:
+            keys.append(
+                self._call(plugin, f"the ranking key {ranking.name!r}", ranking.key, task, agent)
+            )
+        keys.append(agent.roster_index)
+        return tuple(keys)
+
+    def _partition(self, task: Task) -> tuple[Any, ...] | None:
+        """What of the task the ladder keys read (None: they read nothing worth a ladder)."""
+        target = self.target_of(task)
+        ordered = target is not None and target.order_by is not None
+        if not ordered and not self._ladder_keys:
+            return None
+        parts: list[Any] = [(task.filter_index, task.target_index) if ordered else None]
+        for plugin, ranking in self._ladder_keys:
+            assert ranking.indexing is not None
+            if ranking.indexing.partition is not None:
+                parts.append(
+                    self._call(
+                        plugin,
+                        f"the partition of ranking key {ranking.name!r}",
+                        ranking.indexing.partition,
+                        task,
+                    )
+                )
+        return tuple(parts)
+
+    def _choose_from_index(self, task: Task) -> Decision:
+        index = self._index
+        assert index is not None
+        index.sync()
+        since = self._unchanged_since(task)
+        stamp = latest_agent_version()
+        winner = self._best_open_agent(task, since)
+        if winner is None:
+            self._failed_checks[task.id] = (stamp, self.now, self._position_key(task))
+            return Decision(task.id, self.now, task.queue, None, (), None, "no agent is eligible")
+        self._failed_checks.pop(task.id, None)
+        return Decision(task.id, self.now, task.queue, None, (), winner.id, "")
+
+    def _best_open_agent(self, task: Task, since: int | None) -> Agent | None:
+        """Walk the open agents in ladder order, a group of tied agents at a time.
+
+        The winner is the agent with the smallest (preferences failed, ranking key), as in
+        the reference path. Without preferences the first group with an agent passing the
+        filters decides; with them, the walk stops at the first group whose best agent
+        passes every preference, since no later agent can beat it.
+        """
+        index = self._index
+        assert index is not None
+        open_ids = index.open.get((task.queue, task.channel))
+        if not open_ids:
+            return None
+        partition = self._partition(task)
+        ladder = index.ladder(task, partition) if partition is not None else None
+        agents = self.state.agents
+        groups: Iterable[list[Agent]] = (
+            [[agents[agent_id] for agent_id in open_ids]]
+            if ladder is None
+            else self._ladder_groups(ladder)
+        )
+        preferences = self.pipeline.preferences
+        target = self.target_of(task)
+        best: tuple[tuple[Any, ...], Agent] | None = None
+        for group in groups:
+            passing = [
+                agent
+                for agent in group
+                if (since is None or agent.version > since) and self._passes_filters(task, agent)
+            ]
+            if not passing:
+                continue
+            if not preferences and len(passing) == 1:
+                return passing[0]
+            for agent in passing:
+                flags = tuple(
+                    not self._call(
+                        plugin,
+                        f"the preference {preference.name!r}",
+                        preference.prefer,
+                        task,
+                        agent,
+                    )
+                    for plugin, preference in preferences
+                )
+                scored = (flags, self._ranking_key(task, agent, target))
+                if best is None or scored < best[0]:
+                    best = (scored, agent)
+            assert best is not None
+            if not any(best[0][0]):
+                break
+        return best[1] if best is not None else None
+
+    def _ladder_groups(self, ladder: Ladder) -> Iterable[list[Agent]]:
+        if not self._ranking_ties:
+            for _key, agent in ladder.entries:
+                yield [agent]
+            return
+        group: list[Agent] = []
+        tied_on: tuple[Any, ...] | None = None
+        for key, agent in ladder.entries:
+            if group and key[:-1] != tied_on:
+                yield group
+                group = []
+            tied_on = key[:-1]
+            group.append(agent)
+        if group:
+            yield group
+
+    def _passes_filters(self, task: Task, agent: Agent) -> bool:
+        for plugin, item in self._open_filters:
+            try:
+                if not item.test(task, agent):
+                    return False
+            except (EventError, PluginError):
+                raise
+            except Exception as error:
+                if plugin == "core":
+                    raise
+                raise PluginError(plugin, f"the filter {item.name!r}", error) from error
+        return True
+
     def _ranking_key(self, task: Task, agent: Agent, target: Target | None) -> tuple[Any, ...]:
         keys: list[Any] = []
         if target is not None and target.order_by is not None:
@@ -1099,7 +1381,7 @@ class Engine:
         task.state = "reserved"
         task.agent = agent.id
         task.offered_at = self.now
-        self.state.waiting.pop(task.id, None)
+        self._stop_waiting(task)
         agent.held.setdefault(task.channel, set()).add(task.id)
         agent.last_offer_at = self.now
         agent.touch()
@@ -1123,6 +1405,11 @@ class Engine:
             )
 
     def _reservation_timed_out(self, task_id: str, agent_id: str, offered_at: float) -> None:
-        task = self.state.tasks[task_id]
-        if task.state == "reserved" and task.agent == agent_id and task.offered_at == offered_at:
+        task = self.state.tasks.get(task_id)
+        if (
+            task is not None
+            and task.state == "reserved"
+            and task.agent == agent_id
+            and task.offered_at == offered_at
+        ):
             self._return_to_queue(task, "timed_out")

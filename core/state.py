@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -42,6 +43,8 @@ class Agent:
     plugin_state: dict[str, dict[str, Any]] = attrs.Factory(dict)
     #: from a counter shared by all agents, bumped on every change a filter could see
     version: int = attrs.field(factory=lambda: next(_agent_versions))
+    #: told of every touch (the engine's roster index); not part of the agent's state
+    watcher: Callable[[Agent], None] | None = attrs.field(default=None, repr=False)
 
     def held_count(self, channel: str | None = None) -> int:
         if channel is None:
@@ -54,6 +57,8 @@ class Agent:
     def touch(self) -> None:
         """Mark a change an expression or filter could see (caches and routing key on it)."""
         self.version = next(_agent_versions)
+        if self.watcher is not None:
+            self.watcher(self)
 
     def copy(self) -> Agent:
         """A copy an event cannot reach: containers copied, plugin state deeply."""

@@ -33,6 +33,7 @@ from omniroute.core import (
     ArrivalCheck,
     EventHandler,
     Filter,
+    Indexing,
     Problem,
     RankingKey,
     Setup,
@@ -271,25 +272,38 @@ class _Model:
 
         queue = self.engine.queue_of(task)
         service = level(queue.skill) if queue is not None and queue.skill else 0.0
-        wanted = task.attributes.get("skills")
-        auxiliary = (
-            [name for name in wanted if isinstance(name, str)] if isinstance(wanted, list) else []
-        )
+        auxiliary = self.auxiliary_skills(task)
         held_auxiliary = [name for name in auxiliary if level(name) > 0]
         return service * 100 + sum(level(name) for name in auxiliary) / 100 + len(held_auxiliary)
 
-    def idle_for(self, agent: Agent) -> float:
-        if agent.held_count() or agent.free_since is None:
-            return 0.0
-        return self.engine.now - agent.free_since
+    # Idle and ready time are ranked by when they began (earlier is longer), not by how
+    # long they have lasted: the order is the same at every moment, so the engine can keep
+    # agents sorted by it. Agents holding tasks have neither and come after the others.
 
-    def ready_for(self, agent: Agent) -> float:
+    @staticmethod
+    def auxiliary_skills(task: Task) -> tuple[str, ...]:
+        wanted = task.attributes.get("skills")
+        return (
+            tuple(name for name in wanted if isinstance(name, str))
+            if isinstance(wanted, list)
+            else ()
+        )
+
+    def skill_partition(self, task: Task) -> tuple[str | None, tuple[str, ...]]:
+        """What of a task its skill level reads: the queue (its skill) and auxiliary skills."""
+        return (task.queue, self.auxiliary_skills(task))
+
+    def idle_since(self, agent: Agent) -> float:
+        if agent.held_count() or agent.free_since is None:
+            return math.inf
+        return agent.free_since
+
+    def ready_since(self, agent: Agent) -> float:
         if agent.held_count() or agent.status != "ready":
-            return 0.0
-        since = max(
+            return math.inf
+        return max(
             agent.status_since, agent.free_since if agent.free_since is not None else -math.inf
         )
-        return self.engine.now - since
 
     # occupancy since login: share-weighted busy time over time spent ready
 
@@ -375,13 +389,27 @@ def omniroute_filters(setup: Setup) -> Iterable[Filter]:
 @hookimpl
 def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
     model = _model(setup)
-    keys = [RankingKey("skill_level", lambda task, agent: -model.skill_level(task, agent))]
+    keys = [
+        RankingKey(
+            "skill_level",
+            lambda task, agent: -model.skill_level(task, agent),
+            Indexing(partition=model.skill_partition),
+        )
+    ]
     if setup.section.strategy == "ready_time":
-        keys.append(RankingKey("ready_time", lambda _task, agent: -model.ready_for(agent)))
+        keys.append(
+            RankingKey("ready_since", lambda _task, agent: model.ready_since(agent), Indexing())
+        )
     keys += [
-        RankingKey("least_busy", lambda _task, agent: model.occupied(agent)),
-        RankingKey("longest_idle", lambda _task, agent: -model.idle_for(agent)),
-        RankingKey("least_occupied", lambda _task, agent: model.occupancy(agent)),
+        RankingKey("least_busy", lambda _task, agent: model.occupied(agent), Indexing()),
+        RankingKey("idle_since", lambda _task, agent: model.idle_since(agent), Indexing()),
+        # Occupancy since login moves with the clock, differently for each agent: the
+        # engine computes it among the agents tied on the keys above.
+        RankingKey(
+            "least_occupied",
+            lambda _task, agent: model.occupancy(agent),
+            Indexing(time_dependent=True),
+        ),
     ]
     return keys
 

@@ -23,6 +23,7 @@ import attrs
 from omniroute.core import (
     EventHandler,
     Filter,
+    Indexing,
     Preference,
     Problem,
     RankingKey,
@@ -104,16 +105,18 @@ def omniroute_preferences(setup: Setup) -> Iterable[Preference]:
 @hookimpl
 def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
     return [
-        RankingKey("fewest_active", lambda _task, agent: agent.held_count()),
+        RankingKey("fewest_active", lambda _task, agent: agent.held_count(), Indexing()),
         RankingKey(
             "last_accepted",
             lambda _task, agent: (
                 agent.last_accept_at if agent.last_accept_at is not None else -math.inf
             ),
+            Indexing(),
         ),
         RankingKey(
             "earliest_login",
             lambda _task, agent: agent.login_at if agent.login_at is not None else math.inf,
+            Indexing(),
         ),
     ]
 

@@ -29,7 +29,7 @@ def test_each_offer_with_every_agent_considered(capsys: pytest.CaptureFixture[st
         in out
     )
     assert "5 s  declined by ana" in out
-    assert "longest_idle=0 " in out
+    assert "idle_since=0 " in out
 
 
 def test_a_task_nobody_could_take(capsys: pytest.CaptureFixture[str]) -> None:

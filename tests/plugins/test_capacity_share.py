@@ -42,14 +42,14 @@ def test_total_idle_time_counts_not_ready_time() -> None:
     idle_then_ready_history(engine)
     assert engine.task("next").agent == "ana"  # idle 110 s (ready and not ready) against bo's 60 s
     keys = dict(engine.decisions_for("next")[0].candidates[0].keys)
-    assert keys["capacity_share.longest_idle"] == -110
+    assert keys["capacity_share.idle_since"] == 0  # free since login at 0 s
 
 
 def test_ready_time_prefers_the_agent_ready_longest() -> None:
     engine = engine_for({"strategy": "ready_time"})
     idle_then_ready_history(engine)
     assert engine.task("next").agent == "bo"  # ready 60 s against ana's 10 s
-    assert "capacity_share.ready_time" in dict(engine.decisions_for("next")[0].candidates[0].keys)
+    assert "capacity_share.ready_since" in dict(engine.decisions_for("next")[0].candidates[0].keys)
 
 
 def test_least_occupied_breaks_the_last_tie() -> None:

@@ -1,0 +1,244 @@
+"""Incremental views of the roster, so that routing a task does not scan every agent.
+
+Three views, each kept up to date as agents change rather than recomputed per task:
+
+- **members**: per queue, the agents its `target_workers` admits. The expression is
+  evaluated when an agent joins the roster and again only when an attribute it reads
+  changes (its `references` say which), or on every change of the agent when it reads
+  the agent's status or channels.
+- **open**: per queue and channel, the members that are ready and have room there.
+- **ladders**: per queue, channel and partition (what of the task the ranking keys read),
+  the open agents ordered by the ranking keys that promise an `Indexing`.
+
+An agent is refreshed in all three after it changes (`Agent.touch` marks it), lazily,
+just before the engine next reads them. A queue whose `target_workers` reads the task or
+the clock cannot be indexed: its tasks are routed by scanning the roster, as the
+reference path does.
+
+Memory per agent: the queues it belongs to and one entry per ladder of those queues, so
+nothing grows with the square of the number of queues.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Hashable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from sortedcontainers import SortedKeyList
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .state import Agent, Task
+
+#: built-in `worker.*` values that change as the agent works (not only when edited)
+_VOLATILE = frozenset({"status", "channel"})
+#: built-in `worker.*` values that never change
+_FIXED = frozenset({"id", "groups"})
+#: ladders kept per queue and channel; tasks of further partitions rank the open set
+LADDERS_PER_QUEUE_CHANNEL = 16
+
+GroupKey = tuple[str | None, str]
+
+
+@attrs.frozen
+class MembershipRule:
+    """How membership of one queue is kept.
+
+    kind: "all" or "none" (target_workers reads nothing), "attributes" (re-evaluated
+    when one of `attributes` changes), "volatile" (re-evaluated on every change of the
+    agent), "scan" (reads the task or the clock: not indexed).
+    """
+
+    kind: str
+    attributes: frozenset[str] = frozenset()
+
+
+def membership_rule(expression: Any) -> MembershipRule:
+    references = expression.references
+    if not references:
+        return MembershipRule("all" if expression.evaluate({}) is True else "none")
+    attributes = set()
+    volatile = False
+    for reference in references:
+        root, _, rest = reference.partition(".")
+        if root != "worker":
+            return MembershipRule("scan")
+        head = re.split(r"[.\[]", rest, maxsplit=1)[0]
+        if not head or head in _VOLATILE:
+            volatile = True
+        elif head not in _FIXED:
+            attributes.add(head)
+    return MembershipRule("volatile" if volatile else "attributes", frozenset(attributes))
+
+
+class Ladder:
+    """The open agents of one queue and channel, ordered by the static ranking keys."""
+
+    def __init__(self, sample: Task, key: Callable[[Task, Agent], tuple[Any, ...]]) -> None:
+        #: a frozen copy of a task of this partition: every ranking key reads it alike
+        self.sample = sample
+        self._key = key
+        self.entries: SortedKeyList = SortedKeyList(key=lambda entry: entry[0])
+        self._entry_of: dict[str, tuple[tuple[Any, ...], Agent]] = {}
+
+    def put(self, agent: Agent) -> None:
+        self.drop(agent)
+        entry = (self._key(self.sample, agent), agent)
+        self._entry_of[agent.id] = entry
+        self.entries.add(entry)
+
+    def drop(self, agent: Agent) -> None:
+        entry = self._entry_of.pop(agent.id, None)
+        if entry is not None:
+            self.entries.remove(entry)
+
+
+class RosterIndex:
+    """The members, open sets and ladders of one engine (see the module's docstring)."""
+
+    def __init__(
+        self, engine: Engine, ladder_key: Callable[[Task, Agent], tuple[Any, ...]]
+    ) -> None:
+        self._engine = engine
+        self._ladder_key = ladder_key
+        self.rules = {
+            name: membership_rule(queue.target_workers)
+            for name, queue in engine.deployment.queues.items()
+        }
+        self._indexed = [name for name, rule in self.rules.items() if rule.kind != "scan"]
+        self._volatile = [name for name, rule in self.rules.items() if rule.kind == "volatile"]
+        self._readers: dict[str, list[str]] = {}
+        for name, rule in self.rules.items():
+            for attribute in rule.attributes:
+                self._readers.setdefault(attribute, []).append(name)
+        self.reset()
+
+    def reset(self) -> None:
+        self.members: dict[str, set[str]] = {name: set() for name in self._indexed}
+        self.logged_in: dict[str, set[str]] = {name: set() for name in self._indexed}
+        self.open: dict[GroupKey, set[str]] = {}
+        #: per queue and channel: the version of the last agent that opened there
+        self.opened: dict[GroupKey, int] = {}
+        #: the version of the last agent refreshed (what a scanned queue compares against)
+        self.last_change = 0
+        self._member_of: dict[str, set[str]] = {}
+        self._open_in: dict[str, set[GroupKey]] = {}
+        self._ladders: dict[Hashable, Ladder] = {}
+        self._ladders_in: dict[GroupKey, list[Ladder]] = {}
+        self._dirty: dict[str, Agent] = {}
+        self._reevaluate: dict[str, set[str]] = {}
+
+    def rebuild(self) -> None:
+        """Start again from the roster (after a failed event put the state back)."""
+        self.reset()
+        for agent in self._engine.state.agents.values():
+            self.agent_added(agent)
+
+    # --- changes -----------------------------------------------------------------------
+
+    def agent_added(self, agent: Agent) -> None:
+        agent.watcher = self.changed
+        self._member_of[agent.id] = set()
+        self._open_in[agent.id] = set()
+        self._reevaluate[agent.id] = set(self._indexed)
+        self._dirty[agent.id] = agent
+
+    def attributes_changed(self, agent: Agent, attributes: Iterator[str] | list[str]) -> None:
+        stale = self._reevaluate.setdefault(agent.id, set())
+        for attribute in attributes:
+            stale.update(self._readers.get(attribute, ()))
+        self._dirty[agent.id] = agent
+
+    def changed(self, agent: Agent) -> None:
+        """`Agent.touch` calls this: refresh the agent before the next read."""
+        self._dirty[agent.id] = agent
+
+    def sync(self) -> None:
+        while self._dirty:
+            _, agent = self._dirty.popitem()
+            self._refresh(agent)
+
+    def _refresh(self, agent: Agent) -> None:
+        agent_id = agent.id
+        member_of = self._member_of[agent_id]
+        stale = self._reevaluate.pop(agent_id, set())
+        stale.update(self._volatile)
+        if stale:
+            worker = {"worker": self._engine.worker_view(agent)}
+            for name in stale:
+                rule = self.rules[name]
+                admitted = rule.kind == "all" or (
+                    rule.kind != "none"
+                    and self._engine.deployment.queues[name].target_workers.evaluate(worker) is True
+                )
+                if admitted:
+                    member_of.add(name)
+                    self.members[name].add(agent_id)
+                else:
+                    member_of.discard(name)
+                    self.members[name].discard(agent_id)
+                    self.logged_in[name].discard(agent_id)
+        logged_in = agent.status != "offline"
+        now_open: set[GroupKey] = set()
+        for name in member_of:
+            if logged_in:
+                self.logged_in[name].add(agent_id)
+            else:
+                self.logged_in[name].discard(agent_id)
+            if agent.status == "ready":
+                for channel, capacity in agent.capacity.items():
+                    if len(agent.held.get(channel, ())) < capacity:
+                        now_open.add((name, channel))
+        was_open = self._open_in[agent_id]
+        for key in was_open - now_open:
+            self.open[key].discard(agent_id)
+            for ladder in self._ladders_in.get(key, ()):
+                ladder.drop(agent)
+        version = agent.version
+        for key in now_open:
+            self.open.setdefault(key, set()).add(agent_id)
+            self.opened[key] = version
+            for ladder in self._ladders_in.get(key, ()):
+                ladder.put(agent)
+        self._open_in[agent_id] = now_open
+        self.last_change = max(self.last_change, version)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def indexed(self, queue: str | None) -> bool:
+        return queue is not None and queue in self.members
+
+    def group_version(self, key: GroupKey) -> int:
+        """A version no older than the last change that could let a task of this queue and
+        channel find an agent."""
+        if self.indexed(key[0]):
+            return self.opened.get(key, 0)
+        return self.last_change
+
+    def counts(self, queue: str, channel: str) -> dict[str, int]:
+        return {
+            "available": len(self.open.get((queue, channel), ())),
+            "total": len(self.logged_in[queue]),
+        }
+
+    def ladder(self, task: Task, partition: Hashable) -> Ladder | None:
+        """The ladder for the task's queue, channel and partition, built on first use
+        (None once the queue and channel have their fill of ladders)."""
+        assert task.queue is not None
+        group = (task.queue, task.channel)
+        key = (group, partition)
+        ladder = self._ladders.get(key)
+        if ladder is not None:
+            return ladder
+        kept = self._ladders_in.setdefault(group, [])
+        if len(kept) >= LADDERS_PER_QUEUE_CHANNEL:
+            return None
+        ladder = Ladder(task.copy(), self._ladder_key)
+        agents = self._engine.state.agents
+        for agent_id in self.open.get(group, ()):
+            ladder.put(agents[agent_id])
+        self._ladders[key] = ladder
+        kept.append(ladder)
+        return ladder
