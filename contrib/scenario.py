@@ -364,10 +364,22 @@ def _apply(engine: Engine, event: Event) -> None:
 
 
 def run(scenario: Scenario) -> ScenarioResult:
+    engine, errors = execute(scenario)
+    return _judge(scenario, engine, errors)
+
+
+def execute(
+    scenario: Scenario, *, record_decisions: bool = True
+) -> tuple[Engine, list[tuple[int, str]]]:
+    """Play the scenario's roster and events; the engine as they left it, and the errors.
+
+    Without decision records the engine routes through its roster index; the tests play
+    every scenario both ways and require the same offers.
+    """
     options = EngineOptions(
         auto_accept=scenario.options.auto_accept,
         reservation_timeout=scenario.options.reservation_timeout,
-        record_decisions=True,
+        record_decisions=record_decisions,
         transactional=True,
     )
     engine = Engine(scenario.deployment, start=scenario.start, options=options)
@@ -389,7 +401,7 @@ def run(scenario: Scenario) -> ScenarioResult:
         engine.run_timers(until=until)
     except OmnirouteError as error:
         errors.append((-1, f"after the last event: {error}"))
-    return _judge(scenario, engine, errors)
+    return engine, errors
 
 
 def _judge(scenario: Scenario, engine: Engine, errors: list[tuple[int, str]]) -> ScenarioResult:

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from omniroute.core import Engine, EngineOptions
+from omniroute.core import Engine, EngineOptions, Task
 
 from .workload import Stream, Workload
 
@@ -242,7 +242,12 @@ def simulate(
     engine = Engine(
         workload.deployment,
         start=workload.start,
-        options=EngineOptions(auto_accept=True, record_decisions=False, transactional=False),
+        options=EngineOptions(
+            auto_accept=True,
+            record_decisions=False,
+            transactional=False,
+            keep_closed_tasks=False,
+        ),
     )
     for agent in workload.agents:
         engine.add_agent(agent.id, agent.channels, agent.attributes, agent.groups, agent.status)
@@ -268,7 +273,21 @@ def simulate(
 
     interactions: dict[str, Interaction] = {}
     offers = engine.state.offers
-    seen_offers = 0
+    #: tasks held per agent, so that a sample of busy agents does not scan the roster
+    holding: dict[str, int] = {}
+
+    def closed(task: Task) -> None:
+        # The engine forgets a task once it closes: take what the figures need now.
+        interaction = interactions.get(task.id)
+        if interaction is None:
+            return
+        _settle(interaction, task)
+        if interaction.agent is not None:
+            holding[interaction.agent] -= 1
+            if not holding[interaction.agent]:
+                del holding[interaction.agent]
+
+    engine.on_close = closed
     series: dict[str, list[float]] = {
         "time": [],
         "waiting": [],
@@ -284,10 +303,8 @@ def simulate(
     limit = workload.duration + DRAIN_LIMIT
 
     def harvest() -> None:
-        nonlocal seen_offers
-        while seen_offers < len(offers):
-            offer = offers[seen_offers]
-            seen_offers += 1
+        # Offers are read once and dropped, so a long run keeps no list of them.
+        for offer in offers:
             interaction = interactions.get(offer.task)
             if interaction is None or interaction.first_offer is not None:
                 continue
@@ -296,20 +313,20 @@ def simulate(
                 offer.agent,
                 offer.queue,
             )
+            holding[offer.agent] = holding.get(offer.agent, 0) + 1
             bin_counts["answered"] += 1
             bin_counts["answered_in_threshold"] += (
                 offer.at - interaction.arrival <= workload.service_level_threshold
             )
             push(offer.at + interaction.handle_time, "complete", offer.task)
+        offers.clear()
 
     def sample(until: float) -> None:
         nonlocal next_sample
         while next_sample <= until and next_sample <= workload.duration:
             series["time"].append(next_sample)
             series["waiting"].append(float(len(engine.state.waiting)))
-            series["busy_agents"].append(
-                float(sum(1 for agent in engine.state.agents.values() if agent.held_count()))
-            )
+            series["busy_agents"].append(float(len(holding)))
             for key in bin_counts:
                 series[key].append(float(bin_counts[key]))
                 bin_counts[key] = 0
@@ -349,11 +366,11 @@ def simulate(
             )
             interactions[task_id] = interaction
             attributes = stream.attributes(rng)
-            engine.create_task(
+            task = engine.create_task(
                 task_id, stream.channel, attributes, stream.priority, stream.queue, stream.profile
             )
-            task = engine.state.tasks[task_id]
-            interaction.queue = task.queue
+            if interaction.queue is None:
+                interaction.queue = task.queue
             if interaction.patience is not None and task.state == "queued":
                 push(at + interaction.patience, "abandon", task_id)
             following = arrivals[payload].after(at)
@@ -361,7 +378,11 @@ def simulate(
                 push(following, "arrival", payload)
         elif kind == "complete":
             engine.complete(payload)
-        elif kind == "abandon" and engine.state.tasks[payload].state == "queued":
+        elif (
+            kind == "abandon"
+            and (waiting := engine.state.tasks.get(payload)) is not None
+            and waiting.state == "queued"
+        ):
             engine.cancel(payload, reason="abandoned")
             bin_counts["abandoned"] += 1
         harvest()
@@ -370,15 +391,9 @@ def simulate(
 
     horizon = max(engine.now, workload.duration)
     sample(workload.duration)
-    for interaction in interactions.values():
-        task = engine.state.tasks[interaction.id]
-        interaction.state, interaction.reason = task.state, task.reason
-        if interaction.queue is None:
-            interaction.queue = task.queue
-        if task.state == "completed" and interaction.first_offer is not None:
-            interaction.end = interaction.first_offer + interaction.handle_time
-        elif task.state == "canceled" and interaction.first_offer is not None:
-            interaction.end = _end_from_history(task.history)
+    for task in engine.state.tasks.values():  # the ones still open
+        if task.id in interactions:
+            _settle(interactions[task.id], task)
     return SimulationResult(
         workload=workload.name,
         seed=workload.seed,
@@ -390,6 +405,16 @@ def simulate(
         series=series,
         events=events,
     )
+
+
+def _settle(interaction: Interaction, task: Task) -> None:
+    interaction.state, interaction.reason = task.state, task.reason
+    if interaction.queue is None:
+        interaction.queue = task.queue
+    if task.state == "completed" and interaction.first_offer is not None:
+        interaction.end = interaction.first_offer + interaction.handle_time
+    elif task.state == "canceled" and interaction.first_offer is not None:
+        interaction.end = _end_from_history(task.history)
 
 
 def _end_from_history(history: Iterable[tuple[float, str]]) -> float | None:

@@ -218,6 +218,10 @@ class _Model:
         self._settings[task.id] = (key, settings)
         return settings
 
+    def forget(self, task: Task) -> None:
+        """Drop what is cached for a closed task, so a long run keeps nothing per task."""
+        self._settings.pop(task.id, None)
+
     def _resolve(self, task: Task) -> Settings:
         if task.profile is not None and task.profile in self.profiles:
             return self.profiles[task.profile]
@@ -451,9 +455,11 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
             # handler, so no occupancy was cached with the share missing.
             model.record(agent)
 
-    def changed(_task: Task | None, agent: Agent | None) -> None:
+    def changed(task: Task | None, agent: Agent | None) -> None:
         if agent is not None:
             model.record(agent)
+        if task is not None and not task.is_open:
+            model.forget(task)
 
     events = (
         "accepted",
@@ -466,4 +472,8 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
         "logout",
         "status_changed",
     )
-    return [EventHandler("offered", offered), *(EventHandler(event, changed) for event in events)]
+    return [
+        EventHandler("offered", offered),
+        *(EventHandler(event, changed) for event in events),
+        EventHandler("rejected", changed),
+    ]

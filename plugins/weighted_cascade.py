@@ -144,7 +144,9 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
         )
 
     def cascade(task_id: str, queue: str | None, allocated_at: float) -> None:
-        task = setup.engine.state.tasks[task_id]
+        task = setup.engine.state.tasks.get(task_id)
+        if task is None:  # closed and forgotten (a long simulation keeps no closed tasks)
+            return
         mine = setup.task_state(task)
         if (
             task.state != "queued"
