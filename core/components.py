@@ -80,10 +80,17 @@ class RankingKey:
 
 @attrs.frozen
 class TaskOrdering:
-    """Orders waiting tasks: smaller keys are offered first."""
+    """Orders waiting tasks: smaller keys are offered first.
+
+    `fixed`: the key does not change while the task waits in one place (it may change
+    when the task is queued again: a new target, a decline, a transfer). When every
+    ordering is fixed, the engine computes keys once per wait and keeps each queue's
+    tasks sorted; otherwise it computes them on every routing pass.
+    """
 
     name: str
     key: Callable[[Task], Any]
+    fixed: bool = False
 
 
 EVENTS = (

@@ -96,7 +96,7 @@ def omniroute_task_orderings(setup: Setup) -> Iterable[TaskOrdering]:
         )
 
     return [
-        TaskOrdering("priority", priority),
-        TaskOrdering("waiting", waiting),
-        TaskOrdering("created", lambda task: task.seq),
+        TaskOrdering("priority", priority, fixed=True),
+        TaskOrdering("waiting", waiting, fixed=True),
+        TaskOrdering("created", lambda task: task.seq, fixed=True),
     ]

@@ -11,12 +11,13 @@ from __future__ import annotations
 import copy
 import functools
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import attrs
+from sortedcontainers import SortedList
 
 from .config import load_deployment
 from .decisions import Candidate, Decision, explain_winner
@@ -120,6 +121,14 @@ class Engine:
         self._fresh_groups: set[GroupKey] = set()
         self._group_checked: dict[GroupKey, tuple[int, float]] = {}
         self._check_every_group = True
+        #: with task orderings that are fixed while a task waits: each group's tasks kept
+        #: sorted by their order keys, and the tasks whose key is still to be computed
+        self._orders_fixed = self._index is not None and all(
+            ordering.fixed for _, ordering in self.pipeline.task_orderings
+        )
+        self._ordered_waiting: dict[GroupKey, SortedList] = {}
+        self._order_entry: dict[str, tuple[tuple[Any, ...], str]] = {}
+        self._unordered: dict[str, None] = {}
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> Engine:
@@ -770,23 +779,41 @@ class Engine:
         self._waiting_groups.setdefault(group, {})[task.id] = None
         self._waiting_group_of[task.id] = group
         self._fresh_groups.add(group)
+        if self._orders_fixed:
+            # Its order key is computed at the next routing pass, after the handlers of
+            # this event have run (a plugin's ordering may read what they set).
+            self._drop_order_entry(task.id, previous)
+            self._unordered[task.id] = None
 
     def _stop_waiting(self, task: Task) -> None:
         self.state.waiting.pop(task.id, None)
         group = self._waiting_group_of.pop(task.id, None)
         if group is not None:
             self._waiting_groups[group].pop(task.id, None)
+            if self._orders_fixed:
+                self._drop_order_entry(task.id, group)
+                self._unordered.pop(task.id, None)
+
+    def _drop_order_entry(self, task_id: str, group: GroupKey | None) -> None:
+        entry = self._order_entry.pop(task_id, None)
+        if entry is not None and group is not None:
+            self._ordered_waiting[group].remove(entry)
 
     def _regroup_waiting(self) -> None:
         self._waiting_groups.clear()
         self._waiting_group_of.clear()
         self._group_checked.clear()
+        self._ordered_waiting.clear()
+        self._order_entry.clear()
+        self._unordered.clear()
         self._check_every_group = True
         for task_id in self.state.waiting:
             task = self.state.tasks[task_id]
             group = (task.queue, task.channel)
             self._waiting_groups.setdefault(group, {})[task_id] = None
             self._waiting_group_of[task_id] = group
+            if self._orders_fixed:
+                self._unordered[task_id] = None
 
     def _release_agent(self, task: Task) -> Agent | None:
         """Free the capacity the task holds on its agent, if any."""
@@ -1014,10 +1041,25 @@ class Engine:
     def _route_once(self) -> bool:
         if not self.state.agents:
             return False
-        waiting = self._tasks_to_try()
-        if not waiting:
-            return False
-        waiting.sort(key=self.task_order_key)
+        waiting: Iterable[Task]
+        if self._index is None:
+            waiting = [
+                task
+                for task_id in self.state.waiting
+                if (task := self.state.tasks[task_id]).hold_reason is None
+            ]
+            waiting.sort(key=self.task_order_key)
+        elif self._orders_fixed:
+            waiting = self._walk_in_order(self._groups_to_try())
+        else:
+            tasks = self.state.tasks
+            waiting = [
+                task
+                for group in self._groups_to_try()
+                for task_id in self._waiting_groups[group]
+                if (task := tasks[task_id]).hold_reason is None
+            ]
+            waiting.sort(key=self.task_order_key)
         offered = False
         skip_closed_channels = self._index is None and not self.options.record_decisions
         open_channels = self._channels_with_room() if skip_closed_channels else set()
@@ -1039,27 +1081,20 @@ class Engine:
                 self.last_attempt[task.id] = decision
         return offered
 
-    def _tasks_to_try(self) -> list[Task]:
-        """The waiting tasks that could find an agent now, in no particular order.
+    def _groups_to_try(self) -> list[GroupKey]:
+        """The queues and channels whose waiting tasks could find an agent now.
 
-        Without the index: every waiting task not on hold. With it: only the tasks of the
-        queues and channels where something happened since they were last tried (a task
-        joined, an agent opened there, a timer fired, or time moved when eligibility
-        reads the clock), and only where some agent is open. A task whose group is left
-        out would find nobody, exactly as at its last try.
+        Those where something happened since their tasks were last tried (a task joined,
+        an agent opened there, a timer fired, or time moved when eligibility reads the
+        clock), and where some agent is open. A task of a group left out would find
+        nobody, exactly as at its last try.
         """
-        tasks = self.state.tasks
         index = self._index
-        if index is None:
-            return [
-                task
-                for task_id in self.state.waiting
-                if (task := tasks[task_id]).hold_reason is None
-            ]
+        assert index is not None
         index.sync()
         stamp = latest_agent_version()
         now = self.now
-        chosen: list[Task] = []
+        chosen: list[GroupKey] = []
         for group, task_ids in self._waiting_groups.items():
             if not task_ids:
                 continue
@@ -1075,10 +1110,50 @@ class Engine:
             self._group_checked[group] = (stamp, now)
             if index.indexed(group[0]) and not index.open.get(group):
                 continue
-            chosen += [task for task_id in task_ids if (task := tasks[task_id]).hold_reason is None]
+            chosen.append(group)
         self._fresh_groups.clear()
         self._check_every_group = False
         return chosen
+
+    def _walk_in_order(self, groups: list[GroupKey]) -> Iterator[Task]:
+        """The waiting tasks of the groups, merged in task order from each group's
+        ordered list (task orderings are fixed while a task waits, so each key was
+        computed once). A group is left as soon as no agent is open in it: its remaining
+        tasks could not be offered."""
+        tasks = self.state.tasks
+        for task_id in self._unordered:
+            task = tasks[task_id]
+            entry = (self.task_order_key(task), task_id)
+            group = self._waiting_group_of[task_id]
+            self._ordered_waiting.setdefault(group, SortedList()).add(entry)
+            self._order_entry[task_id] = entry
+        self._unordered.clear()
+        for _key, task_id in heapq.merge(*(self._walk_group(group) for group in groups)):
+            task = tasks[task_id]
+            if task.hold_reason is None:
+                yield task
+
+    def _walk_group(self, group: GroupKey) -> Iterator[tuple[tuple[Any, ...], str]]:
+        index = self._index
+        assert index is not None
+        entries = self._ordered_waiting.get(group)
+        indexed = index.indexed(group[0])
+        last = None
+        while entries:
+            if indexed:
+                index.sync()
+                if not index.open.get(group):
+                    return
+            following = (
+                iter(entries)
+                if last is None
+                else entries.irange(minimum=last, inclusive=(False, False))
+            )
+            entry = next(following, None)
+            if entry is None:
+                return
+            last = entry
+            yield entry
 
     def _channels_with_room(self) -> set[str]:
         return {

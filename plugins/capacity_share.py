@@ -438,7 +438,7 @@ def omniroute_task_orderings(setup: Setup) -> Iterable[TaskOrdering]:
 
     return [
         TaskOrdering("precedence", precedence),
-        TaskOrdering("oldest", lambda task: task.queued_at),
+        TaskOrdering("oldest", lambda task: task.queued_at, fixed=True),
     ]
 
 

@@ -123,7 +123,9 @@ def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
 
 @hookimpl
 def omniroute_task_orderings(setup: Setup) -> Iterable[TaskOrdering]:
-    return [TaskOrdering("transferred_first", lambda task: 0 if task.transferred else 1)]
+    return [
+        TaskOrdering("transferred_first", lambda task: 0 if task.transferred else 1, fixed=True)
+    ]
 
 
 @hookimpl
