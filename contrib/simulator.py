@@ -94,10 +94,24 @@ class SimulationResult:
             )
             for group in groups
         }
+        # One pass over the interactions, not one per agent: a roster of 50,000 agents
+        # made the per-agent pass quadratic.
+        spans: dict[str, list[tuple[float, float]]] = {agent: [] for agent in self.agents}
+        for interaction in self.interactions:
+            if interaction.agent is not None and interaction.first_offer is not None:
+                spans[interaction.agent].append(self._span(interaction))
         result["occupancy_by_agent"] = {
-            agent: self._occupancy([agent], _anything) for agent in self.agents
+            agent: _union_length(held) / self.horizon if self.horizon > 0 else 0.0
+            for agent, held in spans.items()
         }
         return result
+
+    def _span(self, interaction: Interaction) -> tuple[float, float]:
+        assert interaction.first_offer is not None
+        return (
+            interaction.first_offer,
+            interaction.end if interaction.end is not None else self.horizon,
+        )
 
     def _figures(
         self,
@@ -143,12 +157,7 @@ class SimulationResult:
                 and interaction.first_offer is not None
                 and counts(interaction)
             ):
-                intervals[interaction.agent].append(
-                    (
-                        interaction.first_offer,
-                        interaction.end if interaction.end is not None else self.horizon,
-                    )
-                )
+                intervals[interaction.agent].append(self._span(interaction))
         return sum(_union_length(spans) for spans in intervals.values()) / (
             len(agents) * self.horizon
         )
