@@ -59,10 +59,25 @@ class Indexing:
     `time_dependent`: the order the key gives can also change as time passes with no
     event. The engine then orders agents by the keys before this one only, and computes
     this key and the ones after it among the agents tied on those.
+
+    `floor` and `floor_order` (for a time-dependent key, both or neither):
+    `floor(task, agent, now)` is never above the key at `now`, and `floor_order(task,
+    agent)` sorts agents as their floors at any moment (a value that changes only when
+    the agent does). The engine keeps tied agents in floor order and stops computing the
+    key once the next floor is above the best key found, so a large group of tied agents
+    costs a few computations instead of one per agent.
     """
 
     partition: Callable[[Task], Hashable] | None = None
     time_dependent: bool = False
+    floor: Callable[[Task, Agent, float], Any] | None = None
+    floor_order: Callable[[Task, Agent], Any] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.floor is None) != (self.floor_order is None):
+            raise ValueError("give both floor and floor_order, or neither")
+        if self.floor is not None and not self.time_dependent:
+            raise ValueError("a floor is for a time-dependent key")
 
 
 @attrs.frozen

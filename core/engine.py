@@ -19,10 +19,11 @@ from typing import Any
 import attrs
 from sortedcontainers import SortedList
 
+from .components import RankingKey
 from .config import load_deployment
 from .decisions import Candidate, Decision, explain_winner
 from .errors import EventError, PluginError
-from .index import GroupKey, Ladder, RosterIndex
+from .index import GroupKey, RosterIndex
 from .pipeline import Pipeline, build_pipeline
 from .spec import Deployment, Queue, Target
 from .state import (
@@ -38,6 +39,8 @@ from .state import (
 )
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+#: no group of tied agents (the walk of a ladder starts before the first)
+_NO_GROUP = object()
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -1299,6 +1302,14 @@ class Engine:
             static.append((plugin, ranking))
         self._ladder_keys = tuple(static)
         self._ranking_ties = len(static) < len(self.pipeline.ranking_keys)
+        # The first key left out may give a floor: tied agents are then kept in the order
+        # of their floors, and the walk leaves a group once floors pass the best key found.
+        self._floored: tuple[str, RankingKey] | None = None
+        if self._ranking_ties:
+            plugin, ranking = self.pipeline.ranking_keys[len(static)]
+            indexing = ranking.indexing
+            if indexing is not None and indexing.floor is not None:
+                self._floored = (plugin, ranking)
         self._open_filters = tuple(
             (plugin, item)
             for plugin, item in self.pipeline.filters
@@ -1314,6 +1325,19 @@ class Engine:
         for plugin, ranking in self._ladder_keys:
             keys.append(
                 self._call(plugin, f"the ranking key {ranking.name!r}", ranking.key, task, agent)
+            )
+        if self._floored is not None:
+            plugin, ranking = self._floored
+            assert ranking.indexing is not None
+            assert ranking.indexing.floor_order is not None
+            keys.append(
+                self._call(
+                    plugin,
+                    f"the floor order of ranking key {ranking.name!r}",
+                    ranking.indexing.floor_order,
+                    task,
+                    agent,
+                )
             )
         keys.append(agent.roster_index)
         return tuple(keys)
@@ -1357,7 +1381,9 @@ class Engine:
         The winner is the agent with the smallest (preferences failed, ranking key), as in
         the reference path. Without preferences the first group with an agent passing the
         filters decides; with them, the walk stops at the first group whose best agent
-        passes every preference, since no later agent can beat it.
+        passes every preference, since no later agent can beat it. Within a group kept
+        in floor order, the walk leaves the group once the next floor is above the best
+        key found.
         """
         index = self._index
         assert index is not None
@@ -1367,58 +1393,68 @@ class Engine:
         partition = self._partition(task)
         ladder = index.ladder(task, partition) if partition is not None else None
         agents = self.state.agents
-        groups: Iterable[list[Agent]] = (
-            [[agents[agent_id] for agent_id in open_ids]]
-            if ladder is None
-            else self._ladder_groups(ladder)
-        )
-        preferences = self.pipeline.preferences
         target = self.target_of(task)
-        best: tuple[tuple[Any, ...], Agent] | None = None
-        for group in groups:
-            passing = [
-                agent
-                for agent in group
-                if (since is None or agent.version > since) and self._passes_filters(task, agent)
-            ]
-            if not passing:
-                continue
-            if not preferences and len(passing) == 1:
-                return passing[0]
-            for agent in passing:
-                flags = tuple(
-                    not self._call(
-                        plugin,
-                        f"the preference {preference.name!r}",
-                        preference.prefer,
-                        task,
-                        agent,
-                    )
-                    for plugin, preference in preferences
+        entries: Iterable[tuple[Any, Agent]]
+        floor = None
+        if ladder is None:
+            entries = ((None, agents[agent_id]) for agent_id in open_ids)
+            alone = False
+        elif not self._ranking_ties:
+            entries = ladder.entries
+            alone = True  # every agent is a group of its own
+        else:
+            tail = 1 if self._floored is None else 2
+            entries = ((key[: len(key) - tail], agent) for key, agent in ladder.entries)
+            alone = False
+            if self._floored is not None:
+                plugin, ranking = self._floored
+                assert ranking.indexing is not None
+                floor = ranking.indexing.floor
+                floored_at = len(self._ladder_keys) + (
+                    target is not None and target.order_by is not None
                 )
-                scored = (flags, self._ranking_key(task, agent, target))
-                if best is None or scored < best[0]:
-                    best = (scored, agent)
-            assert best is not None
-            if not any(best[0][0]):
-                break
+        preferences = self.pipeline.preferences
+        now = self.now
+        best: tuple[tuple[Any, ...], Agent] | None = None
+        current: Any = _NO_GROUP
+        skipping = False
+        for tie, agent in entries:
+            if tie != current:
+                if best is not None and not any(best[0][0]):
+                    break
+                current, skipping = tie, False
+            elif skipping:
+                continue
+            if since is not None and agent.version <= since:
+                continue
+            # With a floor, a best with every preference passed is in this group (one from
+            # an earlier group would have ended the walk), and no agent whose floor is
+            # above its key can beat it.
+            if (
+                floor is not None
+                and best is not None
+                and not any(best[0][0])
+                and self._call(
+                    plugin, f"the floor of ranking key {ranking.name!r}", floor, task, agent, now
+                )
+                > best[0][1][floored_at]
+            ):
+                skipping = True
+                continue
+            if not self._passes_filters(task, agent):
+                continue
+            if alone and not preferences:
+                return agent
+            flags = tuple(
+                not self._call(
+                    plugin, f"the preference {preference.name!r}", preference.prefer, task, agent
+                )
+                for plugin, preference in preferences
+            )
+            scored = (flags, self._ranking_key(task, agent, target))
+            if best is None or scored < best[0]:
+                best = (scored, agent)
         return best[1] if best is not None else None
-
-    def _ladder_groups(self, ladder: Ladder) -> Iterable[list[Agent]]:
-        if not self._ranking_ties:
-            for _key, agent in ladder.entries:
-                yield [agent]
-            return
-        group: list[Agent] = []
-        tied_on: tuple[Any, ...] | None = None
-        for key, agent in ladder.entries:
-            if group and key[:-1] != tied_on:
-                yield group
-                group = []
-            tied_on = key[:-1]
-            group.append(agent)
-        if group:
-            yield group
 
     def _passes_filters(self, task: Task, agent: Agent) -> bool:
         for plugin, item in self._open_filters:

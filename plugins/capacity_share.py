@@ -321,6 +321,31 @@ class _Model:
             state["ready_time"] = state.get("ready_time", 0.0) + (now - last)
         state.update(since=now, occupied=self.occupied(agent), ready=agent.status == "ready")
 
+    # Occupancy moves with the clock, but within one interval it is
+    #     o + (busy - o * ready) / (ready + elapsed)
+    # (o: the share held now; busy and ready: the totals at the interval's start), so it
+    # never drops below a floor that sorts agents the same way at every moment:
+    #   - not ready, or no ready time yet: 0;
+    #   - busy <= o * ready (less busy than now, so far): busy / ready, where it starts;
+    #   - otherwise: o + (busy - o * ready) / now, since ready time cannot exceed the
+    #     time since the clock started.
+    # Floors are lowered by a hair so that rounding cannot lift one above the key.
+
+    def occupancy_floor_order(self, agent: Agent) -> tuple[int, float]:
+        state = self.setup.agent_state(agent)
+        busy, ready = state.get("busy", 0.0), state.get("ready_time", 0.0)
+        if not state.get("ready", False) or ready <= 0:
+            return (0, 0.0)
+        held = state.get("occupied", 0.0) / 100
+        excess = busy - held * ready
+        return (1, busy / ready) if excess <= 0 else (2, excess)
+
+    def occupancy_floor(self, agent: Agent, now: float) -> float:
+        kind, value = self.occupancy_floor_order(agent)
+        if kind == 2:
+            value = self.setup.agent_state(agent).get("occupied", 0.0) / 100 + value / now
+        return value - 1e-9 * (1 + abs(value))  # rising in value: the order holds
+
     def occupancy(self, agent: Agent) -> float:
         state = self.setup.agent_state(agent)
         now = self.engine.now
@@ -408,11 +433,15 @@ def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
         RankingKey("least_busy", lambda _task, agent: model.occupied(agent), Indexing()),
         RankingKey("idle_since", lambda _task, agent: model.idle_since(agent), Indexing()),
         # Occupancy since login moves with the clock, differently for each agent: the
-        # engine computes it among the agents tied on the keys above.
+        # engine computes it among the agents tied on the keys above, in floor order.
         RankingKey(
             "least_occupied",
             lambda _task, agent: model.occupancy(agent),
-            Indexing(time_dependent=True),
+            Indexing(
+                time_dependent=True,
+                floor=lambda _task, agent, now: model.occupancy_floor(agent, now),
+                floor_order=lambda _task, agent: model.occupancy_floor_order(agent),
+            ),
         ),
     ]
     return keys

@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from omniroute.core import DeploymentError, Engine, EngineOptions, load_deployment
+from omniroute.core import DeploymentError, Engine, EngineOptions, OmnirouteError, load_deployment
+from omniroute.plugins import capacity_share
 
 
-def engine_for(section: dict[str, Any] | None = None, **extra: Any) -> Engine:
+def engine_for(
+    section: dict[str, Any] | None = None,
+    options: EngineOptions | None = None,
+    **extra: Any,
+) -> Engine:
     raw = {
         "plugins": ["capacity_share"],
         "channels": {"voice": {}, "chat": {}, "email": {}},
@@ -17,7 +24,7 @@ def engine_for(section: dict[str, Any] | None = None, **extra: Any) -> Engine:
     }
     if section is not None:
         raw["capacity_share"] = section
-    return Engine(load_deployment(raw), options=EngineOptions(auto_accept=True))
+    return Engine(load_deployment(raw), options=options or EngineOptions(auto_accept=True))
 
 
 def idle_then_ready_history(engine: Engine) -> None:
@@ -177,3 +184,49 @@ def test_callback_with_full_settings_is_fine_and_shared_precedence_warns() -> No
     assert [str(w) for w in deployment.warnings] == [
         "capacity_share.channels: callback and email share precedence 3; Bright Pattern allows this only for voice and chat"
     ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["create", "complete", "not_ready", "ready"]),
+            st.integers(0, 3),
+            st.floats(0.5, 400, allow_nan=False),
+        ),
+        min_size=5,
+        max_size=40,
+    )
+)
+def test_the_occupancy_floor_is_a_floor_in_floor_order(steps: list[Any]) -> None:
+    """The engine stops computing least_occupied among tied agents once the next floor is
+    above the best key found: each floor must be at most the key, and floors must rise
+    in floor order among agents holding the same share (as tied agents do)."""
+    engine = engine_for(options=EngineOptions(auto_accept=True, record_decisions=False))
+    model = capacity_share._MODELS[engine]
+    for n in range(4):
+        engine.add_agent(f"a{n}", {"chat": 3})
+    for index, (kind, who, wait) in enumerate(steps):
+        engine.advance_to(engine.now + wait)
+        agent_id = f"a{who}"
+        held = sorted(task for ids in engine.agent(agent_id).held.values() for task in ids)
+        try:
+            if kind == "create":
+                engine.create_task(f"t{index}", "chat")
+            elif kind == "complete" and held:
+                engine.complete(held[0])
+            elif kind in ("ready", "not_ready"):
+                engine.set_status(agent_id, kind)
+        except OmnirouteError:
+            pass
+        now = engine.now
+        floors = []
+        for agent in engine.agents:
+            floor = model.occupancy_floor(agent, now)
+            assert floor <= model.occupancy(agent)
+            if agent.status == "ready":
+                floors.append((model.occupied(agent), model.occupancy_floor_order(agent), floor))
+        for share, order, floor in floors:
+            for other_share, other_order, other_floor in floors:
+                if share == other_share and order <= other_order:
+                    assert floor <= other_floor + 1e-12
