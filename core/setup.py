@@ -50,6 +50,12 @@ class Setup:
     def cancel_timer(self, timer_id: int) -> None:
         self.engine.cancel_timer(timer_id)
 
+    def agent_changed(self, agent: Agent) -> None:
+        """Say that something a filter or ranking key reads of the agent changed (its
+        plugin state, say) outside an event that already touched it: the engine's
+        caches and roster index then look at the agent again."""
+        agent.touch()
+
     def set_capacity(self, agent: Agent, channel: str, capacity: int) -> None:
         """Change an agent's capacity on a channel (as a supervisor would)."""
         self.engine.set_capacity(agent, channel, capacity)
