@@ -245,9 +245,12 @@ class _Arrivals:
 
 
 def simulate(
-    workload: Workload, progress: Callable[[float], None] | None = None
+    workload: Workload, progress: Callable[[float], None] | None = None, *, indexed: bool = True
 ) -> SimulationResult:
-    """Run the workload; `progress(simulated_seconds)` is called as the clock moves."""
+    """Run the workload; `progress(simulated_seconds)` is called as the clock moves.
+
+    `indexed=False` routes by scanning the roster (the reference path), for comparison.
+    """
     engine = Engine(
         workload.deployment,
         start=workload.start,
@@ -255,6 +258,7 @@ def simulate(
             auto_accept=True,
             record_decisions=False,
             transactional=False,
+            indexed=indexed,
             keep_closed_tasks=False,
         ),
     )

@@ -63,9 +63,10 @@ class Indexing:
     `floor` and `floor_order` (for a time-dependent key, both or neither):
     `floor(task, agent, now)` is never above the key at `now`, and `floor_order(task,
     agent)` sorts agents as their floors at any moment (a value that changes only when
-    the agent does). The engine keeps tied agents in floor order and stops computing the
-    key once the next floor is above the best key found, so a large group of tied agents
-    costs a few computations instead of one per agent.
+    the agent does), and agents with equal floor orders have equal keys. The engine keeps
+    tied agents in floor order and stops computing the key once the next floor is above
+    the best key found, so a large group of tied agents costs a few computations instead
+    of one per agent.
     """
 
     partition: Callable[[Task], Hashable] | None = None

@@ -41,6 +41,19 @@ from .state import (
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 #: no group of tied agents (the walk of a ladder starts before the first)
 _NO_GROUP = object()
+
+
+class _Top:
+    """Above every value: a bound that finds the end of a run of equal ladder keys."""
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return True
+
+
+_TOP = _Top()
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -1376,14 +1389,16 @@ class Engine:
         return Decision(task.id, self.now, task.queue, None, (), winner.id, "")
 
     def _best_open_agent(self, task: Task, since: int | None) -> Agent | None:
-        """Walk the open agents in ladder order, a group of tied agents at a time.
+        """The agent the reference path would choose, found by walking the ladder.
 
-        The winner is the agent with the smallest (preferences failed, ranking key), as in
-        the reference path. Without preferences the first group with an agent passing the
-        filters decides; with them, the walk stops at the first group whose best agent
-        passes every preference, since no later agent can beat it. Within a group kept
-        in floor order, the walk leaves the group once the next floor is above the best
-        key found.
+        The reference's winner has the smallest (preferences failed, ranking key). The
+        ladder holds open agents in ranking order, in groups tied on the keys it holds;
+        without preferences the first group with an agent passing the filters decides,
+        and with them the walk stops at the first group whose best agent passes every
+        preference, since no later agent can beat it. Within a group kept in floor
+        order, the walk leaves the group once the next floor is above the best key found,
+        and steps over agents whose floor order (hence key) equals the best's when only
+        the roster order follows.
         """
         index = self._index
         assert index is not None
@@ -1392,69 +1407,98 @@ class Engine:
             return None
         partition = self._partition(task)
         ladder = index.ladder(task, partition) if partition is not None else None
-        agents = self.state.agents
         target = self.target_of(task)
-        entries: Iterable[tuple[Any, Agent]]
-        floor = None
-        if ladder is None:
-            entries = ((None, agents[agent_id]) for agent_id in open_ids)
-            alone = False
-        elif not self._ranking_ties:
-            entries = ladder.entries
-            alone = True  # every agent is a group of its own
-        else:
-            tail = 1 if self._floored is None else 2
-            entries = ((key[: len(key) - tail], agent) for key, agent in ladder.entries)
-            alone = False
-            if self._floored is not None:
-                plugin, ranking = self._floored
-                assert ranking.indexing is not None
-                floor = ranking.indexing.floor
-                floored_at = len(self._ladder_keys) + (
-                    target is not None and target.order_by is not None
-                )
-        preferences = self.pipeline.preferences
-        now = self.now
         best: tuple[tuple[Any, ...], Agent] | None = None
+        if ladder is None:  # no ladder for this task: rank every open agent in full
+            agents = self.state.agents
+            for agent in (agents[agent_id] for agent_id in open_ids):
+                if (since is None or agent.version > since) and self._passes_filters(task, agent):
+                    scored: tuple[Any, ...] = (
+                        self._failed_preferences(task, agent),
+                        self._ranking_key(task, agent, target),
+                    )
+                    if best is None or scored < best[0]:
+                        best = (scored, agent)
+            return best[1] if best is not None else None
+        entries = ladder.entries
+        if not self._ranking_ties:  # every agent is a group of its own
+            ranked: Iterable[tuple[Any, Agent]] = entries
+            for _key, agent in ranked:
+                if (since is None or agent.version > since) and self._passes_filters(task, agent):
+                    failed = self._failed_preferences(task, agent)
+                    if not any(failed):
+                        return agent
+                    if best is None or failed < best[0]:
+                        best = (failed, agent)
+            return best[1] if best is not None else None
+        floor = None
+        if self._floored is not None:
+            plugin, ranking = self._floored
+            assert ranking.indexing is not None
+            floor = ranking.indexing.floor
+        # ladder keys: (order_by?, ladder keys..., floor order?, roster index)
+        tied_length = len(entries[0][0]) - (1 if floor is None else 2)
+        only_roster_after = len(self.pipeline.ranking_keys) == len(self._ladder_keys) + 1
+        now = self.now
+        best_order: Any = None
         current: Any = _NO_GROUP
-        skipping = False
-        for tie, agent in entries:
-            if tie != current:
+        number = 0  # groups come in ranking order: the number stands for the ladder's keys
+        position, count = 0, len(entries)
+        while position < count:
+            key, agent = entries[position]
+            position += 1
+            tied = key[:tied_length]
+            if tied != current:
                 if best is not None and not any(best[0][0]):
                     break
-                current, skipping = tie, False
-            elif skipping:
-                continue
+                current = tied
+                number += 1
             if since is not None and agent.version <= since:
                 continue
-            # With a floor, a best with every preference passed is in this group (one from
-            # an earlier group would have ended the walk), and no agent whose floor is
-            # above its key can beat it.
-            if (
-                floor is not None
-                and best is not None
-                and not any(best[0][0])
-                and self._call(
-                    plugin, f"the floor of ranking key {ranking.name!r}", floor, task, agent, now
-                )
-                > best[0][1][floored_at]
-            ):
-                skipping = True
-                continue
+            if floor is not None and best is not None and not any(best[0][0]):
+                # best is in this group: one from an earlier group would have ended the walk
+                order = key[tied_length]
+                if only_roster_after and order == best_order:
+                    position = entries.bisect_key_right((*tied, order, _TOP))
+                    continue
+                if (
+                    self._call(
+                        plugin,
+                        f"the floor of ranking key {ranking.name!r}",
+                        floor,
+                        task,
+                        agent,
+                        now,
+                    )
+                    > best[0][2][0]
+                ):
+                    position = entries.bisect_key_right((*tied, _TOP))
+                    continue
             if not self._passes_filters(task, agent):
                 continue
-            if alone and not preferences:
-                return agent
-            flags = tuple(
-                not self._call(
-                    plugin, f"the preference {preference.name!r}", preference.prefer, task, agent
-                )
-                for plugin, preference in preferences
-            )
-            scored = (flags, self._ranking_key(task, agent, target))
+            scored = (self._failed_preferences(task, agent), number, self._tail_key(task, agent))
             if best is None or scored < best[0]:
                 best = (scored, agent)
+                best_order = key[tied_length] if floor is not None else None
         return best[1] if best is not None else None
+
+    def _failed_preferences(self, task: Task, agent: Agent) -> tuple[bool, ...]:
+        return tuple(
+            not self._call(
+                plugin, f"the preference {preference.name!r}", preference.prefer, task, agent
+            )
+            for plugin, preference in self.pipeline.preferences
+        )
+
+    def _tail_key(self, task: Task, agent: Agent) -> tuple[Any, ...]:
+        """The ranking keys the ladders leave out (from the first time-dependent one on)."""
+        keys: list[Any] = []
+        for plugin, ranking in self.pipeline.ranking_keys[len(self._ladder_keys) :]:
+            keys.append(
+                self._call(plugin, f"the ranking key {ranking.name!r}", ranking.key, task, agent)
+            )
+        keys.append(agent.roster_index)
+        return tuple(keys)
 
     def _passes_filters(self, task: Task, agent: Agent) -> bool:
         for plugin, item in self._open_filters:

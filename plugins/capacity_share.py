@@ -202,6 +202,8 @@ class _Model:
         # Caches, keyed so that they cannot go stale: a task's position, an agent's version.
         self._settings: dict[str, tuple[tuple[Any, ...], Settings]] = {}
         self._occupied: dict[str, tuple[int, float]] = {}
+        #: the most time any agent with ready time has spent not ready (see the floor)
+        self.most_not_ready = 0.0
         self.profiles = {
             name: settings
             for name in section.profiles
@@ -320,30 +322,39 @@ class _Model:
         if state.get("ready", False):
             state["ready_time"] = state.get("ready_time", 0.0) + (now - last)
         state.update(since=now, occupied=self.occupied(agent), ready=agent.status == "ready")
+        if state.get("ready_time", 0.0) > 0:
+            self.most_not_ready = max(self.most_not_ready, now - state["ready_time"])
 
-    # Occupancy moves with the clock, but within one interval it is
-    #     o + (busy - o * ready) / (ready + elapsed)
-    # (o: the share held now; busy and ready: the totals at the interval's start), so it
-    # never drops below a floor that sorts agents the same way at every moment:
-    #   - not ready, or no ready time yet: 0;
-    #   - busy <= o * ready (less busy than now, so far): busy / ready, where it starts;
-    #   - otherwise: o + (busy - o * ready) / now, since ready time cannot exceed the
-    #     time since the clock started.
-    # Floors are lowered by a hair so that rounding cannot lift one above the key.
+    # Occupancy moves with the clock, but while a ready agent's state holds it is
+    #     o + excess / T,   excess = busy - o * ready
+    # (o: the share held now; busy and ready: the totals when the state began; T: the
+    # ready time so far). T is at most `now` (ready time began at the clock's start or
+    # later) and at least `now - most_not_ready` (the most time any agent has spent not
+    # ready, which only grows). So the key never drops below
+    #     o + excess / now                    when excess > 0,
+    #     o + excess / (now - most_not_ready) when excess <= 0,
+    # which, for agents holding the same share (as tied agents do), rises with excess at
+    # every moment. An agent not ready, or with no ready time yet, has floor 0. Floors
+    # are lowered by a hair so that rounding cannot lift one above the key.
 
-    def occupancy_floor_order(self, agent: Agent) -> tuple[int, float]:
+    def occupancy_floor_order(self, agent: Agent) -> tuple[Any, ...]:
+        """(kind, excess), then every figure the key reads: equal orders, equal keys."""
         state = self.setup.agent_state(agent)
         busy, ready = state.get("busy", 0.0), state.get("ready_time", 0.0)
-        if not state.get("ready", False) or ready <= 0:
-            return (0, 0.0)
-        held = state.get("occupied", 0.0) / 100
-        excess = busy - held * ready
-        return (1, busy / ready) if excess <= 0 else (2, excess)
+        occupied, since = state.get("occupied", 0.0), state.get("since", -math.inf)
+        is_ready = state.get("ready", False)
+        figures = (busy, ready, occupied, since, is_ready)
+        if not is_ready or ready <= 0:
+            return (0, 0.0, *figures)
+        return (1, busy - occupied / 100 * ready, *figures)
 
     def occupancy_floor(self, agent: Agent, now: float) -> float:
-        kind, value = self.occupancy_floor_order(agent)
-        if kind == 2:
-            value = self.setup.agent_state(agent).get("occupied", 0.0) / 100 + value / now
+        kind, excess, *_ = self.occupancy_floor_order(agent)
+        value = 0.0
+        if kind == 1:
+            held = self.setup.agent_state(agent).get("occupied", 0.0) / 100
+            # never below 0 (occupancy is not), which keeps floors rising in floor order
+            value = max(0.0, held + excess / (now if excess > 0 else now - self.most_not_ready))
         return value - 1e-9 * (1 + abs(value))  # rising in value: the order holds
 
     def occupancy(self, agent: Agent) -> float:
