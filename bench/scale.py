@@ -5,7 +5,10 @@
 20 skills, each agent holding 3; a queue per skill chosen by a workflow filter; chat
 capacity 2; 85% load; 5-minute handle time; exponential patience. Each size and plugin
 runs in its own process, so that peak memory is its own. Prints interactions per second,
-the cost per interaction relative to the smallest roster, and peak memory.
+the cost per interaction relative to the smallest roster, and peak memory; then the
+same workload at the smallest size through the reference path (a scan of the roster
+for every task) as the baseline, the targets met or not, and the M/M/c comparison with
+Ciw, SimPy and a hand-written loop (bench.simulator).
 """
 
 from __future__ import annotations
@@ -63,13 +66,13 @@ def workload(agents: int, minutes: float, plugin: str, seed: int = 1) -> dict[st
     }
 
 
-def measure(agents: int, minutes: float, plugin: str) -> dict[str, Any]:
+def measure(agents: int, minutes: float, plugin: str, indexed: bool = True) -> dict[str, Any]:
     from omniroute.contrib.simulator import simulate
     from omniroute.contrib.workload import load_workload
 
     loaded = load_workload(workload(agents, minutes, plugin))
     start = time.perf_counter()
-    result = simulate(loaded)
+    result = simulate(loaded, indexed=indexed)
     elapsed = time.perf_counter() - start
     figures = result.figures()
     return {
@@ -90,10 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plugins", nargs="+", default=["least_occupancy", "capacity_share"])
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed for each run")
+    parser.add_argument(
+        "--scan-minutes",
+        type=float,
+        default=5,
+        help="simulated minutes of the reference scan at the smallest size (0: skip it)",
+    )
+    parser.add_argument("--no-mmc", action="store_true", help="skip the M/M/c comparison")
     args = parser.parse_args(argv)
     if args.one:
-        agents, plugin = args.one.split(":")
-        print(json.dumps(measure(int(agents), args.minutes, plugin)))
+        agents, plugin, path = args.one.split(":")
+        print(json.dumps(measure(int(agents), args.minutes, plugin, indexed=path == "index")))
         return 0
     print(
         f"{args.minutes:g} simulated minutes per run; chat capacity 2, 85% load, 5-minute handle time\n"
@@ -101,33 +111,87 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'plugin':<17}{'agents':>8}{'interactions':>14}{'per second':>12}{'cost ratio':>12}{'peak MB':>10}{'SL':>8}"
     )
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
     for plugin in args.plugins:
         base_cost = None
         for agents in args.agents:
-            command = [
-                sys.executable,
-                "-m",
-                "bench.scale",
-                "--one",
-                f"{agents}:{plugin}",
-                "--minutes",
-                str(args.minutes),
-            ]
-            try:
-                completed = subprocess.run(
-                    command, capture_output=True, text=True, timeout=args.timeout, check=True
-                )
-            except subprocess.TimeoutExpired:
+            row = _run(agents, plugin, "index", args.minutes, args.timeout)
+            if row is None:
                 print(f"{plugin:<17}{agents:>8}{'(over ' + str(int(args.timeout)) + ' s)':>14}")
                 continue
-            row = json.loads(completed.stdout)
+            rows[plugin, agents] = row
             cost = 1 / row["per_second"]
             base_cost = base_cost or cost
+            row["ratio"] = cost / base_cost
             print(
                 f"{plugin:<17}{agents:>8}{row['interactions']:>14}{row['per_second']:>12.0f}"
-                f"{cost / base_cost:>11.2f}x{row['peak_mb']:>10.0f}{row['service_level']:>8.1%}"
+                f"{row['ratio']:>11.2f}x{row['peak_mb']:>10.0f}{row['service_level']:>8.1%}"
             )
+    smallest = min(args.agents)
+    if args.scan_minutes > 0:
+        print(
+            f"\nbaseline: the reference scan, {smallest} agents, {args.scan_minutes:g} simulated minutes"
+        )
+        for plugin in args.plugins:
+            scan = _run(smallest, plugin, "scan", args.scan_minutes, args.timeout)
+            index = _run(smallest, plugin, "index", args.scan_minutes, args.timeout)
+            if scan is None or index is None:
+                print(f"{plugin:<17}(over {int(args.timeout)} s)")
+                continue
+            print(
+                f"{plugin:<17}scan {scan['per_second']:>8.0f}/s   index {index['per_second']:>8.0f}/s"
+                f"   index / scan {index['per_second'] / scan['per_second']:6.1f}x"
+            )
+    print("\ntargets")
+    for plugin in args.plugins:
+        for agents, limit in ((10000, 1.5), (50000, 2.0)):
+            if (plugin, agents) in rows:
+                ratio = rows[plugin, agents]["ratio"]
+                print(
+                    f"  {plugin} cost {smallest} -> {agents} agents: {ratio:.2f}x (at most {limit}x): {_verdict(ratio <= limit)}"
+                )
+        if (plugin, 10000) in rows:
+            speed = rows[plugin, 10000]["per_second"]
+            print(
+                f"  {plugin} at 10000 agents: {speed:.0f}/s (at least 10000/s): {_verdict(speed >= 10000)}"
+            )
+        if (plugin, 50000) in rows:
+            peak = rows[plugin, 50000]["peak_mb"]
+            print(
+                f"  {plugin} peak memory at 50000 agents: {peak:.0f} MB (under 1024 MB): {_verdict(peak < 1024)}"
+            )
+    if not args.no_mmc:
+        print()
+        from bench import simulator
+
+        simulator.main([])
     return 0
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def _run(
+    agents: int, plugin: str, path: str, minutes: float, timeout: float
+) -> dict[str, Any] | None:
+    command = [
+        sys.executable,
+        "-m",
+        "bench.scale",
+        "--one",
+        f"{agents}:{plugin}:{path}",
+        "--minutes",
+        str(minutes),
+    ]
+    try:
+        completed = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, check=True
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    result: dict[str, Any] = json.loads(completed.stdout)
+    return result
 
 
 if __name__ == "__main__":

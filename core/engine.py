@@ -760,9 +760,22 @@ class Engine:
         except Exception as error:
             raise PluginError(plugin, what, error) from error
 
+    def _call_named(
+        self, plugin: str, what: str, name: str, function: Callable[..., Any], *args: Any
+    ) -> Any:
+        """`_call` for the hot path: `what.format(name)` is only built if the call fails."""
+        if plugin == "core":
+            return function(*args)
+        try:
+            return function(*args)
+        except (EventError, PluginError):
+            raise
+        except Exception as error:
+            raise PluginError(plugin, what.format(name), error) from error
+
     def _notify(self, event: str, task: Task | None, agent: Agent | None) -> None:
         for plugin, handler in self.pipeline.handlers.get(event, ()):
-            self._call(plugin, f"the {event} event", handler.handler, task, agent)
+            self._call_named(plugin, "the {} event", event, handler.handler, task, agent)
 
     def _log(self, task: Task, what: str) -> None:
         task.history.append((self.now, what))
@@ -1246,8 +1259,8 @@ class Engine:
             preferred = [
                 agent
                 for agent in eligible
-                if self._call(
-                    plugin, f"the preference {preference.name!r}", preference.prefer, task, agent
+                if self._call_named(
+                    plugin, "the preference {!r}", preference.name, preference.prefer, task, agent
                 )
             ]
             if preferred and len(preferred) < len(eligible):
@@ -1337,16 +1350,19 @@ class Engine:
             keys.append(target.order_by.key({"worker": self.worker_view(agent)}))
         for plugin, ranking in self._ladder_keys:
             keys.append(
-                self._call(plugin, f"the ranking key {ranking.name!r}", ranking.key, task, agent)
+                self._call_named(
+                    plugin, "the ranking key {!r}", ranking.name, ranking.key, task, agent
+                )
             )
         if self._floored is not None:
             plugin, ranking = self._floored
             assert ranking.indexing is not None
             assert ranking.indexing.floor_order is not None
             keys.append(
-                self._call(
+                self._call_named(
                     plugin,
-                    f"the floor order of ranking key {ranking.name!r}",
+                    "the floor order of ranking key {!r}",
+                    ranking.name,
                     ranking.indexing.floor_order,
                     task,
                     agent,
@@ -1366,9 +1382,10 @@ class Engine:
             assert ranking.indexing is not None
             if ranking.indexing.partition is not None:
                 parts.append(
-                    self._call(
+                    self._call_named(
                         plugin,
-                        f"the partition of ranking key {ranking.name!r}",
+                        "the partition of ranking key {!r}",
+                        ranking.name,
                         ranking.indexing.partition,
                         task,
                     )
@@ -1459,12 +1476,13 @@ class Engine:
                 # best is in this group: one from an earlier group would have ended the walk
                 order = key[tied_length]
                 if only_roster_after and order == best_order:
-                    position = entries.bisect_key_right((*tied, order, _TOP))
+                    position = entries.bisect_right(((*tied, order, _TOP),))
                     continue
                 if (
-                    self._call(
+                    self._call_named(
                         plugin,
-                        f"the floor of ranking key {ranking.name!r}",
+                        "the floor of ranking key {!r}",
+                        ranking.name,
                         floor,
                         task,
                         agent,
@@ -1472,7 +1490,7 @@ class Engine:
                     )
                     > best[0][2][0]
                 ):
-                    position = entries.bisect_key_right((*tied, _TOP))
+                    position = entries.bisect_right(((*tied, _TOP),))
                     continue
             if not self._passes_filters(task, agent):
                 continue
@@ -1484,8 +1502,8 @@ class Engine:
 
     def _failed_preferences(self, task: Task, agent: Agent) -> tuple[bool, ...]:
         return tuple(
-            not self._call(
-                plugin, f"the preference {preference.name!r}", preference.prefer, task, agent
+            not self._call_named(
+                plugin, "the preference {!r}", preference.name, preference.prefer, task, agent
             )
             for plugin, preference in self.pipeline.preferences
         )
@@ -1495,7 +1513,9 @@ class Engine:
         keys: list[Any] = []
         for plugin, ranking in self.pipeline.ranking_keys[len(self._ladder_keys) :]:
             keys.append(
-                self._call(plugin, f"the ranking key {ranking.name!r}", ranking.key, task, agent)
+                self._call_named(
+                    plugin, "the ranking key {!r}", ranking.name, ranking.key, task, agent
+                )
             )
         keys.append(agent.roster_index)
         return tuple(keys)
@@ -1519,7 +1539,9 @@ class Engine:
             keys.append(target.order_by.key({"worker": self.worker_view(agent)}))
         for plugin, ranking in self.pipeline.ranking_keys:
             keys.append(
-                self._call(plugin, f"the ranking key {ranking.name!r}", ranking.key, task, agent)
+                self._call_named(
+                    plugin, "the ranking key {!r}", ranking.name, ranking.key, task, agent
+                )
             )
         keys.append(agent.roster_index)
         return tuple(keys)

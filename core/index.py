@@ -26,7 +26,7 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from sortedcontainers import SortedKeyList
+from sortedcontainers import SortedList
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -80,7 +80,8 @@ class Ladder:
         #: a frozen copy of a task of this partition: every ranking key reads it alike
         self.sample = sample
         self._key = key
-        self.entries: SortedKeyList = SortedKeyList(key=lambda entry: entry[0])
+        # Keys end with the roster index, so no two are equal and agents are never compared.
+        self.entries: SortedList = SortedList()
         self._entry_of: dict[str, tuple[tuple[Any, ...], Agent]] = {}
 
     def put(self, agent: Agent) -> None:
