@@ -1121,6 +1121,20 @@ class Engine:
         index = self._index
         assert index is not None
         index.sync()
+        opened, changed = index.take_changes()
+        if not self._time_dependent and not self._check_every_group:
+            # Only the groups named by what happened since the last pass: no walk over
+            # every queue for each event.
+            named = self._fresh_groups | opened
+            if changed:
+                named |= {group for group in self._waiting_groups if not index.indexed(group[0])}
+            self._fresh_groups = set()
+            return [
+                group
+                for group in named
+                if self._waiting_groups.get(group)
+                and (not index.indexed(group[0]) or index.open.get(group))
+            ]
         stamp = latest_agent_version()
         now = self.now
         chosen: list[GroupKey] = []

@@ -76,17 +76,32 @@ def membership_rule(expression: Any) -> MembershipRule:
 class Ladder:
     """The open agents of one queue and channel, ordered by the static ranking keys."""
 
-    def __init__(self, sample: Task, key: Callable[[Task, Agent], tuple[Any, ...]]) -> None:
+    def __init__(
+        self,
+        sample: Task,
+        partition: Hashable,
+        key: Callable[[Task, Agent], tuple[Any, ...]],
+        agents: list[Agent],
+    ) -> None:
         #: a frozen copy of a task of this partition: every ranking key reads it alike
         self.sample = sample
+        #: ladders with equal partitions give an agent equal keys
+        self.partition = partition
         self._key = key
+        self._entry_of = {agent.id: (key(sample, agent), agent) for agent in agents}
         # Keys end with the roster index, so no two are equal and agents are never compared.
-        self.entries: SortedList = SortedList()
-        self._entry_of: dict[str, tuple[tuple[Any, ...], Agent]] = {}
+        self.entries: SortedList = SortedList(self._entry_of.values())
 
-    def put(self, agent: Agent) -> None:
-        self.drop(agent)
-        entry = (self._key(self.sample, agent), agent)
+    def key(self, agent: Agent) -> tuple[Any, ...]:
+        return self._key(self.sample, agent)
+
+    def put(self, agent: Agent, key: tuple[Any, ...]) -> None:
+        entry = self._entry_of.get(agent.id)
+        if entry is not None:
+            if entry[0] == key:
+                return
+            self.entries.remove(entry)
+        entry = (key, agent)
         self._entry_of[agent.id] = entry
         self.entries.add(entry)
 
@@ -124,6 +139,10 @@ class RosterIndex:
         self.opened: dict[GroupKey, int] = {}
         #: the version of the last agent refreshed (what a scanned queue compares against)
         self.last_change = 0
+        #: what changed since the engine last asked (`take_changes`): the groups where an
+        #: agent opened, and whether any agent changed at all
+        self._opened_since: set[GroupKey] = set()
+        self._changed_since = False
         self._member_of: dict[str, set[str]] = {}
         self._open_in: dict[str, set[GroupKey]] = {}
         self._ladders: dict[Hashable, Ladder] = {}
@@ -198,13 +217,26 @@ class RosterIndex:
             for ladder in self._ladders_in.get(key, ()):
                 ladder.drop(agent)
         version = agent.version
+        keys: dict[Hashable, tuple[Any, ...]] = {}
         for key in now_open:
             self.open.setdefault(key, set()).add(agent_id)
             self.opened[key] = version
+            self._opened_since.add(key)
             for ladder in self._ladders_in.get(key, ()):
-                ladder.put(agent)
+                ranked = keys.get(ladder.partition)
+                if ranked is None:
+                    ranked = keys[ladder.partition] = ladder.key(agent)
+                ladder.put(agent, ranked)
         self._open_in[agent_id] = now_open
         self.last_change = max(self.last_change, version)
+        self._changed_since = True
+
+    def take_changes(self) -> tuple[set[GroupKey], bool]:
+        """The groups where an agent opened, and whether any agent changed, since the
+        last call."""
+        opened, changed = self._opened_since, self._changed_since
+        self._opened_since, self._changed_since = set(), False
+        return opened, changed
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -236,10 +268,13 @@ class RosterIndex:
         kept = self._ladders_in.setdefault(group, [])
         if len(kept) >= LADDERS_PER_QUEUE_CHANNEL:
             return None
-        ladder = Ladder(task.copy(), self._ladder_key)
         agents = self._engine.state.agents
-        for agent_id in self.open.get(group, ()):
-            ladder.put(agents[agent_id])
+        ladder = Ladder(
+            task.copy(),
+            partition,
+            self._ladder_key,
+            [agents[agent_id] for agent_id in self.open.get(group, ())],
+        )
         self._ladders[key] = ladder
         kept.append(ladder)
         return ladder
