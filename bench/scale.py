@@ -100,13 +100,20 @@ def main(argv: list[str] | None = None) -> int:
         help="simulated minutes of the reference scan at the smallest size (0: skip it)",
     )
     parser.add_argument("--no-mmc", action="store_true", help="skip the M/M/c comparison")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of each size and plugin; the fastest counts (this machine is noisy)",
+    )
     args = parser.parse_args(argv)
     if args.one:
         agents, plugin, path = args.one.split(":")
         print(json.dumps(measure(int(agents), args.minutes, plugin, indexed=path == "index")))
         return 0
     print(
-        f"{args.minutes:g} simulated minutes per run; chat capacity 2, 85% load, 5-minute handle time\n"
+        f"{args.minutes:g} simulated minutes per run, best of {args.repeat}; chat capacity 2, "
+        "85% load, 5-minute handle time\n"
     )
     print(
         f"{'plugin':<17}{'agents':>8}{'interactions':>14}{'per second':>12}{'cost ratio':>12}{'peak MB':>10}{'SL':>8}"
@@ -115,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     for plugin in args.plugins:
         base_cost = None
         for agents in args.agents:
-            row = _run(agents, plugin, "index", args.minutes, args.timeout)
+            row = _best(agents, plugin, "index", args.minutes, args.timeout, args.repeat)
             if row is None:
                 print(f"{plugin:<17}{agents:>8}{'(over ' + str(int(args.timeout)) + ' s)':>14}")
                 continue
@@ -133,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             f"\nbaseline: the reference scan, {smallest} agents, {args.scan_minutes:g} simulated minutes"
         )
         for plugin in args.plugins:
-            scan = _run(smallest, plugin, "scan", args.scan_minutes, args.timeout)
-            index = _run(smallest, plugin, "index", args.scan_minutes, args.timeout)
+            scan = _best(smallest, plugin, "scan", args.scan_minutes, args.timeout, args.repeat)
+            index = _best(smallest, plugin, "index", args.scan_minutes, args.timeout, args.repeat)
             if scan is None or index is None:
                 print(f"{plugin:<17}(over {int(args.timeout)} s)")
                 continue
@@ -170,6 +177,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _verdict(met: bool) -> str:
     return "met" if met else "NOT met"
+
+
+def _best(
+    agents: int, plugin: str, path: str, minutes: float, timeout: float, repeat: int
+) -> dict[str, Any] | None:
+    """The fastest of `repeat` runs, with the largest peak memory seen."""
+    rows = [_run(agents, plugin, path, minutes, timeout) for _ in range(max(repeat, 1))]
+    done = [row for row in rows if row is not None]
+    if not done:
+        return None
+    best = max(done, key=lambda row: row["per_second"])
+    return {**best, "peak_mb": max(row["peak_mb"] for row in done)}
 
 
 def _run(

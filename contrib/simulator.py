@@ -150,15 +150,19 @@ class SimulationResult:
         """Mean over the agents of the fraction of the horizon they held at least one task."""
         if not agents or self.horizon <= 0:
             return 0.0
-        intervals: dict[str, list[tuple[float, float]]] = {agent: [] for agent in agents}
+        # Only agents that held something have spans: with a large roster, most queues'
+        # figures would otherwise walk every agent.
+        wanted = set(agents)
+        intervals: dict[str, list[tuple[float, float]]] = {}
         for interaction in self.interactions:
             if (
-                interaction.agent in intervals
+                interaction.agent in wanted
                 and interaction.first_offer is not None
                 and counts(interaction)
             ):
-                intervals[interaction.agent].append(self._span(interaction))
-        return sum(_union_length(spans) for spans in intervals.values()) / (
+                intervals.setdefault(interaction.agent, []).append(self._span(interaction))
+        # in roster order, as the figures have always been summed
+        return sum(_union_length(intervals[agent]) for agent in agents if agent in intervals) / (
             len(agents) * self.horizon
         )
 
