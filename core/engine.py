@@ -137,6 +137,8 @@ class Engine:
         self._fresh_groups: set[GroupKey] = set()
         self._group_checked: dict[GroupKey, tuple[int, float]] = {}
         self._check_every_group = True
+        #: the groups of queues the index cannot hold (any change may help their tasks)
+        self._scanned_groups: set[GroupKey] = set()
         #: with task orderings that are fixed while a task waits: each group's tasks kept
         #: sorted by their order keys, and the tasks whose key is still to be computed
         self._orders_fixed = self._index is not None and all(
@@ -806,6 +808,8 @@ class Engine:
         if previous is not None and previous != group:
             self._waiting_groups[previous].pop(task.id, None)
         self._waiting_groups.setdefault(group, {})[task.id] = None
+        if self._index is not None and not self._index.indexed(group[0]):
+            self._scanned_groups.add(group)
         self._waiting_group_of[task.id] = group
         self._fresh_groups.add(group)
         if self._orders_fixed:
@@ -832,6 +836,7 @@ class Engine:
         self._waiting_groups.clear()
         self._waiting_group_of.clear()
         self._group_checked.clear()
+        self._scanned_groups.clear()
         self._ordered_waiting.clear()
         self._order_entry.clear()
         self._unordered.clear()
@@ -840,6 +845,8 @@ class Engine:
             task = self.state.tasks[task_id]
             group = (task.queue, task.channel)
             self._waiting_groups.setdefault(group, {})[task_id] = None
+            if self._index is not None and not self._index.indexed(group[0]):
+                self._scanned_groups.add(group)
             self._waiting_group_of[task_id] = group
             if self._orders_fixed:
                 self._unordered[task_id] = None
@@ -1127,7 +1134,7 @@ class Engine:
             # every queue for each event.
             named = self._fresh_groups | opened
             if changed:
-                named |= {group for group in self._waiting_groups if not index.indexed(group[0])}
+                named |= self._scanned_groups
             self._fresh_groups = set()
             return [
                 group
@@ -1515,12 +1522,19 @@ class Engine:
         return best[1] if best is not None else None
 
     def _failed_preferences(self, task: Task, agent: Agent) -> tuple[bool, ...]:
-        return tuple(
-            not self._call_named(
-                plugin, "the preference {!r}", preference.name, preference.prefer, task, agent
-            )
-            for plugin, preference in self.pipeline.preferences
-        )
+        failed: list[bool] = []
+        preferences = self.pipeline.preferences
+        try:
+            for _plugin, preference in preferences:
+                failed.append(not preference.prefer(task, agent))
+        except (EventError, PluginError):
+            raise
+        except Exception as error:
+            plugin, preference = preferences[len(failed)]
+            if plugin == "core":
+                raise
+            raise PluginError(plugin, f"the preference {preference.name!r}", error) from error
+        return tuple(failed)
 
     def _tail_key(self, task: Task, agent: Agent) -> tuple[Any, ...]:
         """The ranking keys the ladders leave out (from the first time-dependent one on)."""
