@@ -84,7 +84,7 @@ def _clause_key(
         value = getter(context)
         if isinstance(value, bool):
             return (0, 2, -int(value) if descending else int(value))
-        if semantics.is_number(value):
+        if semantics.is_number(value) and value == value:  # NaN has no place: missing
             return (0, 0, -value if descending else value)
         if isinstance(value, str):
             return (0, 1, _Descending(value) if descending else value)
@@ -115,8 +115,8 @@ def _getter(reference: Reference) -> Callable[[Mapping[str, Any]], Any]:
 class OrderBy:
     """A compiled `order_by`: `key(context)` sorts agents as the clauses say.
 
-    An agent whose value is missing (or null, an array or an object) sorts after every
-    agent that has one, in both directions; ties fall to the next clause.
+    An agent whose value is missing (or null, NaN, an array or an object) sorts after
+    every agent that has one, in both directions; ties fall to the next clause.
     """
 
     source: str

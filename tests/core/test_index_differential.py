@@ -85,7 +85,7 @@ agents = st.lists(
             ),
             "skills": st.fixed_dictionaries({skill: st.integers(0, 3) for skill in SKILLS}),
             "tier": st.sampled_from(["gold", "silver", "bronze"]),
-            "level": st.integers(1, 3),
+            "level": st.sampled_from([1, 2, 3, float("nan")]),
             "group": st.sampled_from(["in_house", "bpo"]),
             "status": st.sampled_from(["ready", "ready", "not_ready", "offline"]),
         }

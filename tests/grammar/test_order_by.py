@@ -62,3 +62,12 @@ def test_nested_and_indexed_paths() -> None:
     ]
     assert _sorted_ids("worker.scores[1] DESC", workers) == ["a", "b"]
     assert _sorted_ids("worker.channel.chat.free DESC", workers) == ["b", "a"]
+
+
+def test_nan_sorts_as_missing_in_both_directions() -> None:
+    for direction in ("ASC", "DESC"):
+        order = compile_order_by(f"worker.level {direction}")
+        agents = [{"id": "nan", "level": float("nan")}, {"id": "two", "level": 2}, {"id": "none"}]
+        ranked = sorted(agents, key=lambda agent: order.key({"worker": agent}))
+        assert ranked[0]["id"] == "two"
+        assert order.key({"worker": agents[0]}) == order.key({"worker": agents[2]})
