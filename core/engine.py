@@ -1060,19 +1060,27 @@ class Engine:
             self._routing = False
 
     def task_order_key(self, task: Task) -> tuple[Any, ...]:
-        orderings = self.pipeline.task_orderings
-        keys = []
+        return tuple(
+            self._each(self.pipeline.task_orderings, "task ordering", lambda item: item.key(task))
+        )
+
+    def _each(
+        self, components: tuple[tuple[str, Any], ...], kind: str, call: Callable[[Any], Any]
+    ) -> list[Any]:
+        """`call(component)` for each plugin's component in turn; one try around the loop,
+        and a failure names the plugin and the component."""
+        values: list[Any] = []
         try:
-            for _plugin, ordering in orderings:
-                keys.append(ordering.key(task))
+            for _plugin, component in components:
+                values.append(call(component))
         except (EventError, PluginError):
             raise
         except Exception as error:
-            plugin, ordering = orderings[len(keys)]
+            plugin, component = components[len(values)]
             if plugin == "core":
                 raise
-            raise PluginError(plugin, f"the task ordering {ordering.name!r}", error) from error
-        return tuple(keys)
+            raise PluginError(plugin, f"the {kind} {component.name!r}", error) from error
+        return values
 
     def _route_once(self) -> bool:
         if not self.state.agents:
@@ -1369,12 +1377,7 @@ class Engine:
         target = self.target_of(task)
         if target is not None and target.order_by is not None:
             keys.append(target.order_by.key({"worker": self.worker_view(agent)}))
-        for plugin, ranking in self._ladder_keys:
-            keys.append(
-                self._call_named(
-                    plugin, "the ranking key {!r}", ranking.name, ranking.key, task, agent
-                )
-            )
+        keys += self._each(self._ladder_keys, "ranking key", lambda item: item.key(task, agent))
         if self._floored is not None:
             plugin, ranking = self._floored
             assert ranking.indexing is not None
@@ -1522,31 +1525,19 @@ class Engine:
         return best[1] if best is not None else None
 
     def _failed_preferences(self, task: Task, agent: Agent) -> tuple[bool, ...]:
-        failed: list[bool] = []
-        preferences = self.pipeline.preferences
-        try:
-            for _plugin, preference in preferences:
-                failed.append(not preference.prefer(task, agent))
-        except (EventError, PluginError):
-            raise
-        except Exception as error:
-            plugin, preference = preferences[len(failed)]
-            if plugin == "core":
-                raise
-            raise PluginError(plugin, f"the preference {preference.name!r}", error) from error
-        return tuple(failed)
+        preferred = self._each(
+            self.pipeline.preferences, "preference", lambda item: item.prefer(task, agent)
+        )
+        return tuple(not value for value in preferred)
 
     def _tail_key(self, task: Task, agent: Agent) -> tuple[Any, ...]:
         """The ranking keys the ladders leave out (from the first time-dependent one on)."""
-        keys: list[Any] = []
-        for plugin, ranking in self.pipeline.ranking_keys[len(self._ladder_keys) :]:
-            keys.append(
-                self._call_named(
-                    plugin, "the ranking key {!r}", ranking.name, ranking.key, task, agent
-                )
-            )
-        keys.append(agent.roster_index)
-        return tuple(keys)
+        keys = self._each(
+            self.pipeline.ranking_keys[len(self._ladder_keys) :],
+            "ranking key",
+            lambda item: item.key(task, agent),
+        )
+        return (*keys, agent.roster_index)
 
     def _passes_filters(self, task: Task, agent: Agent) -> bool:
         for plugin, item in self._open_filters:
@@ -1565,12 +1556,9 @@ class Engine:
         keys: list[Any] = []
         if target is not None and target.order_by is not None:
             keys.append(target.order_by.key({"worker": self.worker_view(agent)}))
-        for plugin, ranking in self.pipeline.ranking_keys:
-            keys.append(
-                self._call_named(
-                    plugin, "the ranking key {!r}", ranking.name, ranking.key, task, agent
-                )
-            )
+        keys += self._each(
+            self.pipeline.ranking_keys, "ranking key", lambda item: item.key(task, agent)
+        )
         keys.append(agent.roster_index)
         return tuple(keys)
 

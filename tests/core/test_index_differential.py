@@ -18,7 +18,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omniroute.contrib import scenario as scenarios
-from omniroute.core import DeploymentError, Engine, EngineOptions, OmnirouteError, load_deployment
+from omniroute.core import (
+    DeploymentError,
+    Engine,
+    EngineOptions,
+    Indexing,
+    OmnirouteError,
+    PluginError,
+    RankingKey,
+    hookimpl,
+    load_deployment,
+)
+from omniroute.core.plugins import plugin_manager
 
 CHANNELS = ["voice", "chat", "email"]
 SKILLS = ["sales", "support", "billing"]
@@ -222,3 +233,25 @@ def test_every_scenario_routes_the_same_through_the_index(path: Path) -> None:
         t.id: (t.state, t.reason) for t in reference.tasks
     }
     assert indexed_errors == reference_errors
+
+
+class _Raising:
+    @hookimpl
+    def omniroute_ranking_keys(self, setup: Any) -> list[RankingKey]:
+        return [RankingKey("boom", lambda _task, _agent: 1 / 0, Indexing())]
+
+
+def test_a_key_that_raises_on_the_indexed_path_names_its_plugin() -> None:
+    plugin_manager().register(_Raising(), name="raising")
+    try:
+        engine = Engine(
+            load_deployment({"plugins": ["raising"]}),
+            options=EngineOptions(record_decisions=False),
+        )
+        engine.add_agent("ana", {"chat": 1})
+        with pytest.raises(PluginError, match=r"raising.*ranking key 'boom'"):
+            engine.create_task("c1", "chat")
+        assert "c1" not in engine.state.tasks  # the failed event changed nothing
+        assert engine.agent("ana").held_count() == 0
+    finally:
+        plugin_manager().unregister(name="raising")
