@@ -14,7 +14,7 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 from sortedcontainers import SortedList
@@ -1060,27 +1060,36 @@ class Engine:
             self._routing = False
 
     def task_order_key(self, task: Task) -> tuple[Any, ...]:
-        return tuple(
-            self._each(self.pipeline.task_orderings, "task ordering", lambda item: item.key(task))
-        )
-
-    def _each(
-        self, components: tuple[tuple[str, Any], ...], kind: str, call: Callable[[Any], Any]
-    ) -> list[Any]:
-        """`call(component)` for each plugin's component in turn; one try around the loop,
-        and a failure names the plugin and the component."""
-        values: list[Any] = []
+        orderings = self.pipeline.task_orderings
+        keys: list[Any] = []
         try:
-            for _plugin, component in components:
-                values.append(call(component))
-        except (EventError, PluginError):
-            raise
+            for _plugin, ordering in orderings:
+                keys.append(ordering.key(task))
         except Exception as error:
-            plugin, component = components[len(values)]
-            if plugin == "core":
-                raise
-            raise PluginError(plugin, f"the {kind} {component.name!r}", error) from error
-        return values
+            self._blame(orderings, len(keys), "task ordering", error)
+        return tuple(keys)
+
+    @staticmethod
+    def _blame(
+        components: tuple[tuple[str, Any], ...], position: int, kind: str, error: Exception
+    ) -> NoReturn:
+        """Raise what component `position` raised, as a PluginError naming its plugin (one
+        try around a hot loop instead of one per call; the loop's length says who failed)."""
+        plugin, component = components[position]
+        if plugin == "core" or isinstance(error, (EventError, PluginError)):
+            raise error
+        raise PluginError(plugin, f"the {kind} {component.name!r}", error) from error
+
+    def _keys_of(
+        self, rankings: tuple[tuple[str, RankingKey], ...], task: Task, agent: Agent
+    ) -> list[Any]:
+        keys: list[Any] = []
+        try:
+            for _plugin, ranking in rankings:
+                keys.append(ranking.key(task, agent))
+        except Exception as error:
+            self._blame(rankings, len(keys), "ranking key", error)
+        return keys
 
     def _route_once(self) -> bool:
         if not self.state.agents:
@@ -1377,7 +1386,7 @@ class Engine:
         target = self.target_of(task)
         if target is not None and target.order_by is not None:
             keys.append(target.order_by.key({"worker": self.worker_view(agent)}))
-        keys += self._each(self._ladder_keys, "ranking key", lambda item: item.key(task, agent))
+        keys += self._keys_of(self._ladder_keys, task, agent)
         if self._floored is not None:
             plugin, ranking = self._floored
             assert ranking.indexing is not None
@@ -1525,18 +1534,18 @@ class Engine:
         return best[1] if best is not None else None
 
     def _failed_preferences(self, task: Task, agent: Agent) -> tuple[bool, ...]:
-        preferred = self._each(
-            self.pipeline.preferences, "preference", lambda item: item.prefer(task, agent)
-        )
-        return tuple(not value for value in preferred)
+        preferences = self.pipeline.preferences
+        failed: list[bool] = []
+        try:
+            for _plugin, preference in preferences:
+                failed.append(not preference.prefer(task, agent))
+        except Exception as error:
+            self._blame(preferences, len(failed), "preference", error)
+        return tuple(failed)
 
     def _tail_key(self, task: Task, agent: Agent) -> tuple[Any, ...]:
         """The ranking keys the ladders leave out (from the first time-dependent one on)."""
-        keys = self._each(
-            self.pipeline.ranking_keys[len(self._ladder_keys) :],
-            "ranking key",
-            lambda item: item.key(task, agent),
-        )
+        keys = self._keys_of(self.pipeline.ranking_keys[len(self._ladder_keys) :], task, agent)
         return (*keys, agent.roster_index)
 
     def _passes_filters(self, task: Task, agent: Agent) -> bool:
@@ -1556,9 +1565,7 @@ class Engine:
         keys: list[Any] = []
         if target is not None and target.order_by is not None:
             keys.append(target.order_by.key({"worker": self.worker_view(agent)}))
-        keys += self._each(
-            self.pipeline.ranking_keys, "ranking key", lambda item: item.key(task, agent)
-        )
+        keys += self._keys_of(self.pipeline.ranking_keys, task, agent)
         keys.append(agent.roster_index)
         return tuple(keys)
 
