@@ -135,7 +135,9 @@ class Engine:
         self._waiting_groups: dict[GroupKey, dict[str, None]] = {}
         self._waiting_group_of: dict[str, GroupKey] = {}
         self._fresh_groups: set[GroupKey] = set()
-        self._group_checked: dict[GroupKey, tuple[int, float]] = {}
+        #: the clock at the last routing pass (time-dependent deployments retry every
+        #: group once time has moved)
+        self._last_pass_at: float | None = None
         self._check_every_group = True
         #: the groups of queues the index cannot hold (any change may help their tasks)
         self._scanned_groups: set[GroupKey] = set()
@@ -753,14 +755,7 @@ class Engine:
             self._index.rebuild()
 
     def _call(self, plugin: str, what: str, function: Callable[..., Any], *args: Any) -> Any:
-        if plugin == "core":
-            return function(*args)
-        try:
-            return function(*args)
-        except (EventError, PluginError):
-            raise
-        except Exception as error:
-            raise PluginError(plugin, what, error) from error
+        return self._call_named(plugin, "{}", what, function, *args)
 
     def _call_named(
         self, plugin: str, what: str, name: str, function: Callable[..., Any], *args: Any
@@ -835,7 +830,6 @@ class Engine:
     def _regroup_waiting(self) -> None:
         self._waiting_groups.clear()
         self._waiting_group_of.clear()
-        self._group_checked.clear()
         self._scanned_groups.clear()
         self._ordered_waiting.clear()
         self._order_entry.clear()
@@ -1146,41 +1140,22 @@ class Engine:
         assert index is not None
         index.sync()
         opened, changed = index.take_changes()
-        if not self._time_dependent and not self._check_every_group:
-            # Only the groups named by what happened since the last pass: no walk over
-            # every queue for each event.
+        now = self.now
+        if self._check_every_group or (self._time_dependent and now != self._last_pass_at):
+            named = set(self._waiting_groups)
+        else:
             named = self._fresh_groups | opened
             if changed:
                 named |= self._scanned_groups
-            self._fresh_groups = set()
-            return [
-                group
-                for group in named
-                if self._waiting_groups.get(group)
-                and (not index.indexed(group[0]) or index.open.get(group))
-            ]
-        stamp = latest_agent_version()
-        now = self.now
-        chosen: list[GroupKey] = []
-        for group, task_ids in self._waiting_groups.items():
-            if not task_ids:
-                continue
-            checked = self._group_checked.get(group)
-            if not (
-                self._check_every_group
-                or checked is None
-                or group in self._fresh_groups
-                or index.group_version(group) > checked[0]
-                or (self._time_dependent and checked[1] != now)
-            ):
-                continue
-            self._group_checked[group] = (stamp, now)
-            if index.indexed(group[0]) and not index.open.get(group):
-                continue
-            chosen.append(group)
-        self._fresh_groups.clear()
+        self._fresh_groups = set()
         self._check_every_group = False
-        return chosen
+        self._last_pass_at = now
+        return [
+            group
+            for group in named
+            if self._waiting_groups.get(group)
+            and (not index.indexed(group[0]) or index.open.get(group))
+        ]
 
     def _walk_in_order(self, groups: list[GroupKey]) -> Iterator[Task]:
         """The waiting tasks of the groups, merged in task order from each group's

@@ -135,10 +135,6 @@ class RosterIndex:
         self.members: dict[str, set[str]] = {name: set() for name in self._indexed}
         self.logged_in: dict[str, set[str]] = {name: set() for name in self._indexed}
         self.open: dict[GroupKey, set[str]] = {}
-        #: per queue and channel: the version of the last agent that opened there
-        self.opened: dict[GroupKey, int] = {}
-        #: the version of the last agent refreshed (what a scanned queue compares against)
-        self.last_change = 0
         #: what changed since the engine last asked (`take_changes`): the groups where an
         #: agent opened, and whether any agent changed at all
         self._opened_since: set[GroupKey] = set()
@@ -216,11 +212,9 @@ class RosterIndex:
             self.open[key].discard(agent_id)
             for ladder in self._ladders_in.get(key, ()):
                 ladder.drop(agent)
-        version = agent.version
         keys: dict[Hashable, tuple[Any, ...]] = {}
         for key in now_open:
             self.open.setdefault(key, set()).add(agent_id)
-            self.opened[key] = version
             self._opened_since.add(key)
             for ladder in self._ladders_in.get(key, ()):
                 ranked = keys.get(ladder.partition)
@@ -228,7 +222,6 @@ class RosterIndex:
                     ranked = keys[ladder.partition] = ladder.key(agent)
                 ladder.put(agent, ranked)
         self._open_in[agent_id] = now_open
-        self.last_change = max(self.last_change, version)
         self._changed_since = True
 
     def take_changes(self) -> tuple[set[GroupKey], bool]:
@@ -242,13 +235,6 @@ class RosterIndex:
 
     def indexed(self, queue: str | None) -> bool:
         return queue is not None and queue in self.members
-
-    def group_version(self, key: GroupKey) -> int:
-        """A version no older than the last change that could let a task of this queue and
-        channel find an agent."""
-        if self.indexed(key[0]):
-            return self.opened.get(key, 0)
-        return self.last_change
 
     def counts(self, queue: str, channel: str) -> dict[str, int]:
         return {
