@@ -41,9 +41,15 @@ TARGET_WORKERS = [
     'tier IN ["gold", "silver"]',
     'status == "ready" AND skills.{skill} > 0',
     "taskrouter.currentHour >= 0 AND skills.{skill} > 0",
+    "taskrouter.currentMin >= 10 AND skills.{skill} > 0",
     'groups HAS "bpo"',
 ]
-TARGET_EXPRESSIONS = [None, "worker.level >= task.level", 'worker.tier != "bronze"']
+TARGET_EXPRESSIONS = [
+    None,
+    "worker.level >= task.level",
+    'worker.tier != "bronze"',
+    "task.age >= 30",
+]
 ORDER_BY = [None, "worker.level DESC", "worker.skills.sales ASC"]
 
 
@@ -135,12 +141,18 @@ events = st.lists(
 
 
 def play(
-    raw: dict[str, Any], roster: list[dict[str, Any]], stream: list[Any], record: bool
+    raw: dict[str, Any],
+    roster: list[dict[str, Any]],
+    stream: list[Any],
+    record: bool,
+    reservation_timeout: float | None,
 ) -> Engine:
     engine = Engine(
         load_deployment(raw),
         options=EngineOptions(
-            reservation_timeout=25, record_decisions=record, transactional=record
+            reservation_timeout=reservation_timeout,
+            record_decisions=record,
+            transactional=record,
         ),
     )
     for n, spec in enumerate(roster):
@@ -186,12 +198,22 @@ def play(
 
 
 @settings(max_examples=150, deadline=None)
-@given(raw=deployments(), roster=agents, stream=events)
+@given(
+    raw=deployments(),
+    roster=agents,
+    stream=events,
+    # without reservation timeouts no timer fires, so nothing but the clock itself makes
+    # the engine retry tasks whose eligibility reads it
+    reservation_timeout=st.sampled_from([None, 25]),
+)
 def test_the_index_decides_as_the_scan_does(
-    raw: dict[str, Any], roster: list[dict[str, Any]], stream: list[Any]
+    raw: dict[str, Any],
+    roster: list[dict[str, Any]],
+    stream: list[Any],
+    reservation_timeout: float | None,
 ) -> None:
-    reference = play(raw, roster, stream, record=True)
-    indexed = play(raw, roster, stream, record=False)
+    reference = play(raw, roster, stream, True, reservation_timeout)
+    indexed = play(raw, roster, stream, False, reservation_timeout)
     assert indexed._index is not None
     assert reference._index is None
     assert [(o.task, o.agent, o.at) for o in indexed.offers] == [
