@@ -19,11 +19,11 @@ from .components import (
     TaskOrdering,
 )
 from .config import load_deployment, read_mapping_file
+from .context import PluginContext
 from .decisions import Candidate, Decision
 from .engine import DEFAULT_START, Engine, EngineOptions
 from .errors import DeploymentError, EventError, OmnirouteError, PluginError, Problem
 from .hookspecs import hookimpl
-from .setup import Setup
 from .spec import Deployment
 from .state import Agent, Offer, Task
 
@@ -43,11 +43,11 @@ __all__ = [
     "Indexing",
     "Offer",
     "OmnirouteError",
+    "PluginContext",
     "PluginError",
     "Preference",
     "Problem",
     "RankingKey",
-    "Setup",
     "Task",
     "TaskOrdering",
     "checks",
