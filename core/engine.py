@@ -8,9 +8,10 @@ restored to what it was before the event.
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import functools
 import heapq
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from sortedcontainers import SortedList
 from .components import RankingKey
 from .config import load_deployment
 from .decisions import Candidate, Decision, explain_winner
-from .errors import EventError, PluginError
+from .errors import ConcurrentWriteError, EventError, PluginError
 from .index import GroupKey, RosterIndex
 from .pipeline import Pipeline, build_pipeline
 from .spec import Deployment, Queue, Target
@@ -33,10 +34,10 @@ from .state import (
     Offer,
     Task,
     latest_agent_version,
-    restore_into,
     task_context,
     worker_context,
 )
+from .undo import RecordedDict, UndoLog
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 #: no group of tied agents (the walk of a ladder starts before the first)
@@ -58,15 +59,6 @@ _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 @attrs.frozen
-class _Snapshot:
-    changeable: tuple[Any, ...]
-    task_ids: list[str]
-    offers: int
-    counters: tuple[int, int, float]
-    timer_callbacks: dict[int, tuple[str, Callable[[], None]]]
-
-
-@attrs.frozen
 class EngineOptions:
     """How an engine behaves beyond its deployment.
 
@@ -74,8 +66,10 @@ class EngineOptions:
     reservation_timeout: seconds after which an unanswered reservation times out (None: never).
     record_decisions: keep a decision record for every offer and for each task's last
         unsuccessful attempt (the explain command needs them; the simulator turns them off).
-    transactional: snapshot the state before each event so that a failing plugin leaves
-        it untouched (the simulator, which stops at the first error, turns it off).
+    transactional: record what each event changes in an undo log, so that a failing
+        event (a plugin raising half way) leaves the state untouched. It costs in
+        proportion to what the event changed; the simulator, which stops at the first
+        error, turns it off.
     indexed: without decision records, route through the roster index (per-queue members,
         open agents and ranking ladders) instead of scanning the roster for every task. The
         decisions are the same either way; a decision record lists every agent, so with
@@ -110,7 +104,10 @@ class Engine:
         self.deployment = deployment
         self.start = start
         self.options = options or EngineOptions()
-        self.state = EngineState()
+        self._undo = UndoLog()
+        self.state = EngineState(plugin_state=RecordedDict(self._undo))
+        self._writer: int | None = None
+        self._writer_lock = threading.Lock()
         self.decisions: dict[str, list[Decision]] = {}
         self.last_attempt: dict[str, Decision] = {}
         self._timer_callbacks: dict[int, tuple[str, Callable[[], None]]] = {}
@@ -121,7 +118,6 @@ class Engine:
         self._pending_skip_checks: list[tuple[str, int, int]] = []
         self._routing = False
         self._in_event = False
-        self._decision_journal: list[tuple[str, str, Any]] = []
         #: per waiting task that found nobody: (agent version stamp, clock, task position)
         self._failed_checks: dict[str, tuple[int, float, tuple[Any, ...]]] = {}
         self.pipeline: Pipeline = build_pipeline(deployment, self)
@@ -301,30 +297,41 @@ class Engine:
     def set_timer(self, at: float, callback: Callable[[], None], owner: str = "core") -> int:
         timer_id = self.state.timer_sequence
         self.state.timer_sequence += 1
+        self._undo.added(self._timer_callbacks, timer_id)
         self._timer_callbacks[timer_id] = (owner, callback)
+        # Undone by canceling: the heap entry is then skipped like any canceled timer.
+        self._undo.push(functools.partial(self.state.canceled_timers.add, timer_id))
         heapq.heappush(self.state.timers, (max(at, self.now), timer_id, timer_id))
         return timer_id
 
     def cancel_timer(self, timer_id: int) -> None:
-        self.state.canceled_timers.add(timer_id)
+        canceled = self.state.canceled_timers
+        if timer_id not in canceled:
+            self._undo.push(functools.partial(canceled.discard, timer_id))
+            canceled.add(timer_id)
 
     def next_timer_at(self) -> float | None:
-        timers = self.state.timers
-        while timers and timers[0][2] in self.state.canceled_timers:
-            heapq.heappop(timers)
+        timers, canceled = self.state.timers, self.state.canceled_timers
+        while timers and timers[0][2] in canceled:
+            _, _, timer_id = heapq.heappop(timers)
+            canceled.discard(timer_id)
+            self._timer_callbacks.pop(timer_id, None)
         return timers[0][0] if timers else None
 
     def set_capacity(self, agent: Agent, channel: str, capacity: int) -> None:
+        self._undo.keep(agent)
         agent.capacity[channel] = capacity
         agent.touch()
 
     def hold_task(self, task: Task, until: float | None, reason: str) -> None:
+        self._undo.keep(task)
         task.hold_reason = reason
         task.held_until = until
         if until is not None:
             self.set_timer(until, lambda: self._release_if_held(task.id, until), owner="core")
 
     def release_task(self, task: Task) -> None:
+        self._undo.keep(task)
         task.hold_reason = None
         task.held_until = None
         group = self._waiting_group_of.get(task.id)
@@ -340,6 +347,10 @@ class Engine:
 
     def advance_to(self, at: float) -> None:
         """Move the clock to `at`, firing every timer due by then at its own time."""
+        with self._writing():
+            self._advance_to(at)
+
+    def _advance_to(self, at: float) -> None:
         if at < self.now:
             raise EventError(
                 f"time cannot go back: the clock is at {self.now:g} s, the event at {at:g} s"
@@ -420,10 +431,12 @@ class Engine:
                 capacity=dict(channels),
                 status=status,
                 status_since=self.now,
+                plugin_state=RecordedDict(self._undo),
             )
             if status != "offline":
                 agent.login_at = self.now
                 agent.free_since = self.now
+            self._undo.added(self.state.agents, agent_id)
             self.state.agents[agent_id] = agent
             if self._index is not None:
                 self._index.agent_added(agent)
@@ -471,8 +484,10 @@ class Engine:
                 requested_queue=queue,
                 profile=profile,
                 queued_at=self.now,
+                plugin_state=RecordedDict(self._undo),
             )
             self.state.task_sequence += 1
+            self._undo.added(self.state.tasks, task_id)
             self.state.tasks[task_id] = task
             created.append(task)
             self._log(task, "created")
@@ -623,6 +638,7 @@ class Engine:
             self._check_channels(channels, f"agent {agent_id!r}")
 
         def apply() -> None:
+            self._undo.keep(agent)
             for key, value in (attributes or {}).items():
                 if value is None:
                     agent.attributes.pop(key, None)
@@ -659,30 +675,60 @@ class Engine:
         return task
 
     def _transaction(self, what: str, apply: Callable[[], None], owner: str | None = None) -> None:
-        """Apply, then route; on any error, put everything back as it was."""
+        """Apply, then route; on any error, undo everything the event changed."""
         if self._in_event:
+            self._check_writer()
             apply()
             return
-        snapshot = self._snapshot() if self.options.transactional else None
-        self._in_event = True
-        try:
-            apply()
-            self._route()
-        except BaseException as error:
-            self._closed.clear()
-            if snapshot is not None:
-                self._restore(snapshot)
-            if (
-                owner is not None
-                and owner != "core"
-                and not isinstance(error, (EventError, PluginError))
-            ):
-                raise PluginError(owner, what, error) from error
-            raise
-        finally:
-            self._in_event = False
+        with self._writing():
+            self._in_event = True
+            mark = self._begin()
+            try:
+                apply()
+                self._route()
+            except BaseException as error:
+                self._closed.clear()
+                if mark is not None:
+                    self._rollback(mark)
+                if (
+                    owner is not None
+                    and owner != "core"
+                    and not isinstance(error, (EventError, PluginError))
+                ):
+                    raise PluginError(owner, what, error) from error
+                raise
+            else:
+                self._undo.commit()
+            finally:
+                self._in_event = False
         if self._closed:
             self._settle_closed()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the engine for one writer; a second thread calling in at the same time
+        fails loudly instead of corrupting the state."""
+        me = threading.get_ident()
+        if self._writer == me:
+            yield
+            return
+        if not self._writer_lock.acquire(blocking=False):
+            raise ConcurrentWriteError(
+                "the engine is already applying an event in another thread: an engine has "
+                "one writer (see docs/api.md, 'One writer')"
+            )
+        self._writer = me
+        try:
+            yield
+        finally:
+            self._writer = None
+            self._writer_lock.release()
+
+    def _check_writer(self) -> None:
+        if self._writer is not None and self._writer != threading.get_ident():
+            raise ConcurrentWriteError(
+                "the engine is applying an event in another thread: an engine has one writer"
+            )
 
     def _settle_closed(self) -> None:
         """Hand each task closed by the event to `on_close`, then forget it if asked."""
@@ -693,58 +739,33 @@ class Engine:
             if not self.options.keep_closed_tasks:
                 self.state.tasks.pop(task.id, None)
 
-    def _snapshot(self) -> _Snapshot:
-        """What an event can change, copied; what only grows, measured.
+    def _begin(self) -> tuple[int, int, int, float, int] | None:
+        """Start recording the event's changes (None: the engine keeps no undo log).
 
-        Closed tasks never change again, and offers and decision records are only
-        appended to, so their cost does not grow with the history of a long run.
+        What only grows is measured instead of recorded: the offers made and the counters.
         """
+        if not self.options.transactional:
+            return None
+        self._undo.begin()
         state = self.state
-        changeable = (
-            {agent_id: agent.copy() for agent_id, agent in state.agents.items()},
-            {task_id: task.copy() for task_id, task in state.tasks.items() if task.is_open},
-            dict(state.waiting),
-            list(state.timers),
-            set(state.canceled_timers),
-            copy.deepcopy(state.plugin_state),
-        )
-        self._decision_journal = []
-        return _Snapshot(
-            changeable=changeable,
-            task_ids=list(state.tasks),
-            offers=len(state.offers),
-            counters=(state.timer_sequence, state.task_sequence, state.now),
-            timer_callbacks=dict(self._timer_callbacks),
+        return (
+            len(state.offers),
+            state.timer_sequence,
+            state.task_sequence,
+            state.now,
+            state.wait_sequence,
         )
 
-    def _restore(self, snapshot: _Snapshot) -> None:
+    def _rollback(self, mark: tuple[int, int, int, float, int]) -> None:
+        """Undo the event, then rebuild what is derived from the state (the waiting
+        groups and the roster index): a failed event costs a pass over the roster, a
+        successful one nothing."""
+        self._undo.rollback()
         state = self.state
-        agents, open_tasks, waiting, timers, canceled, plugin_state = snapshot.changeable
-        state.tasks = {
-            task_id: restore_into(state.tasks[task_id], open_tasks[task_id])
-            if task_id in open_tasks
-            else state.tasks[task_id]
-            for task_id in snapshot.task_ids
-        }
-        state.agents = {
-            agent_id: restore_into(state.agents[agent_id], saved)
-            for agent_id, saved in agents.items()
-        }
-        state.waiting, state.timers = waiting, timers
-        state.canceled_timers, state.plugin_state = canceled, plugin_state
-        del state.offers[snapshot.offers :]
-        state.timer_sequence, state.task_sequence, state.now = snapshot.counters
-        self._timer_callbacks = snapshot.timer_callbacks
-        for kind, task_id, previous in reversed(self._decision_journal):
-            if kind == "decisions":
-                del self.decisions[task_id][previous:]
-                if not self.decisions[task_id]:
-                    del self.decisions[task_id]
-            elif previous is None:
-                self.last_attempt.pop(task_id, None)
-            else:
-                self.last_attempt[task_id] = previous
-        self._decision_journal = []
+        offers, state.timer_sequence, state.task_sequence, state.now, state.wait_sequence = mark
+        del state.offers[offers:]
+        waiting = state.waiting
+        state.waiting = dict.fromkeys(sorted(waiting, key=lambda task: state.tasks[task].wait_seq))
         self._worker_contexts.clear()
         self._task_context = None
         self._expression_context = None
@@ -775,9 +796,11 @@ class Engine:
             self._call_named(plugin, "the {} event", event, handler.handler, task, agent)
 
     def _log(self, task: Task, what: str) -> None:
+        self._undo.keep(task)
         task.history.append((self.now, what))
 
     def _set_status(self, agent: Agent, status: str) -> None:
+        self._undo.keep(agent)
         agent.status = status
         agent.status_since = self.now
         agent.touch()
@@ -785,6 +808,7 @@ class Engine:
     def _close(
         self, task: Task, state: str, reason: str | None, message: str | None = None
     ) -> None:
+        self._undo.keep(task)
         task.state = state
         task.reason = reason
         task.message = message
@@ -795,9 +819,15 @@ class Engine:
         self._log(task, state + (f" ({reason})" if reason else ""))
 
     def _queue(self, task: Task) -> None:
+        self._undo.keep(task)
         task.state = "queued"
         task.agent = None
-        self.state.waiting[task.id] = None
+        waiting = self.state.waiting
+        if task.id not in waiting:
+            task.wait_seq = self.state.wait_sequence
+            self.state.wait_sequence += 1
+            self._undo.added(waiting, task.id)
+            waiting[task.id] = None
         group = (task.queue, task.channel)
         previous = self._waiting_group_of.get(task.id)
         if previous is not None and previous != group:
@@ -814,6 +844,7 @@ class Engine:
             self._unordered[task.id] = None
 
     def _stop_waiting(self, task: Task) -> None:
+        self._undo.removed(self.state.waiting, task.id)
         self.state.waiting.pop(task.id, None)
         group = self._waiting_group_of.pop(task.id, None)
         if group is not None:
@@ -850,6 +881,8 @@ class Engine:
         if task.agent is None:
             return None
         agent = self.state.agents[task.agent]
+        self._undo.keep(agent)
+        self._undo.keep(task)
         agent.held.get(task.channel, set()).discard(task.id)
         was_assigned = task.id in agent.assigned.get(task.channel, set())
         agent.assigned.get(task.channel, set()).discard(task.id)
@@ -862,6 +895,8 @@ class Engine:
     def _accept(self, task: Task) -> None:
         agent = self.state.agents[task.agent] if task.agent else None
         assert agent is not None
+        self._undo.keep(agent)
+        self._undo.keep(task)
         task.state = "assigned"
         agent.assigned.setdefault(task.channel, set()).add(task.id)
         agent.last_accept_at = self.now
@@ -872,6 +907,7 @@ class Engine:
     def _return_to_queue(self, task: Task, why: str) -> None:
         agent = self._release_agent(task)
         if agent is not None:
+            self._undo.keep(task)
             task.declined_by.append(agent.id)
         self._queue(task)
         self._log(task, why + (f" by {agent.id}" if agent else ""))
@@ -881,6 +917,7 @@ class Engine:
 
     def _transfer_to_queue(self, task: Task, queue: str) -> None:
         agent = self._release_agent(task)
+        self._undo.keep(task)
         task.queue = queue
         task.filter_index = task.target_index = None
         task.target_expired = False
@@ -894,6 +931,7 @@ class Engine:
     def _transfer_to_agent(self, task: Task, agent: Agent) -> None:
         previous = self._release_agent(task)
         self._stop_waiting(task)
+        self._undo.keep(task)
         task.transferred = True
         self._log(task, f"transferred to agent {agent.id}")
         self._notify("transferred", task, previous)
@@ -913,6 +951,7 @@ class Engine:
     def _place(self, task: Task) -> None:
         """Put a new task in its first queue: by the workflow, its own queue field, or the only queue."""
         workflow = self.deployment.workflow
+        self._undo.keep(task)
         if workflow is None:
             queue = task.requested_queue
             if queue is None and len(self.deployment.queues) == 1:
@@ -946,6 +985,7 @@ class Engine:
     def _enter_default_queue(self, task: Task) -> None:
         workflow = self.deployment.workflow
         assert workflow is not None
+        self._undo.keep(task)
         task.queue = workflow.default_queue
         task.filter_index = task.target_index = None
         task.target_expired = False
@@ -954,6 +994,7 @@ class Engine:
         self._notify("entered_queue", task, None)
 
     def _enter_target(self, task: Task, target: Target) -> None:
+        self._undo.keep(task)
         task.filter_index, task.target_index = target.filter_index, target.index
         task.queue = target.queue
         task.target_entered_at = self.now
@@ -986,6 +1027,7 @@ class Engine:
         if task.state == "queued":
             self._leave_target(task, timed_out=True)
         elif task.state == "reserved":
+            self._undo.keep(task)
             task.target_expired = True
 
     def _leave_target(self, task: Task, *, timed_out: bool) -> None:
@@ -1122,9 +1164,7 @@ class Engine:
                 if skip_closed_channels:
                     open_channels = self._channels_with_room()
             elif self.options.record_decisions:
-                self._decision_journal.append(
-                    ("last_attempt", task.id, self.last_attempt.get(task.id))
-                )
+                self._record_last_attempt(task.id, decision)
                 self.last_attempt[task.id] = decision
         return offered
 
@@ -1552,7 +1592,17 @@ class Engine:
         ]
         return [*names, "roster_order"]
 
+    def _record_last_attempt(self, task_id: str, decision: Decision | None) -> None:
+        """Record, for the undo log, the task's last attempt as it is before it changes."""
+        attempts = self.last_attempt
+        if task_id in attempts:
+            self._undo.removed(attempts, task_id)
+        elif decision is not None:
+            self._undo.added(attempts, task_id)
+
     def _reserve(self, task: Task, agent: Agent, decision: Decision) -> None:
+        self._undo.keep(task)
+        self._undo.keep(agent)
         task.state = "reserved"
         task.agent = agent.id
         task.offered_at = self.now
@@ -1562,12 +1612,13 @@ class Engine:
         agent.touch()
         self.state.offers.append(Offer(task.id, agent.id, self.now, task.queue))
         if self.options.record_decisions:
+            if task.id not in self.decisions:
+                self._undo.added(self.decisions, task.id)
             records = self.decisions.setdefault(task.id, [])
-            self._decision_journal.append(("decisions", task.id, len(records)))
+            self._undo.push(records.pop)
             records.append(decision)
-            self._decision_journal.append(
-                ("last_attempt", task.id, self.last_attempt.pop(task.id, None))
-            )
+            self._record_last_attempt(task.id, None)
+            self.last_attempt.pop(task.id, None)
         self._log(task, f"offered to {agent.id}")
         self._notify("offered", task, agent)
         if self.options.auto_accept:
