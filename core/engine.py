@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 import attrs
 from sortedcontainers import SortedList
 
+from . import events
 from .components import RankingKey
 from .config import load_deployment
 from .decisions import Candidate, Decision, explain_winner
@@ -31,7 +32,7 @@ from .state import (
     AGENT_STATUSES,
     Agent,
     EngineState,
-    Offer,
+    Reservation,
     Task,
     latest_agent_version,
     task_context,
@@ -106,6 +107,7 @@ class Engine:
         self.options = options or EngineOptions()
         self._undo = UndoLog()
         self.state = EngineState(plugin_state=RecordedDict(self._undo))
+        self._changed_tasks: dict[str, Task] = {}
         self._writer: int | None = None
         self._writer_lock = threading.Lock()
         self.decisions: dict[str, list[Decision]] = {}
@@ -161,8 +163,85 @@ class Engine:
         return self.state.now
 
     @property
-    def offers(self) -> list[Offer]:
+    def offers(self) -> list[Reservation]:
+        """Every reservation made, in order."""
         return list(self.state.offers)
+
+    def reservation(self, reservation_id: str) -> Reservation:
+        """A reservation by its id (`r<n>`: the n-th made)."""
+        state = self.state
+        number = reservation_id[1:] if reservation_id.startswith("r") else ""
+        if number.isdigit() and 0 < int(number) <= state.forgotten_offers + len(state.offers):
+            if int(number) <= state.forgotten_offers:
+                raise EventError(f"reservation {reservation_id!r} is no longer kept")
+            return state.offers[int(number) - 1 - state.forgotten_offers]
+        raise EventError(f"unknown reservation {reservation_id!r}")
+
+    def forget_offers(self) -> list[Reservation]:
+        """The reservations made since the last call, dropped from `offers` (a long run
+        reads them as it goes and keeps no list of them). A task keeps its own."""
+        offers = self.state.offers
+        taken = list(offers)
+        self.state.forgotten_offers += len(offers)
+        offers.clear()
+        return taken
+
+    # --- events as values ---------------------------------------------------------------
+
+    def apply(self, event: events.Event) -> events.Outcome:
+        """Apply one event; what it did: the reservations made and the tasks changed.
+
+        A failing event raises (EventError for an event that cannot apply, PluginError
+        when a plugin failed) and changes nothing.
+        """
+        offers_before = self.state.forgotten_offers + len(self.state.offers)
+        self._changed_tasks = {}
+        match event:
+            case events.CreateTask():
+                self.create_task(
+                    event.task,
+                    event.channel,
+                    event.attributes,
+                    event.priority,
+                    event.queue,
+                    event.profile,
+                )
+            case events.Accept():
+                self.accept(event.task, agent=event.agent, reservation=event.reservation)
+            case events.Decline():
+                self.decline(event.task, agent=event.agent, reservation=event.reservation)
+            case events.Timeout():
+                self.timeout(event.task, agent=event.agent, reservation=event.reservation)
+            case events.Complete():
+                self.complete(event.task)
+            case events.Cancel():
+                self.cancel(event.task, event.reason)
+            case events.Transfer():
+                self.transfer(event.task, to_queue=event.to_queue, to_agent=event.to_agent)
+            case events.Login():
+                self.login(event.agent)
+            case events.Logout():
+                self.logout(event.agent)
+            case events.SetStatus():
+                self.set_status(event.agent, event.status)
+            case events.SetAgent():
+                self.set_agent(event.agent, event.attributes, event.channels)
+            case events.AddAgent():
+                self.add_agent(
+                    event.agent, event.channels, event.attributes, event.groups, event.status
+                )
+            case events.RemoveAgent():
+                self.remove_agent(event.agent)
+            case events.AdvanceClock():
+                self.advance_to(event.to)
+            case _:
+                raise EventError(f"the engine cannot apply {event!r} yet")
+        changed, self._changed_tasks = self._changed_tasks, {}
+        made = self.state.forgotten_offers + len(self.state.offers) - offers_before
+        return events.Outcome(
+            tuple(self.state.offers[len(self.state.offers) - made :] if made else ()),
+            tuple(changed.values()),
+        )
 
     def task(self, task_id: str) -> Task:
         try:
@@ -425,7 +504,7 @@ class Engine:
         def apply() -> None:
             agent = Agent(
                 id=agent_id,
-                roster_index=len(self.state.agents),
+                roster_index=self.state.agent_sequence,
                 attributes=dict(attributes or {}),
                 groups=tuple(groups),
                 capacity=dict(channels),
@@ -438,6 +517,7 @@ class Engine:
                 agent.free_since = self.now
             self._undo.added(self.state.agents, agent_id)
             self.state.agents[agent_id] = agent
+            self.state.agent_sequence += 1
             if self._index is not None:
                 self._index.agent_added(agent)
             if status != "offline":
@@ -508,19 +588,72 @@ class Engine:
         self._transaction(f"creating task {task_id!r}", apply)
         return created[0]
 
-    def accept(self, task_id: str) -> None:
-        task = self._task_in(task_id, ("reserved",), "accept")
-        self._transaction(f"accepting {task_id!r}", lambda: self._accept(task))
+    def accept(
+        self,
+        task_id: str | None = None,
+        *,
+        agent: str | None = None,
+        reservation: str | None = None,
+    ) -> None:
+        """The agent takes the offered task. Name the reservation, or the task (with the
+        agent, a late answer from an agent the task has moved on from is refused)."""
+        task = self._answered(task_id, agent, reservation, "accept")
+        self._transaction(f"accepting {task.id!r}", lambda: self._accept(task))
 
-    def decline(self, task_id: str) -> None:
-        task = self._task_in(task_id, ("reserved",), "decline")
-        self._transaction(f"declining {task_id!r}", lambda: self._return_to_queue(task, "declined"))
+    def decline(
+        self,
+        task_id: str | None = None,
+        *,
+        agent: str | None = None,
+        reservation: str | None = None,
+    ) -> None:
+        task = self._answered(task_id, agent, reservation, "decline")
+        self._transaction(f"declining {task.id!r}", lambda: self._return_to_queue(task, "declined"))
 
-    def timeout(self, task_id: str) -> None:
-        task = self._task_in(task_id, ("reserved",), "time out")
+    def timeout(
+        self,
+        task_id: str | None = None,
+        *,
+        agent: str | None = None,
+        reservation: str | None = None,
+    ) -> None:
+        task = self._answered(task_id, agent, reservation, "time out")
         self._transaction(
-            f"timing out {task_id!r}", lambda: self._return_to_queue(task, "timed_out")
+            f"timing out {task.id!r}", lambda: self._return_to_queue(task, "timed_out")
         )
+
+    def _answered(
+        self, task_id: str | None, agent_id: str | None, reservation_id: str | None, action: str
+    ) -> Task:
+        """The reserved task an answer is for, once the answer is known to be current."""
+        if reservation_id is not None:
+            reservation = self.reservation(reservation_id)
+            if task_id is not None and task_id != reservation.task:
+                raise EventError(
+                    f"cannot {action} reservation {reservation_id!r}: it is for task "
+                    f"{reservation.task!r}, not {task_id!r}"
+                )
+            if agent_id is not None and agent_id != reservation.agent:
+                raise EventError(
+                    f"cannot {action} reservation {reservation_id!r}: it is for agent "
+                    f"{reservation.agent!r}, not {agent_id!r}"
+                )
+            if reservation.state != "pending":
+                raise EventError(
+                    f"cannot {action} reservation {reservation_id!r} (task "
+                    f"{reservation.task!r}, agent {reservation.agent!r}): it is "
+                    f"{reservation.state}, not pending"
+                )
+            return self.state.tasks[reservation.task]
+        if task_id is None:
+            raise EventError(f"{action}: name the task or the reservation")
+        task = self._task_in(task_id, ("reserved",), action)
+        if agent_id is not None and agent_id != task.agent:
+            raise EventError(
+                f"cannot {action} task {task_id!r} as {agent_id!r}: its pending reservation "
+                f"{task.reservation.id if task.reservation else None!r} is for {task.agent!r}"
+            )
+        return task
 
     def complete(self, task_id: str) -> None:
         task = self._task_in(task_id, ("assigned",), "complete")
@@ -601,7 +734,7 @@ class Engine:
 
         def apply() -> None:
             for task_id in sorted(task for ids in agent.held.values() for task in ids):
-                self._return_to_queue(self.state.tasks[task_id], "timed_out")
+                self._return_to_queue(self.state.tasks[task_id], "timed_out", ending="revoked")
             self._set_status(agent, "offline")
             agent.login_at = None
             self._notify("logout", None, agent)
@@ -625,6 +758,30 @@ class Engine:
             self._notify("status_changed", None, agent)
 
         self._transaction(f"setting {agent_id!r} {status}", apply)
+
+    def remove_agent(self, agent_id: str) -> None:
+        """Take an agent off the roster; refused while it holds tasks. A logged-in agent
+        is logged out first (plugins see the logout)."""
+        agent = self.agent(agent_id)
+        held = sorted(task for ids in agent.held.values() for task in ids)
+        if held:
+            raise EventError(
+                f"cannot remove agent {agent_id!r}: it holds {', '.join(held)}; complete, "
+                "transfer or cancel them first"
+            )
+
+        def apply() -> None:
+            if agent.status != "offline":
+                self._set_status(agent, "offline")
+                agent.login_at = None
+                self._notify("logout", None, agent)
+            self._undo.removed(self.state.agents, agent_id)
+            del self.state.agents[agent_id]
+            self._worker_contexts.pop(agent_id, None)
+            if self._index is not None:
+                self._index.agent_removed(agent)
+
+        self._transaction(f"removing agent {agent_id!r}", apply)
 
     def set_agent(
         self,
@@ -739,7 +896,7 @@ class Engine:
             if not self.options.keep_closed_tasks:
                 self.state.tasks.pop(task.id, None)
 
-    def _begin(self) -> tuple[int, int, int, float, int] | None:
+    def _begin(self) -> tuple[int, int, int, float, int, int] | None:
         """Start recording the event's changes (None: the engine keeps no undo log).
 
         What only grows is measured instead of recorded: the offers made and the counters.
@@ -754,18 +911,27 @@ class Engine:
             state.task_sequence,
             state.now,
             state.wait_sequence,
+            state.agent_sequence,
         )
 
-    def _rollback(self, mark: tuple[int, int, int, float, int]) -> None:
+    def _rollback(self, mark: tuple[int, int, int, float, int, int]) -> None:
         """Undo the event, then rebuild what is derived from the state (the waiting
         groups and the roster index): a failed event costs a pass over the roster, a
         successful one nothing."""
         self._undo.rollback()
         state = self.state
-        offers, state.timer_sequence, state.task_sequence, state.now, state.wait_sequence = mark
+        (
+            offers,
+            state.timer_sequence,
+            state.task_sequence,
+            state.now,
+            state.wait_sequence,
+            state.agent_sequence,
+        ) = mark
         del state.offers[offers:]
         waiting = state.waiting
         state.waiting = dict.fromkeys(sorted(waiting, key=lambda task: state.tasks[task].wait_seq))
+        state.agents = dict(sorted(state.agents.items(), key=lambda item: item[1].roster_index))
         self._worker_contexts.clear()
         self._task_context = None
         self._expression_context = None
@@ -797,6 +963,7 @@ class Engine:
 
     def _log(self, task: Task, what: str) -> None:
         self._undo.keep(task)
+        self._changed_tasks[task.id] = task
         task.history.append((self.now, what))
 
     def _set_status(self, agent: Agent, status: str) -> None:
@@ -876,13 +1043,20 @@ class Engine:
             if self._orders_fixed:
                 self._unordered[task_id] = None
 
-    def _release_agent(self, task: Task) -> Agent | None:
-        """Free the capacity the task holds on its agent, if any."""
+    def _release_agent(self, task: Task, ending: str = "revoked") -> Agent | None:
+        """Free the capacity the task holds on its agent, if any; a pending reservation
+        ends as `ending`."""
         if task.agent is None:
             return None
         agent = self.state.agents[task.agent]
         self._undo.keep(agent)
         self._undo.keep(task)
+        reservation = task.reservation
+        if reservation is not None:
+            if reservation.state == "pending":
+                self._undo.keep(reservation)
+                reservation.state = ending
+            task.reservation = None
         agent.held.get(task.channel, set()).discard(task.id)
         was_assigned = task.id in agent.assigned.get(task.channel, set())
         agent.assigned.get(task.channel, set()).discard(task.id)
@@ -897,6 +1071,10 @@ class Engine:
         assert agent is not None
         self._undo.keep(agent)
         self._undo.keep(task)
+        reservation = task.reservation
+        if reservation is not None:
+            self._undo.keep(reservation)
+            reservation.state = "accepted"
         task.state = "assigned"
         agent.assigned.setdefault(task.channel, set()).add(task.id)
         agent.last_accept_at = self.now
@@ -904,8 +1082,8 @@ class Engine:
         self._log(task, f"accepted by {agent.id}")
         self._notify("accepted", task, agent)
 
-    def _return_to_queue(self, task: Task, why: str) -> None:
-        agent = self._release_agent(task)
+    def _return_to_queue(self, task: Task, why: str, ending: str | None = None) -> None:
+        agent = self._release_agent(task, ending or why)
         if agent is not None:
             self._undo.keep(task)
             task.declined_by.append(agent.id)
@@ -1610,7 +1788,17 @@ class Engine:
         agent.held.setdefault(task.channel, set()).add(task.id)
         agent.last_offer_at = self.now
         agent.touch()
-        self.state.offers.append(Offer(task.id, agent.id, self.now, task.queue))
+        timeout = None if self.options.auto_accept else self.options.reservation_timeout
+        reservation = Reservation(
+            f"r{self.state.forgotten_offers + len(self.state.offers) + 1}",
+            task.id,
+            agent.id,
+            self.now,
+            self.now + timeout if timeout is not None else None,
+            task.queue,
+        )
+        task.reservation = reservation
+        self.state.offers.append(reservation)
         if self.options.record_decisions:
             if task.id not in self.decisions:
                 self._undo.added(self.decisions, task.id)
@@ -1623,19 +1811,12 @@ class Engine:
         self._notify("offered", task, agent)
         if self.options.auto_accept:
             self._accept(task)
-        elif self.options.reservation_timeout is not None:
-            offered_at = self.now
+        elif reservation.expires_at is not None:
             self.set_timer(
-                self.now + self.options.reservation_timeout,
-                lambda: self._reservation_timed_out(task.id, agent.id, offered_at),
+                reservation.expires_at,
+                functools.partial(self._reservation_timed_out, reservation),
             )
 
-    def _reservation_timed_out(self, task_id: str, agent_id: str, offered_at: float) -> None:
-        task = self.state.tasks.get(task_id)
-        if (
-            task is not None
-            and task.state == "reserved"
-            and task.agent == agent_id
-            and task.offered_at == offered_at
-        ):
-            self._return_to_queue(task, "timed_out")
+    def _reservation_timed_out(self, reservation: Reservation) -> None:
+        if reservation.state == "pending":
+            self._return_to_queue(self.state.tasks[reservation.task], "timed_out")

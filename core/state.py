@@ -130,6 +130,8 @@ class Task:
     #: order when an undone event puts a task back)
     wait_seq: int = 0
     agent: str | None = None
+    #: its pending or accepted reservation
+    reservation: Reservation | None = None
     offered_at: float | None = None
     held_until: float | None = None
     hold_reason: str | None = None
@@ -170,14 +172,51 @@ _TASK_FIELDS = tuple(
 )
 
 
-@attrs.frozen
-class Offer:
-    """A reservation made: the task was offered to the agent at this time, from this queue."""
+RESERVATION_STATES = ("pending", "accepted", "declined", "timed_out", "revoked")
 
+
+@attrs.define(eq=False)
+class Reservation:
+    """An offer: the task was offered to the agent at `created_at`, from `queue`.
+
+    Its `id` (`r1`, `r2`, ... in the order they were made) is what an answer names.
+    `state` is pending until the agent accepts, declines or lets it time out, or the
+    engine revokes it (the agent left, the task was canceled or moved).
+    """
+
+    id: str
     task: str
     agent: str
-    at: float
-    queue: str | None = attrs.field(default=None, eq=False)
+    created_at: float
+    expires_at: float | None = None
+    queue: str | None = None
+    state: str = "pending"
+
+    @property
+    def at(self) -> float:
+        """When it was made (`created_at`)."""
+        return self.created_at
+
+    def saved(self) -> str:
+        return self.state
+
+    def put_back(self, saved: str) -> None:
+        self.state = saved
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "task": self.task,
+            "agent": self.agent,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "queue": self.queue,
+            "state": self.state,
+        }
+
+
+#: the name this had before reservations had ids
+Offer = Reservation
 
 
 def worker_context(agent: Agent) -> dict[str, Any]:
@@ -224,7 +263,10 @@ class EngineState:
 
     agents: dict[str, Agent] = attrs.Factory(dict)
     tasks: dict[str, Task] = attrs.Factory(dict)
-    offers: list[Offer] = attrs.Factory(list)
+    #: every reservation made, in order, since the last `Engine.forget_offers`: `r<n>`
+    #: is `offers[n - 1 - forgotten_offers]`
+    offers: list[Reservation] = attrs.Factory(list)
+    forgotten_offers: int = 0
     #: ids of queued tasks, in the order they started waiting (a dict as an ordered set)
     waiting: dict[str, None] = attrs.Factory(dict)
     #: a heap of (time, timer id, timer id); the callbacks stay outside the state so a
@@ -234,5 +276,6 @@ class EngineState:
     timer_sequence: int = 0
     task_sequence: int = 0
     wait_sequence: int = 0
+    agent_sequence: int = 0
     plugin_state: dict[str, dict[str, Any]] = attrs.Factory(dict)
     now: float = 0.0
