@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import yaml
@@ -26,6 +26,7 @@ from omniroute.core import (
     EngineOptions,
     OmnirouteError,
     Problem,
+    events,
     read_mapping_file,
 )
 from omniroute.core.converter import structure
@@ -33,6 +34,8 @@ from omniroute.core.durations import parse_duration
 from omniroute.core.spec import Duration
 
 from .inputs import AgentSpec, RosterAgent, expand_roster, load_referenced_deployment, parse_start
+
+T = TypeVar("T")
 
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 ACTIONS = (
@@ -327,40 +330,72 @@ def load_scenario(
 # --- running ------------------------------------------------------------------------------------
 
 
-def _apply(engine: Engine, event: Event) -> None:
-    action, payload = event.action, event.payload
+@attrs.frozen
+class AnswerSpec:
+    """`accept: {task: t1, agent: ana}` (or `{reservation: r3}`); `accept: t1` is short for
+    `{task: t1}`."""
+
+    task: str | None = None
+    agent: str | None = None
+    reservation: str | None = None
+
+
+_ANSWERS: dict[str, type[events.Accept | events.Decline | events.Timeout]] = {
+    "accept": events.Accept,
+    "decline": events.Decline,
+    "timeout": events.Timeout,
+}
+
+
+def _structured(payload: Any, kind: type[T], action: str) -> T:
+    value, problems = structure(payload, kind, prefix=action)
+    if value is None:
+        raise OmnirouteError("; ".join(str(problem) for problem in problems))
+    return value
+
+
+def to_event(action: str, payload: Any) -> events.Event:
+    """The engine event a scenario file's event stands for."""
     if action == "create":
-        create, problems = structure(payload, CreateSpec, prefix="create")
-        if create is None:
-            raise OmnirouteError("; ".join(str(problem) for problem in problems))
-        engine.create_task(
-            create.id,
-            create.channel,
-            create.attributes,
-            create.priority,
-            create.queue,
-            create.profile,
+        create = _structured(payload, CreateSpec, action)
+        return events.CreateTask(
+            task=create.id,
+            channel=create.channel,
+            attributes=create.attributes,
+            priority=create.priority,
+            queue=create.queue,
+            profile=create.profile,
         )
-    elif action == "transfer":
-        transfer, problems = structure(payload, TransferSpec, prefix="transfer")
-        if transfer is None:
-            raise OmnirouteError("; ".join(str(problem) for problem in problems))
-        engine.transfer(transfer.task, to_queue=transfer.to_queue, to_agent=transfer.to_agent)
-    elif action == "set":
-        change, problems = structure(payload, SetSpec, prefix="set")
-        if change is None:
-            raise OmnirouteError("; ".join(str(problem) for problem in problems))
-        engine.set_agent(change.agent, change.attributes, change.channels)
-    else:
-        if not isinstance(payload, str):
-            raise OmnirouteError(f"{action}: expected an id, got {payload!r}")
-        if action in ("complete", "accept", "decline", "timeout", "cancel") or action in (
-            "login",
-            "logout",
-        ):
-            getattr(engine, action)(payload)
-        else:
-            engine.set_status(payload, action)
+    if action == "transfer":
+        transfer = _structured(payload, TransferSpec, action)
+        return events.Transfer(
+            task=transfer.task, to_queue=transfer.to_queue, to_agent=transfer.to_agent
+        )
+    if action == "set":
+        change = _structured(payload, SetSpec, action)
+        return events.SetAgent(
+            agent=change.agent, attributes=change.attributes, channels=change.channels
+        )
+    if action in _ANSWERS and isinstance(payload, Mapping):
+        answer = _structured(payload, AnswerSpec, action)
+        if answer.task is None and answer.reservation is None:
+            raise OmnirouteError(f"{action}: name the task or the reservation")
+        return _ANSWERS[action](
+            task=answer.task, agent=answer.agent, reservation=answer.reservation
+        )
+    if not isinstance(payload, str):
+        raise OmnirouteError(f"{action}: expected an id, got {payload!r}")
+    if action in _ANSWERS:
+        return _ANSWERS[action](task=payload)
+    if action == "complete":
+        return events.Complete(task=payload)
+    if action == "cancel":
+        return events.Cancel(task=payload)
+    if action == "login":
+        return events.Login(agent=payload)
+    if action == "logout":
+        return events.Logout(agent=payload)
+    return events.SetStatus(agent=payload, status=action)
 
 
 def run(scenario: Scenario) -> ScenarioResult:
@@ -391,8 +426,8 @@ def execute(
             errors.append((-1, f"agent {agent.id!r}: {error}"))
     for event in scenario.events:
         try:
-            engine.advance_to(event.at)
-            _apply(engine, event)
+            engine.apply(events.AdvanceClock(to=event.at))
+            engine.apply(to_event(event.action, event.payload))
         except OmnirouteError as error:
             errors.append((event.index, f"{event.where}: {error}"))
     last = scenario.events[-1].at if scenario.events else 0.0

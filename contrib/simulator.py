@@ -289,7 +289,6 @@ def simulate(
             push(first, "arrival", index)
 
     interactions: dict[str, Interaction] = {}
-    offers = engine.state.offers
     #: tasks held per agent, so that a sample of busy agents does not scan the roster
     holding: dict[str, int] = {}
 
@@ -321,7 +320,7 @@ def simulate(
 
     def harvest() -> None:
         # Offers are read once and dropped, so a long run keeps no list of them.
-        for offer in offers:
+        for offer in engine.forget_offers():
             interaction = interactions.get(offer.task)
             if interaction is None or interaction.first_offer is not None:
                 continue
@@ -336,7 +335,6 @@ def simulate(
                 offer.at - interaction.arrival <= workload.service_level_threshold
             )
             push(offer.at + interaction.handle_time, "complete", offer.task)
-        offers.clear()
 
     def sample(until: float) -> None:
         nonlocal next_sample

@@ -22,16 +22,25 @@ from .config import load_deployment, read_mapping_file
 from .context import PluginContext
 from .decisions import Candidate, Decision
 from .engine import DEFAULT_START, Engine, EngineOptions
-from .errors import DeploymentError, EventError, OmnirouteError, PluginError, Problem
+from .errors import (
+    ConcurrentWriteError,
+    DeploymentError,
+    EventError,
+    OmnirouteError,
+    PluginError,
+    Problem,
+)
+from .events import Outcome
 from .hookspecs import hookimpl
 from .spec import Deployment
-from .state import Agent, Offer, Task
+from .state import Agent, Offer, Reservation, Task
 
 __all__ = [
     "DEFAULT_START",
     "Agent",
     "ArrivalCheck",
     "Candidate",
+    "ConcurrentWriteError",
     "Decision",
     "Deployment",
     "DeploymentError",
@@ -43,11 +52,13 @@ __all__ = [
     "Indexing",
     "Offer",
     "OmnirouteError",
+    "Outcome",
     "PluginContext",
     "PluginError",
     "Preference",
     "Problem",
     "RankingKey",
+    "Reservation",
     "Task",
     "TaskOrdering",
     "checks",

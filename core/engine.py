@@ -8,9 +8,10 @@ restored to what it was before the event.
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import functools
 import heapq
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,10 +20,11 @@ from typing import Any, NoReturn
 import attrs
 from sortedcontainers import SortedList
 
+from . import events
 from .components import RankingKey
 from .config import load_deployment
 from .decisions import Candidate, Decision, explain_winner
-from .errors import EventError, PluginError
+from .errors import ConcurrentWriteError, EventError, PluginError
 from .index import GroupKey, RosterIndex
 from .pipeline import Pipeline, build_pipeline
 from .spec import Deployment, Queue, Target
@@ -30,13 +32,13 @@ from .state import (
     AGENT_STATUSES,
     Agent,
     EngineState,
-    Offer,
+    Reservation,
     Task,
     latest_agent_version,
-    restore_into,
     task_context,
     worker_context,
 )
+from .undo import RecordedDict, UndoLog
 
 DEFAULT_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 #: no group of tied agents (the walk of a ladder starts before the first)
@@ -58,14 +60,6 @@ _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 @attrs.frozen
-class _Snapshot:
-    changeable: tuple[Any, ...]
-    task_ids: list[str]
-    offers: int
-    counters: tuple[int, int, float]
-
-
-@attrs.frozen
 class EngineOptions:
     """How an engine behaves beyond its deployment.
 
@@ -73,8 +67,10 @@ class EngineOptions:
     reservation_timeout: seconds after which an unanswered reservation times out (None: never).
     record_decisions: keep a decision record for every offer and for each task's last
         unsuccessful attempt (the explain command needs them; the simulator turns them off).
-    transactional: snapshot the state before each event so that a failing plugin leaves
-        it untouched (the simulator, which stops at the first error, turns it off).
+    transactional: record what each event changes in an undo log, so that a failing
+        event (a plugin raising half way) leaves the state untouched. It costs in
+        proportion to what the event changed; the simulator, which stops at the first
+        error, turns it off.
     indexed: without decision records, route through the roster index (per-queue members,
         open agents and ranking ladders) instead of scanning the roster for every task. The
         decisions are the same either way; a decision record lists every agent, so with
@@ -109,7 +105,11 @@ class Engine:
         self.deployment = deployment
         self.start = start
         self.options = options or EngineOptions()
-        self.state = EngineState()
+        self._undo = UndoLog()
+        self.state = EngineState(plugin_state=RecordedDict(self._undo))
+        self._changed_tasks: dict[str, Task] = {}
+        self._writer: int | None = None
+        self._writer_lock = threading.Lock()
         self.decisions: dict[str, list[Decision]] = {}
         self.last_attempt: dict[str, Decision] = {}
         #: what a timer calls, by (owner, name): timers themselves are data in the state
@@ -125,7 +125,6 @@ class Engine:
         self._pending_skip_checks: list[tuple[str, int, int]] = []
         self._routing = False
         self._in_event = False
-        self._decision_journal: list[tuple[str, str, Any]] = []
         #: per waiting task that found nobody: (agent version stamp, clock, task position)
         self._failed_checks: dict[str, tuple[int, float, tuple[Any, ...]]] = {}
         self.pipeline: Pipeline = build_pipeline(deployment, self)
@@ -169,8 +168,85 @@ class Engine:
         return self.state.now
 
     @property
-    def offers(self) -> list[Offer]:
+    def offers(self) -> list[Reservation]:
+        """Every reservation made, in order."""
         return list(self.state.offers)
+
+    def reservation(self, reservation_id: str) -> Reservation:
+        """A reservation by its id (`r<n>`: the n-th made)."""
+        state = self.state
+        number = reservation_id[1:] if reservation_id.startswith("r") else ""
+        if number.isdigit() and 0 < int(number) <= state.forgotten_offers + len(state.offers):
+            if int(number) <= state.forgotten_offers:
+                raise EventError(f"reservation {reservation_id!r} is no longer kept")
+            return state.offers[int(number) - 1 - state.forgotten_offers]
+        raise EventError(f"unknown reservation {reservation_id!r}")
+
+    def forget_offers(self) -> list[Reservation]:
+        """The reservations made since the last call, dropped from `offers` (a long run
+        reads them as it goes and keeps no list of them). A task keeps its own."""
+        offers = self.state.offers
+        taken = list(offers)
+        self.state.forgotten_offers += len(offers)
+        offers.clear()
+        return taken
+
+    # --- events as values ---------------------------------------------------------------
+
+    def apply(self, event: events.Event) -> events.Outcome:
+        """Apply one event; what it did: the reservations made and the tasks changed.
+
+        A failing event raises (EventError for an event that cannot apply, PluginError
+        when a plugin failed) and changes nothing.
+        """
+        offers_before = self.state.forgotten_offers + len(self.state.offers)
+        self._changed_tasks = {}
+        match event:
+            case events.CreateTask():
+                self.create_task(
+                    event.task,
+                    event.channel,
+                    event.attributes,
+                    event.priority,
+                    event.queue,
+                    event.profile,
+                )
+            case events.Accept():
+                self.accept(event.task, agent=event.agent, reservation=event.reservation)
+            case events.Decline():
+                self.decline(event.task, agent=event.agent, reservation=event.reservation)
+            case events.Timeout():
+                self.timeout(event.task, agent=event.agent, reservation=event.reservation)
+            case events.Complete():
+                self.complete(event.task)
+            case events.Cancel():
+                self.cancel(event.task, event.reason)
+            case events.Transfer():
+                self.transfer(event.task, to_queue=event.to_queue, to_agent=event.to_agent)
+            case events.Login():
+                self.login(event.agent)
+            case events.Logout():
+                self.logout(event.agent)
+            case events.SetStatus():
+                self.set_status(event.agent, event.status)
+            case events.SetAgent():
+                self.set_agent(event.agent, event.attributes, event.channels)
+            case events.AddAgent():
+                self.add_agent(
+                    event.agent, event.channels, event.attributes, event.groups, event.status
+                )
+            case events.RemoveAgent():
+                self.remove_agent(event.agent)
+            case events.AdvanceClock():
+                self.advance_to(event.to)
+            case _:
+                raise EventError(f"the engine cannot apply {event!r} yet")
+        changed, self._changed_tasks = self._changed_tasks, {}
+        made = self.state.forgotten_offers + len(self.state.offers) - offers_before
+        return events.Outcome(
+            tuple(self.state.offers[len(self.state.offers) - made :] if made else ()),
+            tuple(changed.values()),
+        )
 
     def task(self, task_id: str) -> Task:
         try:
@@ -308,29 +384,38 @@ class Engine:
             )
         timer_id = self.state.timer_sequence
         self.state.timer_sequence += 1
+        # Undone by canceling: the heap entry is then skipped like any canceled timer.
+        self._undo.push(functools.partial(self.state.canceled_timers.add, timer_id))
         heapq.heappush(self.state.timers, (max(at, self.now), timer_id, owner, name, payload))
         return timer_id
 
     def cancel_timer(self, timer_id: int) -> None:
-        self.state.canceled_timers.add(timer_id)
+        canceled = self.state.canceled_timers
+        if timer_id not in canceled:
+            self._undo.push(functools.partial(canceled.discard, timer_id))
+            canceled.add(timer_id)
 
     def next_timer_at(self) -> float | None:
-        timers = self.state.timers
-        while timers and timers[0][1] in self.state.canceled_timers:
-            heapq.heappop(timers)
+        timers, canceled = self.state.timers, self.state.canceled_timers
+        while timers and timers[0][1] in canceled:
+            timer_id = heapq.heappop(timers)[1]
+            canceled.discard(timer_id)
         return timers[0][0] if timers else None
 
     def set_capacity(self, agent: Agent, channel: str, capacity: int) -> None:
+        self._undo.keep(agent)
         agent.capacity[channel] = capacity
         agent.touch()
 
     def hold_task(self, task: Task, until: float | None, reason: str) -> None:
+        self._undo.keep(task)
         task.hold_reason = reason
         task.held_until = until
         if until is not None:
             self.set_timer(until, "release_hold", [task.id, until])
 
     def release_task(self, task: Task) -> None:
+        self._undo.keep(task)
         task.hold_reason = None
         task.held_until = None
         group = self._waiting_group_of.get(task.id)
@@ -347,6 +432,10 @@ class Engine:
 
     def advance_to(self, at: float) -> None:
         """Move the clock to `at`, firing every timer due by then at its own time."""
+        with self._writing():
+            self._advance_to(at)
+
+    def _advance_to(self, at: float) -> None:
         if at < self.now:
             raise EventError(
                 f"time cannot go back: the clock is at {self.now:g} s, the event at {at:g} s"
@@ -423,17 +512,20 @@ class Engine:
         def apply() -> None:
             agent = Agent(
                 id=agent_id,
-                roster_index=len(self.state.agents),
+                roster_index=self.state.agent_sequence,
                 attributes=dict(attributes or {}),
                 groups=tuple(groups),
                 capacity=dict(channels),
                 status=status,
                 status_since=self.now,
+                plugin_state=RecordedDict(self._undo),
             )
             if status != "offline":
                 agent.login_at = self.now
                 agent.free_since = self.now
+            self._undo.added(self.state.agents, agent_id)
             self.state.agents[agent_id] = agent
+            self.state.agent_sequence += 1
             if self._index is not None:
                 self._index.agent_added(agent)
             if status != "offline":
@@ -480,8 +572,10 @@ class Engine:
                 requested_queue=queue,
                 profile=profile,
                 queued_at=self.now,
+                plugin_state=RecordedDict(self._undo),
             )
             self.state.task_sequence += 1
+            self._undo.added(self.state.tasks, task_id)
             self.state.tasks[task_id] = task
             created.append(task)
             self._log(task, "created")
@@ -502,19 +596,72 @@ class Engine:
         self._transaction(f"creating task {task_id!r}", apply)
         return created[0]
 
-    def accept(self, task_id: str) -> None:
-        task = self._task_in(task_id, ("reserved",), "accept")
-        self._transaction(f"accepting {task_id!r}", lambda: self._accept(task))
+    def accept(
+        self,
+        task_id: str | None = None,
+        *,
+        agent: str | None = None,
+        reservation: str | None = None,
+    ) -> None:
+        """The agent takes the offered task. Name the reservation, or the task (with the
+        agent, a late answer from an agent the task has moved on from is refused)."""
+        task = self._answered(task_id, agent, reservation, "accept")
+        self._transaction(f"accepting {task.id!r}", lambda: self._accept(task))
 
-    def decline(self, task_id: str) -> None:
-        task = self._task_in(task_id, ("reserved",), "decline")
-        self._transaction(f"declining {task_id!r}", lambda: self._return_to_queue(task, "declined"))
+    def decline(
+        self,
+        task_id: str | None = None,
+        *,
+        agent: str | None = None,
+        reservation: str | None = None,
+    ) -> None:
+        task = self._answered(task_id, agent, reservation, "decline")
+        self._transaction(f"declining {task.id!r}", lambda: self._return_to_queue(task, "declined"))
 
-    def timeout(self, task_id: str) -> None:
-        task = self._task_in(task_id, ("reserved",), "time out")
+    def timeout(
+        self,
+        task_id: str | None = None,
+        *,
+        agent: str | None = None,
+        reservation: str | None = None,
+    ) -> None:
+        task = self._answered(task_id, agent, reservation, "time out")
         self._transaction(
-            f"timing out {task_id!r}", lambda: self._return_to_queue(task, "timed_out")
+            f"timing out {task.id!r}", lambda: self._return_to_queue(task, "timed_out")
         )
+
+    def _answered(
+        self, task_id: str | None, agent_id: str | None, reservation_id: str | None, action: str
+    ) -> Task:
+        """The reserved task an answer is for, once the answer is known to be current."""
+        if reservation_id is not None:
+            reservation = self.reservation(reservation_id)
+            if task_id is not None and task_id != reservation.task:
+                raise EventError(
+                    f"cannot {action} reservation {reservation_id!r}: it is for task "
+                    f"{reservation.task!r}, not {task_id!r}"
+                )
+            if agent_id is not None and agent_id != reservation.agent:
+                raise EventError(
+                    f"cannot {action} reservation {reservation_id!r}: it is for agent "
+                    f"{reservation.agent!r}, not {agent_id!r}"
+                )
+            if reservation.state != "pending":
+                raise EventError(
+                    f"cannot {action} reservation {reservation_id!r} (task "
+                    f"{reservation.task!r}, agent {reservation.agent!r}): it is "
+                    f"{reservation.state}, not pending"
+                )
+            return self.state.tasks[reservation.task]
+        if task_id is None:
+            raise EventError(f"{action}: name the task or the reservation")
+        task = self._task_in(task_id, ("reserved",), action)
+        if agent_id is not None and agent_id != task.agent:
+            raise EventError(
+                f"cannot {action} task {task_id!r} as {agent_id!r}: its pending reservation "
+                f"{task.reservation.id if task.reservation else None!r} is for {task.agent!r}"
+            )
+        return task
 
     def complete(self, task_id: str) -> None:
         task = self._task_in(task_id, ("assigned",), "complete")
@@ -595,7 +742,7 @@ class Engine:
 
         def apply() -> None:
             for task_id in sorted(task for ids in agent.held.values() for task in ids):
-                self._return_to_queue(self.state.tasks[task_id], "timed_out")
+                self._return_to_queue(self.state.tasks[task_id], "timed_out", ending="revoked")
             self._set_status(agent, "offline")
             agent.login_at = None
             self._notify("logout", None, agent)
@@ -620,6 +767,30 @@ class Engine:
 
         self._transaction(f"setting {agent_id!r} {status}", apply)
 
+    def remove_agent(self, agent_id: str) -> None:
+        """Take an agent off the roster; refused while it holds tasks. A logged-in agent
+        is logged out first (plugins see the logout)."""
+        agent = self.agent(agent_id)
+        held = sorted(task for ids in agent.held.values() for task in ids)
+        if held:
+            raise EventError(
+                f"cannot remove agent {agent_id!r}: it holds {', '.join(held)}; complete, "
+                "transfer or cancel them first"
+            )
+
+        def apply() -> None:
+            if agent.status != "offline":
+                self._set_status(agent, "offline")
+                agent.login_at = None
+                self._notify("logout", None, agent)
+            self._undo.removed(self.state.agents, agent_id)
+            del self.state.agents[agent_id]
+            self._worker_contexts.pop(agent_id, None)
+            if self._index is not None:
+                self._index.agent_removed(agent)
+
+        self._transaction(f"removing agent {agent_id!r}", apply)
+
     def set_agent(
         self,
         agent_id: str,
@@ -632,6 +803,7 @@ class Engine:
             self._check_channels(channels, f"agent {agent_id!r}")
 
         def apply() -> None:
+            self._undo.keep(agent)
             for key, value in (attributes or {}).items():
                 if value is None:
                     agent.attributes.pop(key, None)
@@ -668,26 +840,56 @@ class Engine:
         return task
 
     def _transaction(self, what: str, apply: Callable[[], None], owner: str | None = None) -> None:
-        """Apply, then route; on any error, put everything back as it was."""
+        """Apply, then route; on any error, undo everything the event changed."""
         if self._in_event:
+            self._check_writer()
             apply()
             return
-        snapshot = self._snapshot() if self.options.transactional else None
-        self._in_event = True
-        try:
-            apply()
-            self._route()
-        except BaseException as error:
-            self._closed.clear()
-            if snapshot is not None:
-                self._restore(snapshot)
-            if owner is not None and not isinstance(error, (EventError, PluginError)):
-                raise PluginError(owner, what, error) from error
-            raise
-        finally:
-            self._in_event = False
+        with self._writing():
+            self._in_event = True
+            mark = self._begin()
+            try:
+                apply()
+                self._route()
+            except BaseException as error:
+                self._closed.clear()
+                if mark is not None:
+                    self._rollback(mark)
+                if owner is not None and not isinstance(error, (EventError, PluginError)):
+                    raise PluginError(owner, what, error) from error
+                raise
+            else:
+                self._undo.commit()
+            finally:
+                self._in_event = False
         if self._closed:
             self._settle_closed()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the engine for one writer; a second thread calling in at the same time
+        fails loudly instead of corrupting the state."""
+        me = threading.get_ident()
+        if self._writer == me:
+            yield
+            return
+        if not self._writer_lock.acquire(blocking=False):
+            raise ConcurrentWriteError(
+                "the engine is already applying an event in another thread: an engine has "
+                "one writer (see docs/api.md, 'One writer')"
+            )
+        self._writer = me
+        try:
+            yield
+        finally:
+            self._writer = None
+            self._writer_lock.release()
+
+    def _check_writer(self) -> None:
+        if self._writer is not None and self._writer != threading.get_ident():
+            raise ConcurrentWriteError(
+                "the engine is applying an event in another thread: an engine has one writer"
+            )
 
     def _settle_closed(self) -> None:
         """Hand each task closed by the event to `on_close`, then forget it if asked."""
@@ -698,56 +900,42 @@ class Engine:
             if not self.options.keep_closed_tasks:
                 self.state.tasks.pop(task.id, None)
 
-    def _snapshot(self) -> _Snapshot:
-        """What an event can change, copied; what only grows, measured.
+    def _begin(self) -> tuple[int, int, int, float, int, int] | None:
+        """Start recording the event's changes (None: the engine keeps no undo log).
 
-        Closed tasks never change again, and offers and decision records are only
-        appended to, so their cost does not grow with the history of a long run.
+        What only grows is measured instead of recorded: the offers made and the counters.
         """
+        if not self.options.transactional:
+            return None
+        self._undo.begin()
         state = self.state
-        changeable = (
-            {agent_id: agent.copy() for agent_id, agent in state.agents.items()},
-            {task_id: task.copy() for task_id, task in state.tasks.items() if task.is_open},
-            dict(state.waiting),
-            list(state.timers),
-            set(state.canceled_timers),
-            copy.deepcopy(state.plugin_state),
-        )
-        self._decision_journal = []
-        return _Snapshot(
-            changeable=changeable,
-            task_ids=list(state.tasks),
-            offers=len(state.offers),
-            counters=(state.timer_sequence, state.task_sequence, state.now),
+        return (
+            len(state.offers),
+            state.timer_sequence,
+            state.task_sequence,
+            state.now,
+            state.wait_sequence,
+            state.agent_sequence,
         )
 
-    def _restore(self, snapshot: _Snapshot) -> None:
+    def _rollback(self, mark: tuple[int, int, int, float, int, int]) -> None:
+        """Undo the event, then rebuild what is derived from the state (the waiting
+        groups and the roster index): a failed event costs a pass over the roster, a
+        successful one nothing."""
+        self._undo.rollback()
         state = self.state
-        agents, open_tasks, waiting, timers, canceled, plugin_state = snapshot.changeable
-        state.tasks = {
-            task_id: restore_into(state.tasks[task_id], open_tasks[task_id])
-            if task_id in open_tasks
-            else state.tasks[task_id]
-            for task_id in snapshot.task_ids
-        }
-        state.agents = {
-            agent_id: restore_into(state.agents[agent_id], saved)
-            for agent_id, saved in agents.items()
-        }
-        state.waiting, state.timers = waiting, timers
-        state.canceled_timers, state.plugin_state = canceled, plugin_state
-        del state.offers[snapshot.offers :]
-        state.timer_sequence, state.task_sequence, state.now = snapshot.counters
-        for kind, task_id, previous in reversed(self._decision_journal):
-            if kind == "decisions":
-                del self.decisions[task_id][previous:]
-                if not self.decisions[task_id]:
-                    del self.decisions[task_id]
-            elif previous is None:
-                self.last_attempt.pop(task_id, None)
-            else:
-                self.last_attempt[task_id] = previous
-        self._decision_journal = []
+        (
+            offers,
+            state.timer_sequence,
+            state.task_sequence,
+            state.now,
+            state.wait_sequence,
+            state.agent_sequence,
+        ) = mark
+        del state.offers[offers:]
+        waiting = state.waiting
+        state.waiting = dict.fromkeys(sorted(waiting, key=lambda task: state.tasks[task].wait_seq))
+        state.agents = dict(sorted(state.agents.items(), key=lambda item: item[1].roster_index))
         self._worker_contexts.clear()
         self._task_context = None
         self._expression_context = None
@@ -779,9 +967,12 @@ class Engine:
             self._call_named(plugin, "the {} event", event, handler.handler, task, agent)
 
     def _log(self, task: Task, what: str) -> None:
+        self._undo.keep(task)
+        self._changed_tasks[task.id] = task
         task.history.append((self.now, what))
 
     def _set_status(self, agent: Agent, status: str) -> None:
+        self._undo.keep(agent)
         agent.status = status
         agent.status_since = self.now
         agent.touch()
@@ -789,6 +980,7 @@ class Engine:
     def _close(
         self, task: Task, state: str, reason: str | None, message: str | None = None
     ) -> None:
+        self._undo.keep(task)
         task.state = state
         task.reason = reason
         task.message = message
@@ -799,9 +991,15 @@ class Engine:
         self._log(task, state + (f" ({reason})" if reason else ""))
 
     def _queue(self, task: Task) -> None:
+        self._undo.keep(task)
         task.state = "queued"
         task.agent = None
-        self.state.waiting[task.id] = None
+        waiting = self.state.waiting
+        if task.id not in waiting:
+            task.wait_seq = self.state.wait_sequence
+            self.state.wait_sequence += 1
+            self._undo.added(waiting, task.id)
+            waiting[task.id] = None
         group = (task.queue, task.channel)
         previous = self._waiting_group_of.get(task.id)
         if previous is not None and previous != group:
@@ -818,6 +1016,7 @@ class Engine:
             self._unordered[task.id] = None
 
     def _stop_waiting(self, task: Task) -> None:
+        self._undo.removed(self.state.waiting, task.id)
         self.state.waiting.pop(task.id, None)
         group = self._waiting_group_of.pop(task.id, None)
         if group is not None:
@@ -849,11 +1048,20 @@ class Engine:
             if self._orders_fixed:
                 self._unordered[task_id] = None
 
-    def _release_agent(self, task: Task) -> Agent | None:
-        """Free the capacity the task holds on its agent, if any."""
+    def _release_agent(self, task: Task, ending: str = "revoked") -> Agent | None:
+        """Free the capacity the task holds on its agent, if any; a pending reservation
+        ends as `ending`."""
         if task.agent is None:
             return None
         agent = self.state.agents[task.agent]
+        self._undo.keep(agent)
+        self._undo.keep(task)
+        reservation = task.reservation
+        if reservation is not None:
+            if reservation.state == "pending":
+                self._undo.keep(reservation)
+                reservation.state = ending
+            task.reservation = None
         agent.held.get(task.channel, set()).discard(task.id)
         was_assigned = task.id in agent.assigned.get(task.channel, set())
         agent.assigned.get(task.channel, set()).discard(task.id)
@@ -866,6 +1074,12 @@ class Engine:
     def _accept(self, task: Task) -> None:
         agent = self.state.agents[task.agent] if task.agent else None
         assert agent is not None
+        self._undo.keep(agent)
+        self._undo.keep(task)
+        reservation = task.reservation
+        if reservation is not None:
+            self._undo.keep(reservation)
+            reservation.state = "accepted"
         task.state = "assigned"
         agent.assigned.setdefault(task.channel, set()).add(task.id)
         agent.last_accept_at = self.now
@@ -873,9 +1087,10 @@ class Engine:
         self._log(task, f"accepted by {agent.id}")
         self._notify("accepted", task, agent)
 
-    def _return_to_queue(self, task: Task, why: str) -> None:
-        agent = self._release_agent(task)
+    def _return_to_queue(self, task: Task, why: str, ending: str | None = None) -> None:
+        agent = self._release_agent(task, ending or why)
         if agent is not None:
+            self._undo.keep(task)
             task.declined_by.append(agent.id)
         self._queue(task)
         self._log(task, why + (f" by {agent.id}" if agent else ""))
@@ -885,6 +1100,7 @@ class Engine:
 
     def _transfer_to_queue(self, task: Task, queue: str) -> None:
         agent = self._release_agent(task)
+        self._undo.keep(task)
         task.queue = queue
         task.filter_index = task.target_index = None
         task.target_expired = False
@@ -898,6 +1114,7 @@ class Engine:
     def _transfer_to_agent(self, task: Task, agent: Agent) -> None:
         previous = self._release_agent(task)
         self._stop_waiting(task)
+        self._undo.keep(task)
         task.transferred = True
         self._log(task, f"transferred to agent {agent.id}")
         self._notify("transferred", task, previous)
@@ -917,6 +1134,7 @@ class Engine:
     def _place(self, task: Task) -> None:
         """Put a new task in its first queue: by the workflow, its own queue field, or the only queue."""
         workflow = self.deployment.workflow
+        self._undo.keep(task)
         if workflow is None:
             queue = task.requested_queue
             if queue is None and len(self.deployment.queues) == 1:
@@ -950,6 +1168,7 @@ class Engine:
     def _enter_default_queue(self, task: Task) -> None:
         workflow = self.deployment.workflow
         assert workflow is not None
+        self._undo.keep(task)
         task.queue = workflow.default_queue
         task.filter_index = task.target_index = None
         task.target_expired = False
@@ -958,6 +1177,7 @@ class Engine:
         self._notify("entered_queue", task, None)
 
     def _enter_target(self, task: Task, target: Target) -> None:
+        self._undo.keep(task)
         task.filter_index, task.target_index = target.filter_index, target.index
         task.queue = target.queue
         task.target_entered_at = self.now
@@ -989,6 +1209,7 @@ class Engine:
         if task.state == "queued":
             self._leave_target(task, timed_out=True)
         elif task.state == "reserved":
+            self._undo.keep(task)
             task.target_expired = True
 
     def _leave_target(self, task: Task, *, timed_out: bool) -> None:
@@ -1125,9 +1346,7 @@ class Engine:
                 if skip_closed_channels:
                     open_channels = self._channels_with_room()
             elif self.options.record_decisions:
-                self._decision_journal.append(
-                    ("last_attempt", task.id, self.last_attempt.get(task.id))
-                )
+                self._record_last_attempt(task.id, decision)
                 self.last_attempt[task.id] = decision
         return offered
 
@@ -1553,7 +1772,17 @@ class Engine:
         ]
         return [*names, "roster_order"]
 
+    def _record_last_attempt(self, task_id: str, decision: Decision | None) -> None:
+        """Record, for the undo log, the task's last attempt as it is before it changes."""
+        attempts = self.last_attempt
+        if task_id in attempts:
+            self._undo.removed(attempts, task_id)
+        elif decision is not None:
+            self._undo.added(attempts, task_id)
+
     def _reserve(self, task: Task, agent: Agent, decision: Decision) -> None:
+        self._undo.keep(task)
+        self._undo.keep(agent)
         task.state = "reserved"
         task.agent = agent.id
         task.offered_at = self.now
@@ -1561,32 +1790,36 @@ class Engine:
         agent.held.setdefault(task.channel, set()).add(task.id)
         agent.last_offer_at = self.now
         agent.touch()
-        self.state.offers.append(Offer(task.id, agent.id, self.now, task.queue))
+        timeout = None if self.options.auto_accept else self.options.reservation_timeout
+        reservation = Reservation(
+            f"r{self.state.forgotten_offers + len(self.state.offers) + 1}",
+            task.id,
+            agent.id,
+            self.now,
+            self.now + timeout if timeout is not None else None,
+            task.queue,
+        )
+        task.reservation = reservation
+        self.state.offers.append(reservation)
         if self.options.record_decisions:
+            if task.id not in self.decisions:
+                self._undo.added(self.decisions, task.id)
             records = self.decisions.setdefault(task.id, [])
-            self._decision_journal.append(("decisions", task.id, len(records)))
+            self._undo.push(records.pop)
             records.append(decision)
-            self._decision_journal.append(
-                ("last_attempt", task.id, self.last_attempt.pop(task.id, None))
-            )
+            self._record_last_attempt(task.id, None)
+            self.last_attempt.pop(task.id, None)
         self._log(task, f"offered to {agent.id}")
         self._notify("offered", task, agent)
         if self.options.auto_accept:
             self._accept(task)
-        elif self.options.reservation_timeout is not None:
-            self.set_timer(
-                self.now + self.options.reservation_timeout,
-                "reservation_timeout",
-                [task.id, agent.id, self.now],
-            )
+        elif reservation.expires_at is not None:
+            self.set_timer(reservation.expires_at, "reservation_timeout", [task.id, reservation.id])
 
     def _reservation_timed_out(self, payload: list[Any]) -> None:
-        task_id, agent_id, offered_at = payload
+        task_id, reservation_id = payload
         task = self.state.tasks.get(task_id)
-        if (
-            task is not None
-            and task.state == "reserved"
-            and task.agent == agent_id
-            and task.offered_at == offered_at
-        ):
+        if task is None or task.reservation is None:
+            return
+        if task.reservation.id == reservation_id and task.reservation.state == "pending":
             self._return_to_queue(task, "timed_out")

@@ -161,6 +161,20 @@ class RosterIndex:
         self._reevaluate[agent.id] = set(self._indexed)
         self._dirty[agent.id] = agent
 
+    def agent_removed(self, agent: Agent) -> None:
+        agent_id = agent.id
+        for name in self._member_of.pop(agent_id, ()):
+            self.members[name].discard(agent_id)
+            self.logged_in[name].discard(agent_id)
+        for key in self._open_in.pop(agent_id, ()):
+            self.open[key].discard(agent_id)
+            for ladder in self._ladders_in.get(key, ()):
+                ladder.drop(agent)
+        self._dirty.pop(agent_id, None)
+        self._reevaluate.pop(agent_id, None)
+        agent.watcher = None
+        self._changed_since = True
+
     def attributes_changed(self, agent: Agent, attributes: Iterator[str] | list[str]) -> None:
         stale = self._reevaluate.setdefault(agent.id, set())
         for attribute in attributes:
