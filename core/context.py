@@ -19,6 +19,21 @@ if TYPE_CHECKING:
 TimerHandler = Callable[[Any], None]
 """Called with the payload given to `set_timer` when the timer fires."""
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def json_like(value: Any) -> bool:
+    """Whether `value` is made of dict (with string keys), list, tuple, str, int, float,
+    bool and None only: what plugin state and timer payloads may hold, so that an engine's
+    state can be saved as JSON (tuples come back as lists)."""
+    if isinstance(value, _SCALARS):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(json_like(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and json_like(item) for key, item in value.items())
+    return False
+
 
 class EngineServices(Protocol):
     """What a `PluginContext` needs of the engine; the engine implements it."""
@@ -135,8 +150,9 @@ class PluginContext:
         return self._engine.expression_context(task, agent)
 
     def waiting(self, queue: str | None) -> Iterator[Task]:
-        """The tasks waiting in one queue (held ones included), read from the engine's
-        per-queue lists: the cost follows that queue's tasks, not every open task."""
+        """The tasks waiting in one queue (held ones included), in the order they started
+        waiting (`Task.wait_seq`). Read from the engine's per-queue lists: the cost
+        follows that queue's tasks, not every open task."""
         return self._engine.waiting_in(queue)
 
     def task(self, task_id: str) -> Task | None:
@@ -171,6 +187,11 @@ class PluginContext:
         """At engine time `at` (seconds), call the handler declared for `name` with
         `payload` (JSON-like: dict, list, str, int, float, bool, None), then route.
         Returns a timer id for `cancel_timer`."""
+        if not json_like(payload):
+            raise TypeError(
+                f"timer {name!r} of {self.plugin}: the payload must be JSON-like (dict, list, "
+                f"str, int, float, bool, None), not {payload!r}"
+            )
         return self._engine.set_timer(at, name, payload, owner=self._owner)
 
     def cancel_timer(self, timer_id: int) -> None:

@@ -363,12 +363,17 @@ class Engine:
         return {"available": available, "total": total}
 
     def waiting_in(self, queue: str | None) -> Iterator[Task]:
-        """The tasks waiting in a queue, from the per-queue-and-channel waiting lists."""
+        """The tasks waiting in a queue, in the order they started waiting, read from the
+        per-queue-and-channel waiting lists (the cost follows the queue's tasks)."""
         tasks = self.state.tasks
-        groups = [ids for (name, _channel), ids in self._waiting_groups.items() if name == queue]
-        for ids in groups:
-            for task_id in list(ids):
-                yield tasks[task_id]
+        found = [
+            tasks[task_id]
+            for (name, _channel), ids in self._waiting_groups.items()
+            if name == queue
+            for task_id in ids
+        ]
+        found.sort(key=lambda task: task.wait_seq)
+        return iter(found)
 
     # --- services for plugins -----------------------------------------------------------
 

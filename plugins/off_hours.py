@@ -314,6 +314,9 @@ def omniroute_event_handlers(
             for task in context.waiting(queue)
             if task.channel in section.hold_channels and task.hold_reason is None
         ]
+        # in the order they started waiting, across the calendar's queues: the holds'
+        # timers, hence the releases at the opening, keep that order
+        closing.sort(key=lambda task: task.wait_seq)
         for task in closing:
             _hold_until_opening(context, task, calendar)
         opening = calendar.next_opening(context.wall_time())
@@ -353,7 +356,7 @@ def omniroute_event_handlers(
             True  # a re-offer after a decline is not a new answer
         )
         history = context.state().setdefault("answered", {}).setdefault(task.queue, [])
-        history.append((context.now, context.now - task.queued_at))
+        history.append([context.now, context.now - task.queued_at])  # JSON-like: a list
         horizon = context.now - windows[task.queue]
         while history and history[0][0] <= horizon:
             history.pop(0)
