@@ -91,6 +91,8 @@ class Agent:
             self.last_accept_at,
             self.free_since,
         ) = saved
+        # A new stamp: whatever was cached under the stamp of the undone change is stale.
+        self.version = next(_agent_versions)
 
     def copy(self) -> Agent:
         """A copy an event cannot reach: containers copied, plugin state deeply."""
