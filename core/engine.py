@@ -905,10 +905,11 @@ class Engine:
             if not self.options.keep_closed_tasks:
                 self.state.tasks.pop(task.id, None)
 
-    def _begin(self) -> tuple[int, int, int, float, int, int] | None:
+    def _begin(self) -> tuple[int, int, float, int, int] | None:
         """Start recording the event's changes (None: the engine keeps no undo log).
 
         What only grows is measured instead of recorded: the offers made and the counters.
+        Timer ids are not given back: an undone timer stays canceled under its id.
         """
         if not self.options.transactional:
             return None
@@ -916,14 +917,13 @@ class Engine:
         state = self.state
         return (
             len(state.offers),
-            state.timer_sequence,
             state.task_sequence,
             state.now,
             state.wait_sequence,
             state.agent_sequence,
         )
 
-    def _rollback(self, mark: tuple[int, int, int, float, int, int]) -> None:
+    def _rollback(self, mark: tuple[int, int, float, int, int]) -> None:
         """Undo the event, then rebuild what is derived from the state (the waiting
         groups and the roster index): a failed event costs a pass over the roster, a
         successful one nothing."""
@@ -931,7 +931,6 @@ class Engine:
         state = self.state
         (
             offers,
-            state.timer_sequence,
             state.task_sequence,
             state.now,
             state.wait_sequence,

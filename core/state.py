@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +92,8 @@ class Agent:
             self.last_accept_at,
             self.free_since,
         ) = saved
+        # A new stamp: whatever was cached under the stamp of the undone change is stale.
+        self.version = next(_agent_versions)
 
     def copy(self) -> Agent:
         """A copy an event cannot reach: containers copied, plugin state deeply."""
@@ -144,17 +147,18 @@ class Task:
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
-    def saved(self) -> tuple[Any, ...]:
-        """What the undo log keeps before the task's first change in an event (plugin
-        state is recorded key by key on its own)."""
-        return tuple(
-            value.copy() if isinstance(value, list | dict) else value
-            for value in (getattr(self, name) for name in _TASK_FIELDS)
-        )
+    def saved(self) -> tuple[tuple[Any, ...], int, int]:
+        """What the undo log keeps before the task's first change in an event: its fields,
+        and the lengths of the lists that only grow (plugin state is recorded key by key
+        on its own; attributes are the caller's and never change)."""
+        return _task_fields(self), len(self.history), len(self.declined_by)
 
-    def put_back(self, saved: tuple[Any, ...]) -> None:
-        for name, value in zip(_TASK_FIELDS, saved, strict=True):
+    def put_back(self, saved: tuple[tuple[Any, ...], int, int]) -> None:
+        values, history, declined = saved
+        for name, value in zip(_TASK_FIELDS, values, strict=True):
             setattr(self, name, value)
+        del self.history[history:]
+        del self.declined_by[declined:]
 
     def copy(self) -> Task:
         """A copy an event cannot reach: containers copied, plugin state deeply."""
@@ -166,10 +170,13 @@ class Task:
         return clone
 
 
-#: what an event may change of a task (its identity and plugin state aside)
+#: what an event may change of a task (its identity, attributes and plugin state aside)
 _TASK_FIELDS = tuple(
-    field.name for field in attrs.fields(Task) if field.name not in ("id", "seq", "plugin_state")
+    field.name
+    for field in attrs.fields(Task)
+    if field.name not in ("id", "seq", "attributes", "plugin_state")
 )
+_task_fields = operator.attrgetter(*_TASK_FIELDS)
 
 
 RESERVATION_STATES = ("pending", "accepted", "declined", "timed_out", "revoked")
