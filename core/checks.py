@@ -6,7 +6,7 @@ says in one line how to fix it. Plugins add their own through `omniroute_validat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 
 from omniroute.grammar import Expression
 from omniroute.grammar.nodes import And, Compare, Condition, Literal, Not, Or, Reference, Truth
@@ -129,22 +129,6 @@ def channel_warnings(deployment: Deployment) -> Iterator[Problem]:
                 f"names channel {channel!r}, which the deployment does not declare",
                 f"add {channel!r} to channels, or correct the name (channels: {', '.join(sorted(channels))})",
             )
-
-
-def timeout_warnings(deployment: Deployment, max_waits: Mapping[str, float]) -> Iterator[Problem]:
-    """Targets that keep tasks longer than the queue lets a customer wait (off_hours' max_wait)."""
-    if deployment.workflow is None:
-        return
-    for item in deployment.workflow.filters:
-        for target in item.targets:
-            limit = max_waits.get(target.queue)
-            if target.timeout is not None and limit is not None and target.timeout > limit:
-                yield _warning(
-                    f"{target.label}.timeout",
-                    f"{target.timeout:g} s is longer than the {limit:g} s max_wait of queue {target.queue!r}: "
-                    "live customers are turned away before this target would move them on",
-                    f"make the timeout at most {limit:g} s",
-                )
 
 
 def serving_agents(deployment: Deployment, queue: str, roster: Iterable[Agent]) -> list[Agent]:

@@ -20,14 +20,14 @@ fast agents answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from omniroute.core import ArrivalCheck, EventHandler, PluginContext, Problem, checks, hookimpl
+from omniroute.core import ArrivalCheck, EventHandler, PluginContext, Problem, hookimpl
 from omniroute.core.spec import Deployment, Duration
 from omniroute.core.state import Agent, Task
 
@@ -215,7 +215,7 @@ def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iter
                 f"{NAME}.hold_channels[{index}]",
                 f"unknown channel {channel!r} (channels: {', '.join(deployment.channels)})",
             )
-    yield from checks.timeout_warnings(
+    yield from _timeout_warnings(
         deployment,
         {
             name: rules.max_wait
@@ -230,6 +230,23 @@ def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iter
                 "this calendar is never open: every live task of its queues will be rejected",
                 "warning",
             )
+
+
+def _timeout_warnings(deployment: Deployment, max_waits: dict[str, float]) -> Iterator[Problem]:
+    """Workflow targets that keep tasks longer than their queue's max_wait."""
+    if deployment.workflow is None:
+        return
+    for item in deployment.workflow.filters:
+        for target in item.targets:
+            limit = max_waits.get(target.queue)
+            if target.timeout is not None and limit is not None and target.timeout > limit:
+                yield Problem(
+                    f"{target.label}.timeout",
+                    f"{target.timeout:g} s is longer than the {limit:g} s max_wait of queue {target.queue!r}: "
+                    "live customers are turned away before this target would move them on; "
+                    f"fix: make the timeout at most {limit:g} s",
+                    "warning",
+                )
 
 
 def estimated_wait(context: PluginContext, queue: str, window: float) -> float:
