@@ -664,6 +664,7 @@ class Engine:
     ) -> Engine:
         """An engine that continues where the saved one stopped (`save`), with its
         options unless others are given."""
+        saved.check_format(data)
         try:
             start = datetime.fromisoformat(data["start"])
             kept = EngineOptions(**data["options"])
@@ -714,7 +715,7 @@ class Engine:
         for task in sorted(state.tasks.values(), key=lambda task: task.seq):
             if not task.is_open:
                 continue
-            if task.filter_index is not None and deployment.target_of(task) is None:
+            if task.filter_index is not None and not _target_kept(deployment, task):
                 self._undo.keep(task)
                 task.filter_index = task.target_index = None
             if task.queue in deployment.queues or task.state == "assigned":
@@ -873,3 +874,14 @@ class Engine:
             for channel, capacity in agent.capacity.items()
             if len(agent.held.get(channel, ())) < capacity
         }
+
+
+def _target_kept(deployment: Deployment, task: Task) -> bool:
+    """Whether the task's workflow target is still there, on the same queue."""
+    workflow = deployment.workflow
+    if workflow is None or task.filter_index is None or task.target_index is None:
+        return False
+    if task.filter_index >= len(workflow.filters):
+        return False
+    targets = workflow.filters[task.filter_index].targets
+    return task.target_index < len(targets) and targets[task.target_index].queue == task.queue
