@@ -315,10 +315,16 @@ def simulate_command(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .report import print_report, write_plots
+    from .report import PlotsUnavailable, import_matplotlib, print_report, write_plots
     from .simulator import simulate
     from .workload import load_workload
 
+    if plot_dir is not None:
+        # Before the run, not after minutes of it: say what to install.
+        try:
+            import_matplotlib()
+        except PlotsUnavailable as error:
+            raise UserError(str(error)) from error
     loaded = load_workload(workload)
     if seed is not None:
         loaded = attrs.evolve(loaded, seed=seed)
