@@ -502,11 +502,12 @@ def run_file(path: str | Path) -> ScenarioResult:
     except DeploymentError as error:
         problems = tuple(str(problem) for problem in error.problems)
         failures = ("the scenario could not be loaded:", *(f"  {problem}" for problem in problems))
-        return ScenarioResult(_name_of(Path(path)), str(path), False, (), {}, problems, failures)
+        return ScenarioResult(name_of(Path(path)), str(path), False, (), {}, problems, failures)
     return run(scenario)
 
 
-def _name_of(path: Path) -> str:
+def name_of(path: Path) -> str:
+    """The scenario's `name:`, or the file's stem when it has none or cannot be read."""
     try:
         raw = read_mapping_file(path)
     except DeploymentError:
@@ -515,12 +516,16 @@ def _name_of(path: Path) -> str:
     return name if isinstance(name, str) else path.stem
 
 
-def looks_like_scenario(path: Path) -> bool:
-    """In a folder, a scenario is a mapping with a `deployment` and `events` or `expect`."""
+def looks_like_scenario(path: Path, *, strict: bool = False) -> bool:
+    """In a folder, a scenario is a mapping with a `deployment` and `events` or `expect`.
+
+    A file that cannot be read counts as one (so the runner says why) unless `strict`, as
+    when pytest walks a whole project that holds other YAML, TOML and JSON files.
+    """
     try:
         raw = read_mapping_file(path)
     except DeploymentError:
-        return True  # let the runner report why it cannot be read
+        return not strict
     return isinstance(raw, Mapping) and "deployment" in raw and ("events" in raw or "expect" in raw)
 
 
