@@ -39,8 +39,8 @@ def test_check_lists_every_problem_and_exits_1(
 
 def test_check_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, "check", str(tmp_path / "none.yaml"))
-    assert code == 1
-    assert "cannot read the file" in err
+    assert code == 2  # bad input, not a deployment with problems
+    assert "does not exist" in err
 
 
 def test_test_runs_a_folder(capsys: pytest.CaptureFixture[str]) -> None:

@@ -198,7 +198,7 @@ def test_simulate_command_report(capsys: pytest.CaptureFixture[str], tmp_path: P
 def test_simulate_command_bad_workload(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "workload.yaml"
     path.write_text("duration: 1h\n")
-    assert main(["simulate", str(path)]) == 1
+    assert main(["simulate", str(path)]) == 2
     err = capsys.readouterr().err
     assert "required key is missing" in err
     assert "Traceback" not in err
