@@ -154,3 +154,30 @@ def test_file_blocks_are_whole_deployments_or_marked_fragments(
         _parse(kind, body)  # still well-formed
         return
     load_deployment(_parse(kind, body), name=where)
+
+
+def test_readme_links_work_on_pypi() -> None:
+    """PyPI shows the README without the repository: a relative link there leads nowhere."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)]+)\)", text)
+    assert targets
+    relative = [t for t in targets if not t.startswith(("https://", "http://", "#"))]
+    assert relative == []
+    for target in targets:
+        prefix = "https://github.com/omniroute/omniroute/"
+        if target.startswith(prefix):
+            path = target.removeprefix(prefix).split("/", 2)[2].partition("#")[0]
+            assert (ROOT / path).exists(), target
+
+
+def test_packaging_metadata() -> None:
+    import importlib.metadata
+
+    meta = importlib.metadata.metadata("omniroute")
+    assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License")
+    assert meta["License-Expression"] == "Apache-2.0"
+    urls = dict(url.split(", ", 1) for url in meta.get_all("Project-URL") or [])
+    assert {"Homepage", "Documentation", "Source", "Issues"} <= set(urls)
+    classifiers = meta.get_all("Classifier") or []
+    assert "Programming Language :: Python :: 3.13" in classifiers
+    assert "Framework :: Pytest" in classifiers
