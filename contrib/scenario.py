@@ -33,6 +33,7 @@ from omniroute.core.durations import parse_duration
 from omniroute.core.spec import Duration
 
 from .inputs import AgentSpec, RosterAgent, expand_roster, load_referenced_deployment, parse_start
+from .tables import text_table
 
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 ACTIONS = (
@@ -559,7 +560,7 @@ def side_by_side(result: ScenarioResult) -> list[str]:
     """Expected and actual offers in two columns, with `!` where they differ."""
     expected = list(result.expected_offers or ())
     actual = list(result.offers)
-    rows = ["      expected                        actual"]
+    rows = []
     for position in range(max(len(expected), len(actual))):
         left = expected[position] if position < len(expected) else None
         right = actual[position] if position < len(actual) else None
@@ -572,8 +573,10 @@ def side_by_side(result: ScenarioResult) -> list[str]:
             and left[1] == right[1]
             and (left[2] is None or math.isclose(left[2], right[2], abs_tol=1e-6))
         )
-        rows.append(f"  {' ' if same else '!'} {position + 1:>3} {left_text:<30}  {right_text}")
-    return rows
+        rows.append(("" if same else "!", str(position + 1), left_text, right_text))
+    return text_table(
+        ("", "#", "expected", "actual"), rows, indent=2, justify=("left", "right", "left", "left")
+    )
 
 
 def report_lines(result: ScenarioResult) -> list[str]:

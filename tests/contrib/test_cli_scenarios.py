@@ -79,7 +79,7 @@ def test_a_failing_scenario_shows_offers_side_by_side(
     code, out, _ = run(capsys, "test", str(path))
     assert code == 1
     assert "FAIL  wrong" in out
-    assert "  !   1 c1 -> someone_else at -" in out
+    assert "  !  1  c1 -> someone_else at -  c1 -> helper at 0" in out
     assert "c1 -> helper at 0" in out
     assert "final: task 'c1' is assigned, expected completed" in out
     assert "final: task 'c9' was never created" in out

@@ -44,7 +44,7 @@ def test_a_failure_shows_the_side_by_side_diff(project: pytest.Pytester) -> None
             "*FAIL  Wrong guess about overflow of Spanish chats*",
             "*- offers differ*",
             "*expected*actual*",
-            "*!   6 c5 -> dan at 60*c5 -> carlos at 60*",
+            "  !  6  c5 -> dan at 60  c5 -> carlos at 60",
         ]
     )
     assert "Traceback" not in result.stdout.str()
