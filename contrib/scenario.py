@@ -169,6 +169,14 @@ class ScenarioResult:
     expected_offers: tuple[tuple[str, str, float | None], ...] | None = None
     engine: Engine | None = attrs.field(default=None, repr=False, eq=False)
 
+    def _final_json(self, task_id: str, state: str, reason: str | None) -> dict[str, Any]:
+        """A task's end state with the keys of the spec: state, reason, message, agent, queue."""
+        entry: dict[str, Any] = {"state": state, "reason": reason}
+        task = self.engine.state.tasks.get(task_id) if self.engine is not None else None
+        if task is not None:
+            entry.update(message=task.message, agent=task.agent, queue=task.queue)
+        return entry
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -176,7 +184,7 @@ class ScenarioResult:
             "passed": self.passed,
             "offers": [{"task": task, "agent": agent, "at": at} for task, agent, at in self.offers],
             "final": {
-                task: {"state": state, "reason": reason}
+                task: self._final_json(task, state, reason)
                 for task, (state, reason) in self.final.items()
             },
             "errors": list(self.errors),

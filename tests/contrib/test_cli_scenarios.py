@@ -57,7 +57,14 @@ def test_test_json_has_the_spec_keys(capsys: pytest.CaptureFixture[str]) -> None
     result = json.loads(line)
     assert {"name", "passed", "offers", "final", "errors"} <= set(result)
     assert result["offers"][0] == {"task": "c1", "agent": "seller", "at": 0.0}
-    assert result["final"]["c1"] == {"state": "assigned", "reason": None}
+    # offered to seller first, then transferred to billing: the final keys say where it ended
+    assert result["final"]["c1"] == {
+        "state": "assigned",
+        "reason": None,
+        "message": None,
+        "agent": "biller",
+        "queue": "billing",
+    }
     assert len(result["errors"]) == 3
 
 
