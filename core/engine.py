@@ -31,8 +31,9 @@ from .index import RosterIndex
 from .lifecycle import TaskLifecycle
 from .options import EngineOptions
 from .pipeline import Pipeline, build_pipeline
-from .plugin_calls import blame, call_named
+from .plugin_calls import call_named
 from .roster import AgentRoster
+from .router import Router
 from .selection import AgentSelection
 from .services import PluginServices
 from .spec import Deployment
@@ -106,6 +107,16 @@ class Engine:
             self.lifecycle,
             self._notify,
             self.services.queue_counts,
+        )
+        self.router = Router(
+            state,
+            options,
+            self.pipeline,
+            self.waiting,
+            self.selection,
+            self.fast_path,
+            self.lifecycle,
+            self.workflow,
         )
 
     @classmethod
@@ -537,7 +548,7 @@ class Engine:
 
         def apply_and_route() -> None:
             apply()
-            self._route()
+            self.router.route()
 
         try:
             outermost = self.transactions.run(what, apply_and_route, owner, self._rebuild)
@@ -571,85 +582,6 @@ class Engine:
         for plugin, handler in self.pipeline.handlers.get(event, ()):
             call_named(plugin, "the {} event", event, handler.handler, task, agent)
 
-    # --- routing ------------------------------------------------------------------------------
-
-    def _route(self) -> None:
-        if self._routing:
-            return
-        self._routing = True
-        try:
-            while True:
-                offered = self._route_once()
-                moved = self.workflow.run_skip_checks()
-                if (not offered and not moved) or not self.state.waiting:
-                    break
-        finally:
-            self._routing = False
-
-    def task_order_key(self, task: Task) -> tuple[Any, ...]:
-        orderings = self.pipeline.task_orderings
-        keys: list[Any] = []
-        try:
-            for _plugin, ordering in orderings:
-                keys.append(ordering.key(task))
-        except Exception as error:
-            blame(orderings, len(keys), "task ordering", error)
-        return tuple(keys)
-
-    def _route_once(self) -> bool:
-        state = self.state
-        if not state.agents:
-            return False
-        waiting: Iterable[Task]
-        if self.index is None:
-            waiting = [
-                task
-                for task_id in state.waiting
-                if (task := state.tasks[task_id]).hold_reason is None
-            ]
-            waiting.sort(key=self.task_order_key)
-        else:
-            groups = self.waiting.groups_to_try(self.now, self.selection.time_dependent)
-            if self.waiting.orders_fixed:
-                waiting = self.waiting.walk_in_order(groups, self.task_order_key)
-            else:
-                waiting = sorted(self.waiting.tasks_of(groups), key=self.task_order_key)
-        offered = False
-        record = self.options.record_decisions
-        skip_closed_channels = self.index is None and not record
-        open_channels = self._channels_with_room() if skip_closed_channels else set()
-        for task in waiting:
-            if task.state != "queued" or task.hold_reason is not None:
-                continue
-            if skip_closed_channels and task.channel not in open_channels:
-                continue  # no ready agent has room on this channel: no filter could pass
-            decision = self.choose_agent(task, record=record)
-            if decision.winner is not None:
-                self.lifecycle.reserve(task, state.agents[decision.winner], decision)
-                offered = True
-                if skip_closed_channels:
-                    open_channels = self._channels_with_room()
-            elif record:
-                self.lifecycle.record_attempt(task.id, decision)
-        return offered
-
     def choose_agent(self, task: Task, *, record: bool) -> Decision:
-        """The best eligible agent for a task now, with the reasons when `record` is set.
-
-        With `record` (or without the index, or for a queue the index cannot hold) every
-        agent on the roster is considered (`selection.py`): this is the reference the
-        indexed path (`fast_path.py`) must agree with.
-        """
-        fast = self.fast_path
-        if not record and fast is not None and fast.index.indexed(task.queue):
-            return fast.choose(task, self.now)
-        return self.selection.choose(task, record=record)
-
-    def _channels_with_room(self) -> set[str]:
-        return {
-            channel
-            for agent in self.state.agents.values()
-            if agent.status == "ready"
-            for channel, capacity in agent.capacity.items()
-            if len(agent.held.get(channel, ())) < capacity
-        }
+        """The best eligible agent for a task now, with the reasons when `record` is set."""
+        return self.router.choose_agent(task, record=record)
