@@ -302,9 +302,31 @@ def explain_command(scenario: Path, task_id: str, as_json: bool) -> None:
     help="Write PNG charts to this folder.",
 )
 @click.option("--seed", type=int, help="Override the workload's seed.")
+@click.option(
+    "--interval",
+    metavar="DURATION",
+    help="Add figures per interval of the clock (15m, 30m) to --json, and use it in charts.",
+)
+@click.option(
+    "--target",
+    metavar="LEVEL/SECONDS",
+    help="The service-level target drawn in the charts, such as 80/20 (default: 80% within the workload's threshold).",
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write one self-contained HTML page with the tables and charts.",
+)
 @_debug_option
 def simulate_command(
-    workload: Path, as_json: bool, plot_dir: Path | None, seed: int | None
+    workload: Path,
+    as_json: bool,
+    plot_dir: Path | None,
+    seed: int | None,
+    interval: str | None = None,
+    target: str | None = None,
+    report_file: Path | None = None,
 ) -> None:
     """Run a what-if WORKLOAD (YAML, TOML or JSON) through its deployment.
 
@@ -322,6 +344,7 @@ def simulate_command(
     loaded = load_workload(workload)
     if seed is not None:
         loaded = attrs.evolve(loaded, seed=seed)
+    planner = _planner_options(loaded, interval, target)
     # Piped output gets room for the whole table rather than rich's 80 columns.
     console = Console(width=None if sys.stdout.isatty() else 140)
     if as_json or not sys.stdout.isatty():
@@ -340,12 +363,43 @@ def simulate_command(
                 progress=lambda at: bar.update(job, completed=at, clock=f"{at / 3600:.1f} h"),
             )
     if as_json:
-        click.echo(json.dumps(result.figures()))
+        figures = result.figures()
+        if interval is not None:
+            from .intervals import interval_figures
+
+            staffed = sum(1 for agent in loaded.agents if agent.status == "ready")
+            figures["intervals"] = interval_figures(result, loaded.start, planner[0], staffed)
+        click.echo(json.dumps(figures))
     else:
         print_report(result, console)
     if plot_dir is not None:
-        for path in write_plots(result, plot_dir):
+        from .charts import write_simulation_plots
+
+        for path in [
+            *write_plots(result, plot_dir),
+            *write_simulation_plots(result, loaded, plot_dir, *planner),
+        ]:
             click.echo(f"wrote {path}", err=as_json)
+    if report_file is not None:
+        from .charts import write_simulation_report
+
+        write_simulation_report(result, loaded, report_file, *planner)
+        click.echo(f"wrote {report_file}", err=as_json)
+
+
+def _planner_options(
+    workload: Any, interval: str | None, target: str | None
+) -> tuple[float, float]:
+    """The interval (seconds) and the service-level target (a fraction) for charts and reports."""
+    from .intervals import parse_interval
+    from .staffing import parse_target
+
+    try:
+        seconds = parse_interval(interval) if interval is not None else 1800.0
+        level = parse_target(target).level if target is not None else 0.8
+    except ValueError as error:
+        raise UserError(f"--interval/--target: {error}") from error
+    return seconds, level
 
 
 @cli.command("plugins")
@@ -355,6 +409,12 @@ def plugins_command() -> None:
     for info in plugin_registry.describe():
         hooks = ", ".join(hook.removeprefix("omniroute_") for hook in info.hooks)
         click.echo(f"{info.name:<18} {info.version:<10} {info.distribution:<14} {hooks}")
+
+
+# sweep and staff live in their own module and register themselves on `cli`.
+from . import planning_cli as _planning_cli  # noqa: E402
+
+del _planning_cli
 
 
 def main(argv: list[str] | None = None) -> int:
