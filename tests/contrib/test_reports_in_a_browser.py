@@ -87,7 +87,8 @@ def test_simulation_report(
     )  # fmt: skip
     assert code == 0, err
     text = report.read_text()
-    assert "09:00–09:30" in text and "16:30–17:00" in text
+    assert "09:00–09:30" in text
+    assert "16:30–17:00" in text
     open_report(browser, report, ["summary", "intervals", "queue", "occupancy", "share", "waits"])
 
 

@@ -51,7 +51,8 @@ def test_mmc_sweep_agrees_with_erlang_c(tmp_path: Path) -> None:
         assert level["n"] == 8
     # more agents, better service: the points are really different
     levels = [p.figures["service_level"]["mean"] for p in result.points]
-    assert levels == sorted(levels) and levels[0] < levels[-1]
+    assert levels == sorted(levels)
+    assert levels[0] < levels[-1]
 
 
 def test_t_quantiles_and_intervals() -> None:
@@ -140,9 +141,7 @@ def test_same_seeds_same_figures_in_process_on_a_cluster_and_after_resuming(
 ) -> None:
     path = small_sweep(tmp_path)
     _, in_process = sweep_json(capsys, path, "--workers", "0", "--no-store")
-    _, on_cluster = sweep_json(
-        capsys, path, "--workers", "2", "--store", str(tmp_path / "cluster")
-    )
+    _, on_cluster = sweep_json(capsys, path, "--workers", "2", "--store", str(tmp_path / "cluster"))
     assert on_cluster == in_process
     assert len(list((tmp_path / "cluster").glob("*.json"))) == 6
 
@@ -161,15 +160,14 @@ def test_same_seeds_same_figures_in_process_on_a_cluster_and_after_resuming(
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    assert "interrupted" in err and "run the same command again to resume" in err
+    assert "interrupted" in err
+    assert "run the same command again to resume" in err
     kept = {p.name: p.stat().st_mtime_ns for p in store.glob("*.json")}
     assert 1 <= len(kept) < 6
     _, resumed = sweep_json(capsys, path, "--workers", "0", "--store", str(store))
     assert resumed == in_process
     # what was kept was read back, not run again
-    assert all(
-        (store / name).stat().st_mtime_ns == mtime for name, mtime in kept.items()
-    )
+    assert all((store / name).stat().st_mtime_ns == mtime for name, mtime in kept.items())
 
 
 class Crasher:
