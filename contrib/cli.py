@@ -396,10 +396,16 @@ def _planner_options(
 
     try:
         seconds = parse_interval(interval) if interval is not None else 1800.0
-        level = parse_target(target).level if target is not None else 0.8
+        parsed = parse_target(target) if target is not None else None
     except ValueError as error:
         raise UserError(f"--interval/--target: {error}") from error
-    return seconds, level
+    if parsed is not None and parsed.threshold not in (None, workload.service_level_threshold):
+        raise UserError(
+            f"--target {target}: this workload measures answers within "
+            f"{workload.service_level_threshold:g} s; change its service_level_threshold, "
+            "or give the level alone (--target 80)"
+        )
+    return seconds, parsed.level if parsed is not None else 0.8
 
 
 @cli.command("plugins")

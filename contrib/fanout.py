@@ -23,7 +23,13 @@ from typing import Any
 
 import attrs
 
+from omniroute.core import OmnirouteError
+
 _VERSION = version("omniroute")
+
+
+class ClusterError(OmnirouteError):
+    """The Dask cluster asked for cannot be reached or started."""
 
 
 @attrs.frozen(eq=False)
@@ -135,7 +141,12 @@ class Runner:
             distributed: Any = import_module("dask.distributed")  # typed loosely upstream
 
             if self.scheduler is not None:
-                self._client = distributed.Client(self.scheduler, timeout="20s")
+                try:
+                    self._client = distributed.Client(self.scheduler, timeout="20s")
+                except (OSError, TimeoutError, ValueError) as error:
+                    raise ClusterError(
+                        f"--scheduler {self.scheduler}: cannot reach the Dask scheduler: {error}"
+                    ) from error
             else:
                 self._cluster = distributed.LocalCluster(
                     n_workers=self._worker_count(),

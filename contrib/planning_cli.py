@@ -79,7 +79,7 @@ def _runner(workers: int | None, scheduler: str | None, store: Path, no_store: b
 
 
 @contextmanager
-def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
     """A bar over simulations on a terminal's stderr; nothing when stderr is not a terminal."""
     if not sys.stderr.isatty():
         yield lambda _n: None
@@ -252,7 +252,7 @@ def staff_command(
     runner = _runner(workers, scheduler, store, no_store)
     click.echo(f"searching on {runner.description}", err=True)
     try:
-        with runner, _progress("simulating", 0) as done:
+        with runner, _progress("simulating", None) as done:
             result = staff(
                 workload,
                 runner,

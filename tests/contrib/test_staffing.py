@@ -149,3 +149,25 @@ def test_targets_and_allocation() -> None:
     assert _allocate(10, [0.6, 0.4]) == (6, 4)
     assert _allocate(7, [0.6, 0.4]) == (4, 3)
     assert sum(_allocate(13, [0.5, 0.35, 0.15])) == 13
+
+
+def test_simulate_interval_figures_are_opt_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = mmc(tmp_path)
+    code, plain, err = run_cli(capsys, "simulate", str(path), "--json")
+    assert code == 0, err
+    code, with_intervals, err = run_cli(
+        capsys, "simulate", str(path), "--json", "--interval", "30m"
+    )
+    assert code == 0, err
+    figures, extended = json.loads(plain), json.loads(with_intervals)
+    assert "intervals" not in figures
+    intervals = extended.pop("intervals")
+    assert extended == figures
+    assert [i["clock"] for i in intervals][:2] == ["09:00–09:30", "09:30–10:00"]
+    assert sum(i["interactions"] for i in intervals) == figures["interactions"]
+    assert all(i["staffed_agents"] == 8 for i in intervals)
+    code, _, err = run_cli(capsys, "simulate", str(path), "--report", "x.html", "--target", "80/30")
+    assert code == 2
+    assert "measures answers within 20 s" in err
