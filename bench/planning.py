@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -46,13 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     planned = sweeps.plan(WORKLOAD, grid(args.points), replications=1)
     count = len(planned.points)
-    print(f"sweep of {count} points of {WORKLOAD.relative_to(ROOT)}, 1 replication each\n")
+    print(f"sweep of {count} points of {WORKLOAD.relative_to(ROOT)}, 1 replication each")
+    load = os.getloadavg()[0]
+    print(f"load average before: {load:.2f} on {os.cpu_count()} cores\n")
+    if load > 0.5:
+        print("warning: the machine is busy; wall-clock ratios depend on the cores left free\n")
 
     with tempfile.TemporaryDirectory() as folder:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with Runner(workers=0, store=Store(Path(folder) / "a")) as runner:
             local = sweeps.run(planned, runner)
         in_process = time.perf_counter() - start
+        in_process_cpu = time.process_time() - cpu
 
         start = time.perf_counter()
         with Runner(workers=2, store=Store(Path(folder) / "b")) as runner:
@@ -63,25 +69,27 @@ def main(argv: list[str] | None = None) -> int:
         on_cluster = time.perf_counter() - start
     same = json.dumps(local.to_json()) == json.dumps(clustered.to_json())
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for point in planned.points:
         simulate(attrs.evolve(load_workload(point.workload), seed=planned.seed))
     bare = time.perf_counter() - start
+    bare_cpu = time.process_time() - cpu
 
-    print(f"{'in process':<34}{in_process:>8.1f} s")
+    print(f"{'':<34}{'wall':>8}  {'CPU of this process':>20}")
+    print(f"{'in process':<34}{in_process:>8.1f} s{in_process_cpu:>18.1f} s")
     print(
         f"{'local cluster, 2 workers':<34}{on_cluster:>8.1f} s  (of which start-up {on_cluster - ran:.1f} s)"
     )
-    print(f"{'bare simulate of the same points':<34}{bare:>8.1f} s")
+    print(f"{'bare simulate of the same points':<34}{bare:>8.1f} s{bare_cpu:>18.1f} s")
     print(f"same figures in process and on the cluster: {same}\n")
     print(
         f"speed-up, 2 workers over in process:      {in_process / on_cluster:5.2f}x  (target >= 1.7x)"
     )
     print(f"speed-up without the cluster's start-up:  {in_process / ran:5.2f}x")
-    overhead = (in_process - bare) / count
+    overhead = (in_process_cpu - bare_cpu) / count
     print(
-        f"overhead per point over bare simulate:    {overhead * 1000:5.0f} ms "
-        f"({overhead / (bare / count):.1%} of a {bare / count:.2f} s simulation)"
+        f"overhead per point over bare simulate:    {overhead * 1000:5.0f} ms of CPU "
+        f"({overhead / (bare_cpu / count):.1%} of a {bare_cpu / count:.2f} s simulation)"
     )
 
     if not args.skip_staff:
@@ -95,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             f"replications, 2 workers: {elapsed:.1f} s wall "
             f"({evaluations} staffings tried, {evaluations * result.replications} simulations)"
         )
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
 

@@ -305,7 +305,7 @@ def explain_command(scenario: Path, task_id: str, as_json: bool) -> None:
 @click.option(
     "--interval",
     metavar="DURATION",
-    help="Add figures per interval of the clock (15m, 30m) to --json, and use it in charts.",
+    help="Add figures per interval of the clock (15m, 30m) to --json, and the planner's charts to --plot.",
 )
 @click.option(
     "--target",
@@ -375,10 +375,9 @@ def simulate_command(
     if plot_dir is not None:
         from .charts import write_simulation_plots
 
-        for path in [
-            *write_plots(result, plot_dir),
-            *write_simulation_plots(result, loaded, plot_dir, *planner),
-        ]:
+        # The planner's charts (clock time, intervals) join the four of old with --interval.
+        planned = write_simulation_plots(result, loaded, plot_dir, *planner) if interval else []
+        for path in [*write_plots(result, plot_dir), *planned]:
             click.echo(f"wrote {path}", err=as_json)
     if report_file is not None:
         from .charts import write_simulation_report

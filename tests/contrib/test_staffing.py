@@ -171,3 +171,17 @@ def test_simulate_interval_figures_are_opt_in(
     code, _, err = run_cli(capsys, "simulate", str(path), "--report", "x.html", "--target", "80/30")
     assert code == 2
     assert "measures answers within 20 s" in err
+
+
+def test_simulate_planner_charts_with_interval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    charts = tmp_path / "charts"
+    code, _, err = run_cli(
+        capsys, "simulate", str(mmc(tmp_path)), "--plot", str(charts), "--interval", "15m"
+    )
+    assert code == 0, err
+    names = {p.name for p in charts.iterdir()}
+    assert {"service-level.png", "queue.png", "occupancy.png", "share-vs-split.png"} <= names
+    assert "waits.png" in names
+    assert all(p.stat().st_size > 10_000 for p in charts.iterdir())

@@ -261,3 +261,20 @@ def test_workers_and_scheduler_are_exclusive(
     )
     assert code == 2
     assert "not both" in err
+
+
+def test_policy_a_against_b(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_workload(tmp_path, 1, "120/h", 3)
+    for name, queue in (("a.yaml", "first"), ("b.yaml", "second")):
+        (tmp_path / name).write_text(
+            yaml.safe_dump({"channels": {"voice": {}}, "queues": {queue: {}}})
+        )
+    monkeypatch.chdir(tmp_path)  # deployment paths are read from where the command runs
+    planned = sweeps.plan(path, ["deployment=a.yaml,b.yaml"], replications=1)
+    result = sweeps.run(planned, Runner(workers=0))
+    assert [p.point.parameters for p in result.points] == [
+        {"deployment": "a.yaml"},
+        {"deployment": "b.yaml"},
+    ]
+    assert "queue.first.service_level" in result.points[0].figures
+    assert "queue.second.service_level" in result.points[1].figures
