@@ -9,8 +9,8 @@ abandoned) reaches its level.
 
 The search starts from Erlang C's answer for the interval, walks down (or up) with doubling
 steps until it brackets the answer, and bisects between the bracket's ends, the roster's mix
-of groups kept. Then, entry by entry in roster order, it bisects each group down while the
-targets are still met, the others held. Every staffing of a round, for every interval, is
+of groups kept. Then, entry by entry in roster order, it steps each group down (1, 2, 4,
+... agents) and bisects while the targets are still met, the others held. Every staffing of a round, for every interval, is
 simulated at once, so the cluster stays busy.
 
 Erlang C's answer is for comparison: per queue and channel, the servers M/M/c needs for
@@ -255,8 +255,19 @@ def _search(start: int, shares: list[float], limit: int) -> Search:
             low = middle
     counts = list(_allocate(high, shares))
     if len(shares) > 1:
+        # Most groups cannot lose an agent, or only a few: step down 1, 2, 4, ... from the
+        # count, then bisect, rather than bisecting from zero.
         for entry in range(len(counts)):
-            low_e, high_e = -1, counts[entry]
+            high_e, step = counts[entry], 1
+            low_e = high_e - step
+            while low_e >= 0:
+                trial = counts.copy()
+                trial[entry] = low_e
+                if not (sum(trial) > 0 and (yield tuple(trial)).met):
+                    break
+                high_e, step = low_e, step * 2
+                low_e = high_e - step
+            low_e = max(low_e, -1)
             while high_e - low_e > 1:
                 middle = (low_e + high_e) // 2
                 trial = counts.copy()

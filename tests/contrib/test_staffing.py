@@ -185,3 +185,41 @@ def test_simulate_planner_charts_with_interval(
     assert {"service-level.png", "queue.png", "occupancy.png", "share-vs-split.png"} <= names
     assert "waits.png" in names
     assert all(p.stat().st_size > 10_000 for p in charts.iterdir())
+
+
+def drive(search: Any, met: Any) -> tuple[list[tuple[int, ...]], Any]:
+    """Answer a search's questions with `met(counts)`: what it asked and what it returned."""
+    from omniroute.contrib.staffing import Evaluation
+
+    asked = [next(search)]
+    while True:
+        try:
+            asked.append(search.send(Evaluation(met(asked[-1]), {})))
+        except StopIteration as stop:
+            return asked, stop.value
+
+
+@pytest.mark.parametrize("start", [1, 7, 12, 30])
+def test_the_search_finds_the_fewest_of_each_group(start: int) -> None:
+    """The search against a known answer: group 0 counts once, group 1 twice, need 20."""
+    from omniroute.contrib.staffing import _search
+
+    def met(counts: tuple[int, ...]) -> bool:
+        return counts[0] + 2 * counts[1] >= 20 and counts[0] >= 2
+
+    asked, (answer, note) = drive(_search(start, [0.5, 0.5], limit=100), met)
+    assert note is None
+    assert answer is not None
+    assert met(answer)
+    # no group can lose an agent
+    assert not met((answer[0] - 1, answer[1]))
+    assert not met((answer[0], answer[1] - 1))
+    assert len(asked) <= 16
+
+
+def test_the_search_gives_up_at_its_limit() -> None:
+    from omniroute.contrib.staffing import _search
+
+    asked, result = drive(_search(3, [1.0], limit=10), lambda counts: False)
+    assert result == (None, "targets not met even with 10 agents")
+    assert asked == [(3,), (4,), (6,), (10,)]
