@@ -525,13 +525,17 @@ def sweep_chart(result: SweepResult, metric: str = "service_level") -> Any:
         name = ", ".join(f"{key}={value}" for key, value in zip(others, label, strict=True))
         axis.plot(xs, means, marker="o", color=colour, label=name or metric)
         if all(f and f["half_width"] is not None for f in figures):
+            # a share cannot leave 0-100%, even where a t interval on few replications does
+            bound = (0.0, 100.0) if percent else (float("-inf"), float("inf"))
             axis.fill_between(
                 xs,
-                [scale * f["low"] for f in figures if f],
-                [scale * f["high"] for f in figures if f],
+                [max(scale * f["low"], bound[0]) for f in figures if f],
+                [min(scale * f["high"], bound[1]) for f in figures if f],
                 color=colour,
                 alpha=0.2,
             )
+    if x_key is not None and all(isinstance(p.point.parameters[x_key], int) for p in result.points):
+        axis.xaxis.set_major_locator(import_module("matplotlib.ticker").MaxNLocator(integer=True))
     if metric == "service_level":
         axis.axhline(80, color="red", linestyle="--", linewidth=1, label="80% (a common target)")
     axis.set_xlabel(x_key or "point")
