@@ -9,17 +9,37 @@ next target, then later filters, then the default queue).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .clock import Clock
 from .contexts import Contexts
 from .lifecycle import Notify, TaskLifecycle
-from .spec import Deployment, Target
+from .spec import Deployment, Target, WorkflowFilter
 from .state import EngineState, Task
 from .undo import UndoLog
 
 QueueCounts = Callable[[str | None, str], dict[str, int]]
+
+#: `attribute == "text"` (or `task.attribute = "text"`), a filter a dictionary can decide
+_EQUALS_TEXT = re.compile(r'\s*(?:task\.)?([A-Za-z_][A-Za-z0-9_]*)\s*==?\s*"([^"\\]*)"\s*')
+
+
+def literal_table(filters: Sequence[WorkflowFilter]) -> tuple[str, dict[str, int]] | None:
+    """When every filter tests one attribute for equality with text, the index of the
+    first filter (with targets) for each text; a task is placed by one lookup instead of
+    one expression per filter. `==` is type-strict: only text equals text."""
+    attribute = None
+    table: dict[str, int] = {}
+    for item in filters:
+        match = _EQUALS_TEXT.fullmatch(item.expression.source)
+        if match is None or (attribute is not None and match[1] != attribute):
+            return None
+        attribute = match[1]
+        if item.targets:
+            table.setdefault(match[2], item.index)
+    return (attribute, table) if attribute is not None else None
 
 
 class WorkflowRouter:
@@ -46,6 +66,8 @@ class WorkflowRouter:
         self._queue_counts = queue_counts
         #: (task, filter, target) entered with a `skip_if` still to evaluate
         self._skip_checks: list[tuple[str, int, int]] = []
+        workflow = deployment.workflow
+        self._literals = literal_table(workflow.filters) if workflow is not None else None
         clock.on_timer(None, "target_timeout", self._target_timed_out)
         lifecycle.on_target_expired = lambda task: self.leave_target(task, timed_out=True)
 
@@ -81,7 +103,18 @@ class WorkflowRouter:
         workflow = self.deployment.workflow
         assert workflow is not None
         contexts = self._contexts
-        context = {"task": contexts.task_view(task), "taskrouter": contexts.clock_context()}
+        view = contexts.task_view(task)
+        if self._literals is not None and start == 0:
+            attribute, table = self._literals
+            value = view.get(attribute)
+            found = table.get(value) if isinstance(value, str) else None
+            if found is None:
+                return False
+            item = workflow.filters[found]
+            self._tasks.log(task, f"matched filter {item.name!r}")
+            self._enter_target(task, item.targets[0])
+            return True
+        context = {"task": view, "taskrouter": contexts.clock_context()}
         for item in workflow.filters[start:]:
             if item.targets and item.expression.evaluate(context):
                 self._tasks.log(task, f"matched filter {item.name!r}")
