@@ -20,7 +20,7 @@ from omniroute.grammar import ExpressionError, compile_expression, compile_order
 
 from . import checks
 from . import plugins as plugin_registry
-from .converter import structure
+from .converter import key_path, structure
 from .errors import DeploymentError, Problem
 from .spec import (
     Deployment,
@@ -137,7 +137,7 @@ def _build(raw: Any, label: str, problems: list[Problem]) -> Deployment | None:
         if key not in CORE_KEYS and key not in installed:
             problems.append(
                 Problem(
-                    str(key),
+                    key_path([str(key)]),
                     "unknown key"
                     + (
                         _suggest(str(key), [*CORE_KEYS, *installed])
@@ -273,7 +273,10 @@ def _check_raw_expressions(raw: Mapping[str, Any], problems: list[Problem]) -> N
         for name, queue in queues.items():
             if isinstance(queue, Mapping) and isinstance(queue.get("target_workers"), str):
                 _compile(
-                    queue["target_workers"], f"queues.{name}.target_workers", problems, "worker"
+                    queue["target_workers"],
+                    key_path([name, "target_workers"], "queues"),
+                    problems,
+                    "worker",
                 )
     workflow = raw.get("workflow")
     filters = workflow.get("filters") if isinstance(workflow, Mapping) else None
@@ -286,7 +289,7 @@ def _compile_queues(spec: DeploymentSpec, problems: list[Problem]) -> dict[str, 
     queues = {}
     for name, queue in spec.queues.items():
         expression = _compile(
-            queue.target_workers, f"queues.{name}.target_workers", problems, "worker"
+            queue.target_workers, key_path([name, "target_workers"], "queues"), problems, "worker"
         )
         if expression is not None:
             queues[name] = Queue(name, expression, queue.task_order, queue.profile, queue.skill)

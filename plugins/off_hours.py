@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from omniroute.core import ArrivalCheck, EventHandler, Problem, Setup, checks, hookimpl
+from omniroute.core.converter import ConfigProblems, key_path
 from omniroute.core.spec import Deployment, Duration
 from omniroute.core.state import Agent, Task
 
@@ -106,20 +107,34 @@ class Calendar:
     zone: ZoneInfo = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        problems: list[tuple[str, str]] = []
+        zone = ZoneInfo("UTC")
         try:
             zone = ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(
-                f"timezone: unknown time zone {self.timezone!r} (an IANA name such as Europe/Madrid)"
-            ) from error
-        intervals = [
-            interval for key, hours in self.weekly.items() for interval in _intervals(key, hours)
-        ]
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(
+                (
+                    "timezone",
+                    f"unknown time zone {self.timezone!r} (an IANA name such as Europe/Madrid)",
+                )
+            )
+        intervals = []
+        for key, hours in self.weekly.items():
+            try:
+                intervals += _intervals(key, hours)
+            except ValueError as error:
+                problems.append((key_path(["weekly", key]), str(error).split(": ", 1)[-1]))
+        holidays = set()
+        for position, day in enumerate(self.holidays):
+            try:
+                holidays.add(_parse_holiday(day))
+            except ValueError as error:
+                problems.append((f"holidays[{position}]", str(error).split(": ", 1)[-1]))
+        if problems:
+            raise ConfigProblems(problems)
         object.__setattr__(self, "zone", zone)
         object.__setattr__(self, "intervals", tuple(sorted(intervals)))
-        object.__setattr__(
-            self, "holiday_dates", frozenset(_parse_holiday(day) for day in self.holidays)
-        )
+        object.__setattr__(self, "holiday_dates", frozenset(holidays))
 
     def is_open(self, moment: datetime) -> bool:
         local = moment.astimezone(self.zone)
@@ -199,7 +214,7 @@ def omniroute_config_section() -> type:
 @hookimpl
 def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iterable[Problem]:
     for name, rules in section.queues.items():
-        path = f"{NAME}.queues.{name}"
+        path = key_path([name], f"{NAME}.queues")
         if name not in deployment.queues:
             yield Problem(
                 path, f"unknown queue {name!r} (queues: {', '.join(deployment.queues) or 'none'})"
@@ -226,7 +241,7 @@ def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iter
     for name, calendar in section.calendars.items():
         if not calendar.intervals:
             yield Problem(
-                f"{NAME}.calendars.{name}",
+                key_path([name], f"{NAME}.calendars"),
                 "this calendar is never open: every live task of its queues will be rejected",
                 "warning",
             )
