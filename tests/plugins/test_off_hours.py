@@ -137,7 +137,10 @@ BASE: dict[str, Any] = {
             {"calendars": {"c": {"weekly": {"mon": "09:00-09:00"}}}},
             "opens and closes at the same time",
         ),
-        ({"calendars": {"c": {"holidays": ["Christmas"]}}}, "holidays[0]: 'Christmas' is not a date"),
+        (
+            {"calendars": {"c": {"holidays": ["Christmas"]}}},
+            "holidays[0]: 'Christmas' is not a date",
+        ),
         (
             {"queues": {"support": {"calendar": "missing"}}},
             "off_hours.queues.support.calendar: unknown calendar 'missing'",
