@@ -18,6 +18,7 @@ from omniroute.core import DeploymentError, OmnirouteError, load_deployment
 from omniroute.core import plugins as plugin_registry
 from omniroute.grammar import KNOWN_ROOTS, ExpressionError, compile_expression
 
+from . import jsonout
 from . import scenario as scenarios
 
 EXIT_USAGE = 2
@@ -253,7 +254,7 @@ def test_command(paths: tuple[Path, ...], as_json: bool) -> None:
         result = scenarios.run_file(path)
         failed += not result.passed
         if as_json:
-            click.echo(json.dumps(result.to_json()))
+            click.echo(jsonout.dumps(result.to_json()))
         else:
             for line in scenarios.report_lines(result):
                 click.echo(line)
@@ -286,7 +287,7 @@ def explain_command(scenario: Path, task_id: str, as_json: bool) -> None:
         raise UserError(f"{scenario}: no task {task_id!r} in this scenario (tasks: {known})")
     task = engine.state.tasks[task_id]
     if as_json:
-        click.echo(json.dumps(explain_json(engine, task)))
+        click.echo(jsonout.dumps(explain_json(engine, task)))
     else:
         for line in explain_lines(engine, task):
             click.echo(line)
@@ -302,9 +303,10 @@ def explain_command(scenario: Path, task_id: str, as_json: bool) -> None:
     help="Write PNG charts to this folder.",
 )
 @click.option("--seed", type=int, help="Override the workload's seed.")
+@click.option("--overwrite", is_flag=True, help="Replace charts already in the --plot folder.")
 @_debug_option
 def simulate_command(
-    workload: Path, as_json: bool, plot_dir: Path | None, seed: int | None
+    workload: Path, as_json: bool, plot_dir: Path | None, seed: int | None, overwrite: bool
 ) -> None:
     """Run a what-if WORKLOAD (YAML, TOML or JSON) through its deployment.
 
@@ -315,11 +317,16 @@ def simulate_command(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .report import print_report, write_plots
+    from .report import check_plot_folder, print_report, write_plots
     from .simulator import simulate
     from .workload import load_workload
 
     loaded = load_workload(workload)
+    if plot_dir is not None:
+        try:  # before the run, not after it
+            check_plot_folder(plot_dir, overwrite=overwrite)
+        except OSError as error:
+            raise UserError(str(error)) from error
     if seed is not None:
         loaded = attrs.evolve(loaded, seed=seed)
     # Piped output gets room for the whole table rather than rich's 80 columns.
@@ -340,11 +347,15 @@ def simulate_command(
                 progress=lambda at: bar.update(job, completed=at, clock=f"{at / 3600:.1f} h"),
             )
     if as_json:
-        click.echo(json.dumps(result.figures()))
+        click.echo(jsonout.dumps(result.figures()))
     else:
         print_report(result, console)
     if plot_dir is not None:
-        for path in write_plots(result, plot_dir):
+        try:
+            written = write_plots(result, plot_dir, overwrite=overwrite)
+        except OSError as error:
+            raise UserError(str(error)) from error
+        for path in written:
             click.echo(f"wrote {path}", err=as_json)
 
 
