@@ -365,6 +365,8 @@ def plugins_command() -> None:
     """List installed plugins, built-in and third-party, with their versions and hooks."""
     for info in plugin_registry.describe():
         hooks = ", ".join(hook.removeprefix("omniroute_") for hook in info.hooks)
+        if info.error:
+            hooks = f"BROKEN: {info.error}"
         click.echo(f"{info.name:<18} {info.version:<10} {info.distribution:<14} {hooks}")
 
 

@@ -22,7 +22,7 @@ from omniroute.grammar import ExpressionError, compile_expression, compile_order
 from . import checks
 from . import plugins as plugin_registry
 from .converter import key_path, structure
-from .errors import DeploymentError, Problem
+from .errors import DeploymentError, PluginError, Problem
 from .limits import MAX_FILE_BYTES, MAX_INTEGER, MAX_NESTING
 from .spec import (
     Deployment,
@@ -267,8 +267,9 @@ def _build(raw: Any, label: str, problems: list[Problem]) -> Deployment | None:
         )
         return None
     installed = plugin_registry.installed()
+    broken = plugin_registry.broken()
     for key in raw:
-        if key not in CORE_KEYS and key not in installed:
+        if key not in CORE_KEYS and key not in installed and key not in broken:
             problems.append(
                 Problem(
                     key_path([str(key)]),
@@ -306,9 +307,16 @@ def _build(raw: Any, label: str, problems: list[Problem]) -> Deployment | None:
         problems.extend(checks.workflow_warnings(deployment))
         problems.extend(checks.channel_warnings(deployment))
         for plugin in active:
-            found = plugin_registry.call_for(
-                plugin, "omniroute_validate", deployment=deployment, section=sections.get(plugin)
-            )
+            try:
+                found = plugin_registry.call_for(
+                    plugin,
+                    "omniroute_validate",
+                    deployment=deployment,
+                    section=sections.get(plugin),
+                )
+            except PluginError as error:
+                problems.append(Problem(plugin, str(error)))
+                continue
             problems.extend(found or ())
     return Deployment(
         source=label,
@@ -331,6 +339,8 @@ def _check_plugin_list(value: Any, installed: list[str], problems: list[Problem]
             continue  # the converter reported it
         if name == plugin_registry.CORE_PLUGIN:
             problems.append(Problem(f"plugins[{index}]", "'core' is always active; leave it out"))
+        elif (problem := plugin_registry.broken_problem(name, f"plugins[{index}]")) is not None:
+            problems.append(problem)
         elif name not in installed:
             problems.append(
                 Problem(
@@ -359,7 +369,11 @@ def _structure_sections(
                 )
             )
     for name in active:
-        kind = plugin_registry.section_class(name)
+        try:
+            kind = plugin_registry.section_class(name)
+        except PluginError as error:
+            problems.append(Problem(name, str(error)))
+            continue
         if kind is None:
             if name in raw:
                 problems.append(Problem(name, f"plugin {name!r} reads no configuration section"))
