@@ -28,6 +28,7 @@ from omniroute.core import (
     Problem,
     read_mapping_file,
 )
+from omniroute.core.config import check_data
 from omniroute.core.converter import ConfigProblems, key_path, structure
 from omniroute.core.durations import parse_duration
 from omniroute.core.limits import MAX_EVENTS
@@ -328,6 +329,8 @@ def load_scenario(
         raw, lines = source, []
         base = base or Path.cwd()
         label = label or "<scenario>"
+        if check_data(raw):
+            raise DeploymentError(label, check_data(raw))
     if not isinstance(raw, Mapping):
         raise DeploymentError(label, [Problem("", "a scenario must be a mapping of keys")])
     spec, problems = structure(raw, ScenarioSpec)

@@ -34,6 +34,7 @@ from omniroute.core import (
     Problem,
     read_mapping_file,
 )
+from omniroute.core.config import check_data
 from omniroute.core.converter import key_path, structure
 from omniroute.core.durations import parse_duration
 from omniroute.core.limits import MAX_ARRIVALS, MAX_RATE
@@ -55,7 +56,8 @@ def parse_rate(value: Any) -> float:
         match = _RATE.match(value)
         if match:
             return _checked_rate(float(match.group(1)) * _PER_SECOND[match.group(2)], value)
-    raise ValueError(f'expected a rate such as "300/h", "5/m" or a number per hour, got {value!r}')
+    shown = repr(value) if len(repr(value)) <= 40 else type(value).__name__
+    raise ValueError(f'expected a rate such as "300/h", "5/m" or a number per hour, got {shown}')
 
 
 def _checked_rate(per_second: float, value: Any) -> float:
@@ -202,6 +204,8 @@ def load_workload(source: str | Path | Mapping[str, Any], *, base: Path | None =
         raw, base, label = read_mapping_file(path), path.parent, str(path)
     else:
         raw, base, label = source, base or Path.cwd(), "<workload>"
+        if check_data(raw):
+            raise DeploymentError(label, check_data(raw))
     if not isinstance(raw, Mapping):
         raise DeploymentError(label, [Problem("", "a workload must be a mapping of keys")])
     spec, problems = structure(raw, WorkloadSpec)
