@@ -219,3 +219,29 @@ def test_events_at_and_over_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(load_scenario(scenario(99)).events) == 100
     with pytest.raises(DeploymentError, match="more than 100"):
         load_scenario(scenario(100))
+
+
+def test_the_limits_table_states_every_limit() -> None:
+    from omniroute.grammar.compiler import MAX_GENERATED_NESTING
+
+    table = (Path(__file__).resolve().parents[2] / "docs" / "limits.md").read_text()
+    values = {
+        "MAX_SOURCE_LENGTH": MAX_SOURCE_LENGTH,
+        "MAX_DEPTH": MAX_DEPTH,
+        "MAX_PATH_LENGTH": MAX_PATH_LENGTH,
+        "MAX_NUMBER_LENGTH": MAX_NUMBER_LENGTH,
+        "MAX_ARRAY_LENGTH": MAX_ARRAY_LENGTH,
+        "MAX_GENERATED_NESTING": MAX_GENERATED_NESTING,
+        "MAX_NESTING": core_limits.MAX_NESTING,
+        "MAX_RATE": int(core_limits.MAX_RATE),
+        "MAX_ARRIVALS": core_limits.MAX_ARRIVALS,
+        "MAX_AGENTS": core_limits.MAX_AGENTS,
+        "MAX_EVENTS": core_limits.MAX_EVENTS,
+        "MAX_DURATION": int(core_limits.MAX_DURATION),
+        "MAX_INTEGER": core_limits.MAX_INTEGER,
+    }
+    for name, value in values.items():
+        row = next(line for line in table.splitlines() if line.startswith(f"| `{name}` |"))
+        assert f"{value:,}" in row, (name, row)
+    assert "| `MAX_FILE_BYTES` | 16 MiB |" in table
+    assert core_limits.MAX_FILE_BYTES == 16 * 1024 * 1024
