@@ -329,8 +329,9 @@ def load_scenario(
         raw, lines = source, []
         base = base or Path.cwd()
         label = label or "<scenario>"
-        if check_data(raw):
-            raise DeploymentError(label, check_data(raw))
+        found = check_data(raw)
+        if found:
+            raise DeploymentError(label, found)
     if not isinstance(raw, Mapping):
         raise DeploymentError(label, [Problem("", "a scenario must be a mapping of keys")])
     spec, problems = structure(raw, ScenarioSpec)

@@ -122,7 +122,7 @@ def _is_weights(value: Any) -> bool:
             isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w < math.inf
             for w in value.values()
         )
-        and sum(value.values()) > 0
+        and 0 < sum(value.values()) < math.inf
     )
 
 
@@ -204,8 +204,9 @@ def load_workload(source: str | Path | Mapping[str, Any], *, base: Path | None =
         raw, base, label = read_mapping_file(path), path.parent, str(path)
     else:
         raw, base, label = source, base or Path.cwd(), "<workload>"
-        if check_data(raw):
-            raise DeploymentError(label, check_data(raw))
+        found = check_data(raw)
+        if found:
+            raise DeploymentError(label, found)
     if not isinstance(raw, Mapping):
         raise DeploymentError(label, [Problem("", "a workload must be a mapping of keys")])
     spec, problems = structure(raw, WorkloadSpec)
@@ -269,6 +270,11 @@ def _stream(index: int, traffic: TrafficSpec, problems: list[Problem]) -> Stream
             and all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in value.values())
         ):
             bad = [choice for choice, w in value.items() if not 0 <= w < math.inf]
+            if not bad and not sum(value.values()) < math.inf:
+                problems.append(
+                    Problem(key_path(["attributes", key], path), "the weights add up to infinity")
+                )
+                found_problem = True
             for choice in bad:
                 problems.append(
                     Problem(

@@ -245,8 +245,9 @@ def load_deployment(
     else:
         raw = source
         label = name or "<deployment>"
-        if check_data(raw):
-            raise DeploymentError(label, check_data(raw))
+        found = check_data(raw)
+        if found:
+            raise DeploymentError(label, found)
     problems: list[Problem] = []
     deployment = _build(raw, label, problems)
     errors = [problem for problem in problems if problem.severity == "error"]

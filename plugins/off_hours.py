@@ -29,7 +29,7 @@ import attrs
 
 from omniroute.core import ArrivalCheck, EventHandler, Problem, Setup, checks, hookimpl
 from omniroute.core.converter import ConfigProblems, key_path
-from omniroute.core.spec import Deployment, Duration
+from omniroute.core.spec import Deployment, Duration, PositiveDuration
 from omniroute.core.state import Agent, Task
 
 NAME = "off_hours"
@@ -195,7 +195,8 @@ class QueueRules:
     #: estimated wait (seconds) above which a live task is not routed
     max_wait: Duration | None = None
     #: seconds of history used to estimate the wait
-    evaluation_window: Duration = Duration(900.0)
+    #: a window of 0 would hold no answered task: it must be positive
+    evaluation_window: PositiveDuration = PositiveDuration(900.0)
     messages: Messages = Messages()
 
 

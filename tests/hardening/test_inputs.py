@@ -262,6 +262,14 @@ def test_share_expectations_must_make_sense(tmp_path: Path, expect: str, message
     assert message in _problems(lambda: load_scenario(_scenario(tmp_path, expect=expect)))
 
 
+def test_an_evaluation_window_of_zero_is_refused() -> None:
+    section = {"queues": {"q": {"max_wait": "1m", "evaluation_window": 0}}}
+    text = _problems(
+        lambda: load_deployment({**QUEUE, "plugins": ["off_hours"], "off_hours": section})
+    )
+    assert "off_hours.queues.q.evaluation_window: must be a positive duration" in text
+
+
 def test_at_of_infinity_is_refused(tmp_path: Path) -> None:
     path = _scenario(tmp_path, events="[{at: .inf, create: {id: c1, channel: chat}}]")
     assert "events[0].at: expected a finite number" in _problems(lambda: load_scenario(path))
@@ -300,6 +308,10 @@ def _workload(**changes: Any) -> dict[str, Any]:
             "traffic[0].attributes.language.es: expected a finite number",
         ),
         (_workload(seed=10**30), "seed: a whole number must be between"),
+        (
+            _workload(traffic={"attributes": {"language": {"es": 1e308, "en": 1e308}}}),
+            "traffic[0].attributes.language: the weights add up to infinity",
+        ),
     ],
 )
 def test_workload_numbers_are_finite_and_in_range(workload: dict[str, Any], message: str) -> None:
