@@ -98,13 +98,32 @@ def print_report(result: SimulationResult, console: Console) -> None:
         console.print(f"still waiting or in progress when the run stopped: {figures['unfinished']}")
 
 
+PLOT_EXTRA_MISSING = (
+    "--plot needs matplotlib, which the light install leaves out; "
+    "install it with: pip install 'omniroute[plot]'"
+)
+
+
+class PlotsUnavailable(Exception):
+    """`--plot` was asked for where matplotlib is not installed."""
+
+
+def import_matplotlib() -> Any:
+    """matplotlib, or PlotsUnavailable saying what to install (it is the `plot` extra)."""
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise PlotsUnavailable(PLOT_EXTRA_MISSING) from error
+    return matplotlib
+
+
 def write_plots(result: SimulationResult, folder: Path, *, overwrite: bool = False) -> list[Path]:
     """Service level and queue length over time, wait distribution, occupancy by agent, share by group.
 
     An existing file of the same name is an error unless `overwrite`; even then a symbolic
     link is replaced, never written through, so a planted link cannot redirect a chart.
     """
-    import matplotlib
+    matplotlib = import_matplotlib()
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import yaml
@@ -26,6 +26,7 @@ from omniroute.core import (
     EngineOptions,
     OmnirouteError,
     Problem,
+    events,
     read_mapping_file,
 )
 from omniroute.core.config import check_data
@@ -35,6 +36,9 @@ from omniroute.core.limits import MAX_EVENTS
 from omniroute.core.spec import Duration, PositiveDuration
 
 from .inputs import AgentSpec, RosterAgent, expand_roster, load_referenced_deployment, parse_start
+from .tables import text_table
+
+T = TypeVar("T")
 
 SCENARIO_SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 ACTIONS = (
@@ -185,6 +189,14 @@ class ScenarioResult:
     expected_offers: tuple[tuple[str, str, float | None], ...] | None = None
     engine: Engine | None = attrs.field(default=None, repr=False, eq=False)
 
+    def _final_json(self, task_id: str, state: str, reason: str | None) -> dict[str, Any]:
+        """A task's end state with the keys of the spec: state, reason, message, agent, queue."""
+        entry: dict[str, Any] = {"state": state, "reason": reason}
+        task = self.engine.state.tasks.get(task_id) if self.engine is not None else None
+        if task is not None:
+            entry.update(message=task.message, agent=task.agent, queue=task.queue)
+        return entry
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -192,7 +204,7 @@ class ScenarioResult:
             "passed": self.passed,
             "offers": [{"task": task, "agent": agent, "at": at} for task, agent, at in self.offers],
             "final": {
-                task: {"state": state, "reason": reason}
+                task: self._final_json(task, state, reason)
                 for task, (state, reason) in self.final.items()
             },
             "errors": list(self.errors),
@@ -359,40 +371,72 @@ def load_scenario(
 # --- running ------------------------------------------------------------------------------------
 
 
-def _apply(engine: Engine, event: Event) -> None:
-    action, payload = event.action, event.payload
+@attrs.frozen
+class AnswerSpec:
+    """`accept: {task: t1, agent: ana}` (or `{reservation: r3}`); `accept: t1` is short for
+    `{task: t1}`."""
+
+    task: str | None = None
+    agent: str | None = None
+    reservation: str | None = None
+
+
+_ANSWERS: dict[str, type[events.Accept | events.Decline | events.Timeout]] = {
+    "accept": events.Accept,
+    "decline": events.Decline,
+    "timeout": events.Timeout,
+}
+
+
+def _structured(payload: Any, kind: type[T], action: str) -> T:
+    value, problems = structure(payload, kind, prefix=action)
+    if value is None:
+        raise OmnirouteError("; ".join(str(problem) for problem in problems))
+    return value
+
+
+def to_event(action: str, payload: Any) -> events.Event:
+    """The engine event a scenario file's event stands for."""
     if action == "create":
-        create, problems = structure(payload, CreateSpec, prefix="create")
-        if create is None:
-            raise OmnirouteError("; ".join(str(problem) for problem in problems))
-        engine.create_task(
-            create.id,
-            create.channel,
-            create.attributes,
-            create.priority,
-            create.queue,
-            create.profile,
+        create = _structured(payload, CreateSpec, action)
+        return events.CreateTask(
+            task=create.id,
+            channel=create.channel,
+            attributes=create.attributes,
+            priority=create.priority,
+            queue=create.queue,
+            profile=create.profile,
         )
-    elif action == "transfer":
-        transfer, problems = structure(payload, TransferSpec, prefix="transfer")
-        if transfer is None:
-            raise OmnirouteError("; ".join(str(problem) for problem in problems))
-        engine.transfer(transfer.task, to_queue=transfer.to_queue, to_agent=transfer.to_agent)
-    elif action == "set":
-        change, problems = structure(payload, SetSpec, prefix="set")
-        if change is None:
-            raise OmnirouteError("; ".join(str(problem) for problem in problems))
-        engine.set_agent(change.agent, change.attributes, change.channels)
-    else:
-        if not isinstance(payload, str):
-            raise OmnirouteError(f"{action}: expected an id, got {payload!r}")
-        if action in ("complete", "accept", "decline", "timeout", "cancel") or action in (
-            "login",
-            "logout",
-        ):
-            getattr(engine, action)(payload)
-        else:
-            engine.set_status(payload, action)
+    if action == "transfer":
+        transfer = _structured(payload, TransferSpec, action)
+        return events.Transfer(
+            task=transfer.task, to_queue=transfer.to_queue, to_agent=transfer.to_agent
+        )
+    if action == "set":
+        change = _structured(payload, SetSpec, action)
+        return events.SetAgent(
+            agent=change.agent, attributes=change.attributes, channels=change.channels
+        )
+    if action in _ANSWERS and isinstance(payload, Mapping):
+        answer = _structured(payload, AnswerSpec, action)
+        if answer.task is None and answer.reservation is None:
+            raise OmnirouteError(f"{action}: name the task or the reservation")
+        return _ANSWERS[action](
+            task=answer.task, agent=answer.agent, reservation=answer.reservation
+        )
+    if not isinstance(payload, str):
+        raise OmnirouteError(f"{action}: expected an id, got {payload!r}")
+    if action in _ANSWERS:
+        return _ANSWERS[action](task=payload)
+    if action == "complete":
+        return events.Complete(task=payload)
+    if action == "cancel":
+        return events.Cancel(task=payload)
+    if action == "login":
+        return events.Login(agent=payload)
+    if action == "logout":
+        return events.Logout(agent=payload)
+    return events.SetStatus(agent=payload, status=action)
 
 
 def run(scenario: Scenario) -> ScenarioResult:
@@ -423,8 +467,8 @@ def execute(
             errors.append((-1, f"agent {agent.id!r}: {error}"))
     for event in scenario.events:
         try:
-            engine.advance_to(event.at)
-            _apply(engine, event)
+            engine.apply(events.AdvanceClock(to=event.at))
+            engine.apply(to_event(event.action, event.payload))
         except OmnirouteError as error:
             errors.append((event.index, f"{event.where}: {error}"))
     last = scenario.events[-1].at if scenario.events else 0.0
@@ -534,7 +578,7 @@ def run_file(path: str | Path) -> ScenarioResult:
     except DeploymentError as error:
         problems = tuple(str(problem) for problem in error.problems)
         failures = ("the scenario could not be loaded:", *(f"  {problem}" for problem in problems))
-        return ScenarioResult(_name_of(Path(path)), str(path), False, (), {}, problems, failures)
+        return ScenarioResult(name_of(Path(path)), str(path), False, (), {}, problems, failures)
     except Exception as error:  # one file must not take the others down
         return _crashed(path, "loading", error)
     try:
@@ -546,10 +590,11 @@ def run_file(path: str | Path) -> ScenarioResult:
 def _crashed(path: str | Path, during: str, error: Exception) -> ScenarioResult:
     """A failed result for a file whose loading or run raised what it never should."""
     message = f"internal error while {during}: {type(error).__name__}: {error}"
-    return ScenarioResult(_name_of(Path(path)), str(path), False, (), {}, (message,), (message,))
+    return ScenarioResult(name_of(Path(path)), str(path), False, (), {}, (message,), (message,))
 
 
-def _name_of(path: Path) -> str:
+def name_of(path: Path) -> str:
+    """The scenario's `name:`, or the file's stem when it has none or cannot be read."""
     try:
         raw = read_mapping_file(path)
     except DeploymentError:
@@ -558,12 +603,16 @@ def _name_of(path: Path) -> str:
     return name if isinstance(name, str) else path.stem
 
 
-def looks_like_scenario(path: Path) -> bool:
-    """In a folder, a scenario is a mapping with a `deployment` and `events` or `expect`."""
+def looks_like_scenario(path: Path, *, strict: bool = False) -> bool:
+    """In a folder, a scenario is a mapping with a `deployment` and `events` or `expect`.
+
+    A file that cannot be read counts as one (so the runner says why) unless `strict`, as
+    when pytest walks a whole project that holds other YAML, TOML and JSON files.
+    """
     try:
         raw = read_mapping_file(path)
     except DeploymentError:
-        return True  # let the runner report why it cannot be read
+        return not strict
     return isinstance(raw, Mapping) and "deployment" in raw and ("events" in raw or "expect" in raw)
 
 
@@ -597,7 +646,7 @@ def side_by_side(result: ScenarioResult) -> list[str]:
     """Expected and actual offers in two columns, with `!` where they differ."""
     expected = list(result.expected_offers or ())
     actual = list(result.offers)
-    rows = ["      expected                        actual"]
+    rows = []
     for position in range(max(len(expected), len(actual))):
         left = expected[position] if position < len(expected) else None
         right = actual[position] if position < len(actual) else None
@@ -610,8 +659,10 @@ def side_by_side(result: ScenarioResult) -> list[str]:
             and left[1] == right[1]
             and (left[2] is None or math.isclose(left[2], right[2], abs_tol=1e-6))
         )
-        rows.append(f"  {' ' if same else '!'} {position + 1:>3} {left_text:<30}  {right_text}")
-    return rows
+        rows.append(("" if same else "!", str(position + 1), left_text, right_text))
+    return text_table(
+        ("", "#", "expected", "actual"), rows, indent=2, justify=("left", "right", "left", "left")
+    )
 
 
 def report_lines(result: ScenarioResult) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from omniroute.core import Engine, EngineOptions, Task
+from omniroute.core import Engine, EngineOptions, Task, events
 
 from .workload import Stream, Workload
 
@@ -206,7 +206,12 @@ def _member(groups_of: dict[str, tuple[str, ...]], group: str, agent: str) -> bo
 
 
 def _percentile(values: list[float], fraction: float) -> float:
-    """The nearest-rank percentile of sorted values (0 when there are none)."""
+    """The nearest-rank percentile of sorted values (0 when there are none).
+
+    The same as numpy's `percentile(..., method="inverted_cdf")` (a test checks it), kept
+    here because numpy is not part of the light install, and `statistics.quantiles`
+    interpolates: a p90 wait should be a wait some interaction had.
+    """
     if not values:
         return 0.0
     rank = max(math.ceil(fraction * len(values)), 1)
@@ -268,7 +273,15 @@ def simulate(
         ),
     )
     for agent in workload.agents:
-        engine.add_agent(agent.id, agent.channels, agent.attributes, agent.groups, agent.status)
+        engine.apply(
+            events.AddAgent(
+                agent=agent.id,
+                channels=agent.channels,
+                attributes=agent.attributes,
+                groups=agent.groups,
+                status=agent.status,
+            )
+        )
 
     heap: list[tuple[float, int, str, Any]] = []
     sequence = 0
@@ -290,7 +303,6 @@ def simulate(
             push(first, "arrival", index)
 
     interactions: dict[str, Interaction] = {}
-    offers = engine.state.offers
     #: tasks held per agent, so that a sample of busy agents does not scan the roster
     holding: dict[str, int] = {}
 
@@ -317,12 +329,12 @@ def simulate(
     step = max(workload.duration / SERIES_POINTS, 1.0)
     next_sample = 0.0
     bin_counts = {"answered": 0, "answered_in_threshold": 0, "abandoned": 0}
-    events = 0
+    handled = 0
     limit = workload.duration + DRAIN_LIMIT
 
     def harvest() -> None:
         # Offers are read once and dropped, so a long run keeps no list of them.
-        for offer in offers:
+        for offer in engine.forget_offers():
             interaction = interactions.get(offer.task)
             if interaction is None or interaction.first_offer is not None:
                 continue
@@ -337,7 +349,6 @@ def simulate(
                 offer.at - interaction.arrival <= workload.service_level_threshold
             )
             push(offer.at + interaction.handle_time, "complete", offer.task)
-        offers.clear()
 
     def sample(until: float) -> None:
         nonlocal next_sample
@@ -358,7 +369,7 @@ def simulate(
             if due > limit or (not heap and not engine.state.waiting):
                 break
             sample(due)
-            engine.advance_to(due)
+            engine.apply(events.AdvanceClock(to=due))
             harvest()
             continue
         if not heap:
@@ -367,9 +378,9 @@ def simulate(
         if at > limit:
             break
         sample(at)
-        engine.advance_to(at)
+        engine.apply(events.AdvanceClock(to=at))
         harvest()
-        events += 1
+        handled += 1
         if kind == "arrival":
             stream = workload.streams[payload]
             rng = task_rngs[payload]
@@ -384,9 +395,17 @@ def simulate(
             )
             interactions[task_id] = interaction
             attributes = stream.attributes(rng)
-            task = engine.create_task(
-                task_id, stream.channel, attributes, stream.priority, stream.queue, stream.profile
+            outcome = engine.apply(
+                events.CreateTask(
+                    task=task_id,
+                    channel=stream.channel,
+                    attributes=attributes,
+                    priority=stream.priority,
+                    queue=stream.queue,
+                    profile=stream.profile,
+                )
             )
+            task = outcome.tasks[0]
             if interaction.queue is None:
                 interaction.queue = task.queue
             if interaction.patience is not None and task.state == "queued":
@@ -395,13 +414,13 @@ def simulate(
             if following is not None:
                 push(following, "arrival", payload)
         elif kind == "complete":
-            engine.complete(payload)
+            engine.apply(events.Complete(task=payload))
         elif (
             kind == "abandon"
             and (waiting := engine.state.tasks.get(payload)) is not None
             and waiting.state == "queued"
         ):
-            engine.cancel(payload, reason="abandoned")
+            engine.apply(events.Cancel(task=payload, reason="abandoned"))
             bin_counts["abandoned"] += 1
         harvest()
         if progress is not None:
@@ -421,7 +440,7 @@ def simulate(
         interactions=tuple(interactions.values()),
         agents={agent.id: agent.groups for agent in engine.state.agents.values()},
         series=series,
-        events=events,
+        events=handled,
     )
 
 

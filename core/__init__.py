@@ -8,7 +8,7 @@
 [('c1', 'ana', 0.0)]
 """
 
-from . import checks
+from . import checks, events
 from .components import (
     ArrivalCheck,
     EventHandler,
@@ -19,19 +19,28 @@ from .components import (
     TaskOrdering,
 )
 from .config import load_deployment, read_mapping_file
+from .context import PluginContext
 from .decisions import Candidate, Decision
 from .engine import DEFAULT_START, Engine, EngineOptions
-from .errors import DeploymentError, EventError, OmnirouteError, PluginError, Problem
+from .errors import (
+    ConcurrentWriteError,
+    DeploymentError,
+    EventError,
+    OmnirouteError,
+    PluginError,
+    Problem,
+)
+from .events import Outcome
 from .hookspecs import hookimpl
-from .setup import Setup
 from .spec import Deployment
-from .state import Agent, Offer, Task
+from .state import Agent, Offer, Reservation, Task
 
 __all__ = [
     "DEFAULT_START",
     "Agent",
     "ArrivalCheck",
     "Candidate",
+    "ConcurrentWriteError",
     "Decision",
     "Deployment",
     "DeploymentError",
@@ -43,14 +52,17 @@ __all__ = [
     "Indexing",
     "Offer",
     "OmnirouteError",
+    "Outcome",
+    "PluginContext",
     "PluginError",
     "Preference",
     "Problem",
     "RankingKey",
-    "Setup",
+    "Reservation",
     "Task",
     "TaskOrdering",
     "checks",
+    "events",
     "hookimpl",
     "load_deployment",
     "read_mapping_file",

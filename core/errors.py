@@ -58,3 +58,11 @@ class PluginError(OmnirouteError, RuntimeError):
         super().__init__(
             f"plugin {plugin!r} failed during {during}: {type(error).__name__}: {error}"
         )
+
+
+class ConcurrentWriteError(OmnirouteError, RuntimeError):
+    """A second thread called into an engine while it was applying an event.
+
+    An engine has one writer: serialize the calls (one thread, or a lock, or a queue in
+    front of it, as `omniroute serve` does). Nothing was changed by the refused call.
+    """

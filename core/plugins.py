@@ -6,7 +6,7 @@ bad plugin cannot break the others:
 - an entry point that fails to import (or to register, or names a hook that does not
   exist) is kept as *broken*, with its distribution and error. `omniroute plugins` lists
   it; a deployment that uses it gets a problem naming it; every other deployment works.
-- an entry point named like one already registered (a third-party `off_hours`) is
+- an entry point named like one already registered (a third-party plugin named like a built-in) is
   refused and kept as broken, naming both distributions: a built-in is never replaced.
 
 Hook calls go through `call_for`, `section_class` and `collect`: an exception or a return
@@ -153,28 +153,12 @@ def get_plugin(name: str) -> Any | None:
     return plugin_manager().get_plugin(name)
 
 
-def _implementation(name: str, hook_name: str) -> Any | None:
-    plugin = get_plugin(name)
-    if plugin is None:
-        return None
-    for implementation in getattr(plugin_manager().hook, hook_name).get_hookimpls():
-        if implementation.plugin is plugin:
-            return implementation
-    return None
-
-
 def section_class(name: str) -> type | None:
     """The attrs class a plugin declares for its deployment section, if any.
 
     PluginError when the hook raises or returns anything but None or an attrs class.
     """
-    implementation = _implementation(name, "omniroute_config_section")
-    if implementation is None:
-        return None
-    try:
-        result = implementation.function()
-    except Exception as error:
-        raise PluginError(name, "omniroute_config_section", error) from error
+    result = call_for(name, "omniroute_config_section")
     if result is None:
         return None
     if not (isinstance(result, type) and attrs.has(result)):
@@ -187,19 +171,25 @@ def section_class(name: str) -> type | None:
 
 
 def call_for(name: str, hook_name: str, **kwargs: Any) -> Any:
-    """Call one hook of one plugin (None when it does not implement it).
+    """Call one hook of one plugin, through pluggy: the implementation gets only the
+    arguments it names (give every argument of the hookspec), and pluggy's wrappers and
+    tracing apply. None when the plugin is unknown, does not implement the hook, or
+    returns None.
 
     An exception in the hook is a PluginError naming the plugin. For the component hooks
     (COMPONENT_KINDS), the result is a tuple, checked item by item, and an exception
     raised while iterating it (a generator) is a PluginError too.
     """
-    implementation = _implementation(name, hook_name)
-    if implementation is None:
+    manager = plugin_manager()
+    plugin = manager.get_plugin(name)
+    if plugin is None:
         return None
+    others = [other for other in manager.get_plugins() if other is not plugin]
     try:
-        result = implementation.function(**kwargs)
+        results = manager.subset_hook_caller(hook_name, others)(**kwargs)
     except Exception as error:
         raise PluginError(name, hook_name, error) from error
+    result = results[0] if results else None
     kind = COMPONENT_KINDS.get(hook_name)
     if kind is not None:
         return _components(name, hook_name, result, kind)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import operator
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 
@@ -60,6 +61,40 @@ class Agent:
         if self.watcher is not None:
             self.watcher(self)
 
+    def saved(self) -> tuple[Any, ...]:
+        """What the undo log keeps before the agent's first change in an event: its fields,
+        containers copied. Plugin state is recorded key by key on its own."""
+        return (
+            self.attributes.copy(),
+            self.groups,
+            self.capacity.copy(),
+            self.status,
+            {channel: set(ids) for channel, ids in self.held.items()},
+            {channel: set(ids) for channel, ids in self.assigned.items()},
+            self.login_at,
+            self.status_since,
+            self.last_offer_at,
+            self.last_accept_at,
+            self.free_since,
+        )
+
+    def put_back(self, saved: tuple[Any, ...]) -> None:
+        (
+            self.attributes,
+            self.groups,
+            self.capacity,
+            self.status,
+            self.held,
+            self.assigned,
+            self.login_at,
+            self.status_since,
+            self.last_offer_at,
+            self.last_accept_at,
+            self.free_since,
+        ) = saved
+        # A new stamp: whatever was cached under the stamp of the undone change is stale.
+        self.version = next(_agent_versions)
+
     def copy(self) -> Agent:
         """A copy an event cannot reach: containers copied, plugin state deeply."""
         clone = copy.copy(self)
@@ -94,7 +129,12 @@ class Task:
     target_expired: bool = False
     #: the time that orders the task among waiting ones (kept across declines)
     queued_at: float = 0.0
+    #: when the task last started waiting, as a count (keeps `EngineState.waiting` in
+    #: order when an undone event puts a task back)
+    wait_seq: int = 0
     agent: str | None = None
+    #: its pending or accepted reservation
+    reservation: Reservation | None = None
     offered_at: float | None = None
     held_until: float | None = None
     hold_reason: str | None = None
@@ -107,6 +147,19 @@ class Task:
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
+    def saved(self) -> tuple[tuple[Any, ...], int, int]:
+        """What the undo log keeps before the task's first change in an event: its fields,
+        and the lengths of the lists that only grow (plugin state is recorded key by key
+        on its own; attributes are the caller's and never change)."""
+        return _task_fields(self), len(self.history), len(self.declined_by)
+
+    def put_back(self, saved: tuple[tuple[Any, ...], int, int]) -> None:
+        values, history, declined = saved
+        for name, value in zip(_TASK_FIELDS, values, strict=True):
+            setattr(self, name, value)
+        del self.history[history:]
+        del self.declined_by[declined:]
+
     def copy(self) -> Task:
         """A copy an event cannot reach: containers copied, plugin state deeply."""
         clone = copy.copy(self)
@@ -117,24 +170,60 @@ class Task:
         return clone
 
 
-_Restorable = TypeVar("_Restorable", Agent, Task)
+#: what an event may change of a task (its identity, attributes and plugin state aside)
+_TASK_FIELDS = tuple(
+    field.name
+    for field in attrs.fields(Task)
+    if field.name not in ("id", "seq", "attributes", "plugin_state")
+)
+_task_fields = operator.attrgetter(*_TASK_FIELDS)
 
 
-def restore_into(original: _Restorable, saved: _Restorable) -> _Restorable:
-    """Put a saved copy's values back into the original, so references to it stay good."""
-    for field in attrs.fields(type(original)):
-        setattr(original, field.name, getattr(saved, field.name))
-    return original
+RESERVATION_STATES = ("pending", "accepted", "declined", "timed_out", "revoked")
 
 
-@attrs.frozen
-class Offer:
-    """A reservation made: the task was offered to the agent at this time, from this queue."""
+@attrs.define(eq=False)
+class Reservation:
+    """An offer: the task was offered to the agent at `created_at`, from `queue`.
 
+    Its `id` (`r1`, `r2`, ... in the order they were made) is what an answer names.
+    `state` is pending until the agent accepts, declines or lets it time out, or the
+    engine revokes it (the agent left, the task was canceled or moved).
+    """
+
+    id: str
     task: str
     agent: str
-    at: float
-    queue: str | None = attrs.field(default=None, eq=False)
+    created_at: float
+    expires_at: float | None = None
+    queue: str | None = None
+    state: str = "pending"
+
+    @property
+    def at(self) -> float:
+        """When it was made (`created_at`)."""
+        return self.created_at
+
+    def saved(self) -> str:
+        return self.state
+
+    def put_back(self, saved: str) -> None:
+        self.state = saved
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "task": self.task,
+            "agent": self.agent,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "queue": self.queue,
+            "state": self.state,
+        }
+
+
+#: the name this had before reservations had ids
+Offer = Reservation
 
 
 def worker_context(agent: Agent) -> dict[str, Any]:
@@ -181,14 +270,20 @@ class EngineState:
 
     agents: dict[str, Agent] = attrs.Factory(dict)
     tasks: dict[str, Task] = attrs.Factory(dict)
-    offers: list[Offer] = attrs.Factory(list)
+    #: every reservation made, in order, since the last `Engine.forget_offers`: `r<n>`
+    #: is `offers[n - 1 - forgotten_offers]`
+    offers: list[Reservation] = attrs.Factory(list)
+    forgotten_offers: int = 0
     #: ids of queued tasks, in the order they started waiting (a dict as an ordered set)
     waiting: dict[str, None] = attrs.Factory(dict)
-    #: a heap of (time, timer id, timer id); the callbacks stay outside the state so a
-    #: snapshot never copies closures
-    timers: list[tuple[float, int, int]] = attrs.Factory(list)
+    #: a heap of (time, timer id, owner, name, payload): data only (the owner is a plugin's
+    #: name, None for the engine; the payload is JSON-like), so it can be saved; the
+    #: engine finds the handler by (owner, name) when the timer fires
+    timers: list[tuple[float, int, str | None, str, Any]] = attrs.Factory(list)
     canceled_timers: set[int] = attrs.Factory(set)
     timer_sequence: int = 0
     task_sequence: int = 0
+    wait_sequence: int = 0
+    agent_sequence: int = 0
     plugin_state: dict[str, dict[str, Any]] = attrs.Factory(dict)
     now: float = 0.0

@@ -19,16 +19,18 @@ fast agents answer.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
+import holidays
 
-from omniroute.core import ArrivalCheck, EventHandler, Problem, Setup, checks, hookimpl
-from omniroute.core.converter import ConfigProblems, key_path
+from omniroute.core import ArrivalCheck, EventHandler, PluginContext, Problem, hookimpl
+from omniroute.core.converter import ConfigProblems, key_path, structure
 from omniroute.core.spec import Deployment, Duration, PositiveDuration
 from omniroute.core.state import Agent, Task
 
@@ -94,16 +96,86 @@ def _parse_holiday(value: Any) -> date:
             return date.fromisoformat(value)
         except ValueError:
             pass
-    raise ValueError(f"holidays: {value!r} is not a date such as 2026-12-25")
+    raise ValueError(
+        f"{value!r} is not a date such as 2026-12-25, nor a region such as {{country: ES, subdivision: MD}}"
+    )
+
+
+@attrs.frozen
+class PublicHolidays:
+    """`{country: ES, subdivision: MD}`: the region's public holidays, from the `holidays`
+    package (https://pypi.org/project/holidays/), for every year the calendar is asked about."""
+
+    country: str
+    subdivision: str | None = None
+
+
+def _public_holidays(region: PublicHolidays) -> Any:
+    """The `holidays` package's calendar of a region; ValueError naming the key at fault."""
+    supported = holidays.list_supported_countries()
+    if region.country not in supported:
+        close = difflib.get_close_matches(region.country.upper(), supported, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"country: {region.country!r} is not a country the holidays package knows "
+            f"(an ISO 3166 code such as ES, US, DE){hint}"
+        )
+    subdivisions = supported[region.country]
+    if region.subdivision is not None and region.subdivision not in subdivisions:
+        raise ValueError(
+            f"subdivision: {region.subdivision!r} is not a subdivision of {region.country} "
+            f"(known: {', '.join(subdivisions) or 'none'})"
+        )
+    return holidays.country_holidays(region.country, subdiv=region.subdivision)
+
+
+def _read_holidays(
+    raw: Any,
+) -> tuple[frozenset[date], tuple[PublicHolidays, ...], tuple[Any, ...], tuple[Problem, ...]]:
+    """Explicit dates, regions and their calendars from `holidays:`, with every problem
+    under its key path below the calendar (`holidays[2].country`)."""
+    entries = [(f"holidays[{n}]", item) for n, item in enumerate(raw)]
+    if isinstance(raw, Mapping):  # a single region: `holidays: {country: ES}`
+        entries = [("holidays", raw)]
+    elif isinstance(raw, (str, bytes)) or not isinstance(raw, (list, tuple)):
+        return frozenset(), (), (), (Problem("holidays", "expected a list of dates and regions"),)
+    dates: set[date] = set()
+    regions: list[PublicHolidays] = []
+    lookups: list[Any] = []
+    problems: list[Problem] = []
+    for path, item in entries:
+        if isinstance(item, Mapping):
+            region, found = structure(item, PublicHolidays, prefix=path)
+            problems += found
+            if region is None:
+                continue
+            try:
+                lookups.append(_public_holidays(region))
+            except ValueError as error:
+                key, _, message = str(error).partition(": ")
+                problems.append(Problem(f"{path}.{key}", message))
+                continue
+            regions.append(region)
+            continue
+        try:
+            dates.add(_parse_holiday(item))
+        except ValueError as error:
+            problems.append(Problem(path, str(error)))
+    return frozenset(dates), tuple(regions), tuple(lookups), tuple(problems)
 
 
 @attrs.frozen
 class Calendar:
     timezone: str = "UTC"
     weekly: dict[str, str] = attrs.Factory(dict)
-    holidays: tuple[Any, ...] = ()
+    #: dates (2026-12-25) and regions ({country: ES, subdivision: MD}), closed all day
+    holidays: Any = ()
     intervals: tuple[tuple[int, int, int], ...] = attrs.field(init=False)
     holiday_dates: frozenset[date] = attrs.field(init=False)
+    regions: tuple[PublicHolidays, ...] = attrs.field(init=False)
+    #: Problems of `holidays`, reported with their key paths by omniroute_validate.
+    problems: tuple[Problem, ...] = attrs.field(init=False, repr=False)
+    _public: tuple[Any, ...] = attrs.field(init=False, repr=False, eq=False)
     zone: ZoneInfo = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -124,21 +196,23 @@ class Calendar:
                 intervals += _intervals(key, hours)
             except ValueError as error:
                 problems.append((key_path(["weekly", key]), str(error).split(": ", 1)[-1]))
-        holidays = set()
-        for position, day in enumerate(self.holidays):
-            try:
-                holidays.add(_parse_holiday(day))
-            except ValueError as error:
-                problems.append((f"holidays[{position}]", str(error).split(": ", 1)[-1]))
-        if problems:
-            raise ConfigProblems(problems)
+        dates, regions, public, holiday_problems = _read_holidays(self.holidays)
+        if problems:  # the holidays' problems too: every problem at once
+            raise ConfigProblems(problems + [(p.path, p.message) for p in holiday_problems])
         object.__setattr__(self, "zone", zone)
         object.__setattr__(self, "intervals", tuple(sorted(intervals)))
-        object.__setattr__(self, "holiday_dates", frozenset(holidays))
+        object.__setattr__(self, "holiday_dates", dates)
+        object.__setattr__(self, "regions", regions)
+        object.__setattr__(self, "_public", public)
+        object.__setattr__(self, "problems", holiday_problems)
+
+    def is_holiday(self, day: date) -> bool:
+        """A date given explicitly, or a public holiday of one of the regions."""
+        return day in self.holiday_dates or any(day in region for region in self._public)
 
     def is_open(self, moment: datetime) -> bool:
         local = moment.astimezone(self.zone)
-        if local.date() in self.holiday_dates:
+        if self.is_holiday(local.date()):
             return False
         minute = local.hour * 60 + local.minute + local.second / 60
         day = local.weekday()
@@ -169,7 +243,7 @@ class Calendar:
         local = moment.astimezone(self.zone)
         for offset in range(400):
             day = local.date() + timedelta(days=offset)
-            if day in self.holiday_dates:
+            if self.is_holiday(day):
                 continue
             for weekday, start, _ in self.intervals:
                 if weekday != day.weekday():
@@ -231,7 +305,7 @@ def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iter
                 f"{NAME}.hold_channels[{index}]",
                 f"unknown channel {channel!r} (channels: {', '.join(deployment.channels)})",
             )
-    yield from checks.timeout_warnings(
+    yield from _timeout_warnings(
         deployment,
         {
             name: rules.max_wait
@@ -240,6 +314,10 @@ def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iter
         },
     )
     for name, calendar in section.calendars.items():
+        for problem in calendar.problems:
+            yield attrs.evolve(
+                problem, path=f"{key_path([name], f'{NAME}.calendars')}.{problem.path}"
+            )
         if not calendar.intervals:
             yield Problem(
                 key_path([name], f"{NAME}.calendars"),
@@ -248,41 +326,60 @@ def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iter
             )
 
 
-def estimated_wait(setup: Setup, queue: str, window: float) -> float:
+def _timeout_warnings(deployment: Deployment, max_waits: dict[str, float]) -> Iterator[Problem]:
+    """Workflow targets that keep tasks longer than their queue's max_wait."""
+    if deployment.workflow is None:
+        return
+    for item in deployment.workflow.filters:
+        for target in item.targets:
+            limit = max_waits.get(target.queue)
+            if target.timeout is not None and limit is not None and target.timeout > limit:
+                yield Problem(
+                    f"{target.label}.timeout",
+                    f"{target.timeout:g} s is longer than the {limit:g} s max_wait of queue {target.queue!r}: "
+                    "live customers are turned away before this target would move them on; "
+                    f"fix: make the timeout at most {limit:g} s",
+                    "warning",
+                )
+
+
+def estimated_wait(context: PluginContext, queue: str, window: float) -> float:
     """The larger of the mean wait of the live tasks answered from the queue in the window
     and the age of the oldest live task still waiting in it."""
-    engine = setup.engine
-    horizon = engine.now - window
+    now = context.now
+    horizon = now - window
     answered = [
-        wait for at, wait in setup.state().get("answered", {}).get(queue, []) if at > horizon
+        wait for at, wait in context.state().get("answered", {}).get(queue, []) if at > horizon
     ]
     mean_answered = sum(answered) / len(answered) if answered else 0.0
-    live = [
-        task
-        for task_id in engine.state.waiting
-        if (task := engine.state.tasks[task_id]).queue == queue
-        and task.channel not in setup.section.hold_channels
-    ]
-    oldest = max((engine.now - task.queued_at for task in live), default=0.0)
+    hold_channels = context.section.hold_channels
+    oldest = max(
+        (
+            now - task.queued_at
+            for task in context.waiting(queue)
+            if task.channel not in hold_channels
+        ),
+        default=0.0,
+    )
     return max(mean_answered, oldest)
 
 
 @hookimpl
-def omniroute_arrival_checks(setup: Setup) -> Iterable[ArrivalCheck]:
-    section: OffHoursSection = setup.section
-    engine = setup.engine
+def omniroute_arrival_checks(
+    context: PluginContext, section: OffHoursSection
+) -> Iterable[ArrivalCheck]:
 
     def check(task: Task) -> tuple[str, str | None] | None:
         rules = section.queues.get(task.queue or "")
         if rules is None or task.channel in section.hold_channels:
             return None  # hold channels are held, while closed, as they enter the queue
         calendar = section.calendars[rules.calendar] if rules.calendar else None
-        if calendar is not None and not calendar.is_open(engine.wall_time()):
+        if calendar is not None and not calendar.is_open(context.wall_time()):
             return "off_hours", rules.messages.off_hours
-        if engine.queue_counts(task.queue, task.channel)["total"] == 0:
+        if context.queue_counts(task.queue, task.channel)["total"] == 0:
             return "no_agents", rules.messages.no_agents
         if rules.max_wait is not None:
-            wait = estimated_wait(setup, task.queue or "", rules.evaluation_window)
+            wait = estimated_wait(context, task.queue or "", rules.evaluation_window)
             if wait > rules.max_wait:
                 return "max_wait", rules.messages.max_wait
         return None
@@ -290,23 +387,23 @@ def omniroute_arrival_checks(setup: Setup) -> Iterable[ArrivalCheck]:
     return [ArrivalCheck("hours", check)]
 
 
-def _seconds(setup: Setup, moment: datetime) -> float:
-    return (moment - setup.engine.start).total_seconds()
+def _seconds(context: PluginContext, moment: datetime) -> float:
+    return (moment - context.start).total_seconds()
 
 
-def _hold_until_opening(setup: Setup, task: Task, calendar: Calendar) -> None:
-    opening = calendar.next_opening(setup.engine.wall_time())
-    setup.hold_task(task, None if opening is None else _seconds(setup, opening), "off_hours")
+def _hold_until_opening(context: PluginContext, task: Task, calendar: Calendar) -> None:
+    opening = calendar.next_opening(context.wall_time())
+    context.hold_task(task, None if opening is None else _seconds(context, opening), "off_hours")
 
 
 @hookimpl
-def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
+def omniroute_event_handlers(
+    context: PluginContext, section: OffHoursSection
+) -> Iterable[EventHandler]:
     """Hold-channel tasks wait while their queue is closed: a task entering a closed queue
     is held until the opening, and at each closing the waiting ones are held too, by a
     timer at the closing time (nothing is checked per agent, nothing polls). Offers feed
     the history behind the estimated wait."""
-    section: OffHoursSection = setup.section
-    engine = setup.engine
     handlers: list[EventHandler] = []
 
     holding: dict[str, list[str]] = {}  # calendar -> queues whose hold-channel tasks it governs
@@ -318,19 +415,22 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
     def schedule_closing(name: str, after: datetime) -> None:
         closing = section.calendars[name].next_closing(after)
         if closing is not None:
-            setup.set_timer(_seconds(setup, closing), lambda: close(name))
+            context.set_timer(_seconds(context, closing), "closing", name)
 
     def close(name: str) -> None:
         calendar = section.calendars[name]
-        for task_id in list(engine.state.waiting):
-            task = engine.state.tasks[task_id]
-            if (
-                task.queue in holding[name]
-                and task.channel in section.hold_channels
-                and task.hold_reason is None
-            ):
-                _hold_until_opening(setup, task, calendar)
-        opening = calendar.next_opening(engine.wall_time())
+        closing = [
+            task
+            for queue in holding[name]
+            for task in context.waiting(queue)
+            if task.channel in section.hold_channels and task.hold_reason is None
+        ]
+        # in the order they started waiting, across the calendar's queues: the holds'
+        # timers, hence the releases at the opening, keep that order
+        closing.sort(key=lambda task: task.wait_seq)
+        for task in closing:
+            _hold_until_opening(context, task, calendar)
+        opening = calendar.next_opening(context.wall_time())
         if opening is not None:
             schedule_closing(name, opening)
 
@@ -340,11 +440,12 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
         rules = section.queues.get(task.queue or "")
         if rules is not None and rules.calendar is not None:
             calendar = section.calendars[rules.calendar]
-            if not calendar.is_open(engine.wall_time()):
-                _hold_until_opening(setup, task, calendar)
+            if not calendar.is_open(context.wall_time()):
+                _hold_until_opening(context, task, calendar)
 
+    context.on_timer("closing", close)
     for name, calendar in ((name, section.calendars[name]) for name in holding):
-        now = engine.wall_time()
+        now = context.wall_time()
         first_open = now if calendar.is_open(now) else calendar.next_opening(now)
         if first_open is not None:
             schedule_closing(name, first_open)
@@ -360,12 +461,14 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
     def offered(task: Task | None, _agent: Agent | None) -> None:
         if task is None or task.queue not in windows or task.channel in section.hold_channels:
             return
-        if setup.task_state(task).get("answered"):
+        if context.task_state(task).get("answered"):
             return
-        setup.task_state(task)["answered"] = True  # a re-offer after a decline is not a new answer
-        history = setup.state().setdefault("answered", {}).setdefault(task.queue, [])
-        history.append((setup.now, setup.now - task.queued_at))
-        horizon = setup.now - windows[task.queue]
+        context.task_state(task)["answered"] = (
+            True  # a re-offer after a decline is not a new answer
+        )
+        history = context.state().setdefault("answered", {}).setdefault(task.queue, [])
+        history.append([context.now, context.now - task.queued_at])  # JSON-like: a list
+        horizon = context.now - windows[task.queue]
         while history and history[0][0] <= horizon:
             history.pop(0)
 

@@ -105,7 +105,7 @@ def test_a_misspelled_hook_breaks_its_plugin_alone(third_party: Path) -> None:
         {
             "evil_typo": (
                 "from omniroute.core import hookimpl\n"
-                "@hookimpl\ndef omniroute_filterz(setup):\n    return []\n"
+                "@hookimpl\ndef omniroute_filterz(context):\n    return []\n"
             )
         },
     )
@@ -138,7 +138,7 @@ class _Misbehaving:
         return self.validate
 
     @hookimpl
-    def omniroute_filters(self, setup: Any) -> Any:
+    def omniroute_filters(self, context: Any) -> Any:
         if isinstance(self.filters, Exception):
             raise self.filters
         return self.filters

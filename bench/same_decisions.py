@@ -1,0 +1,70 @@
+"""Same decisions as another build: `omniroute simulate --json`, byte for byte.
+
+    python -m bench.same_decisions --baseline /path/to/other/venv/bin/omniroute
+
+Runs the contact-center demo and 15-minute runs of both bench.scale workloads at 1,000
+agents through this checkout's `omniroute` and through the baseline's (a build of an
+earlier commit, installed in its own virtual environment), and compares the outputs with
+`cmp`. Prints one line per workload and exits 1 if any differs. The `schema` field that
+every `--json` output carries since the CLI conventions (absent from older builds) is
+taken out of both before the comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.scale import workload
+
+ROOT = Path(__file__).parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", required=True, help="the other build's omniroute command")
+    parser.add_argument("--minutes", type=float, default=15)
+    parser.add_argument("--agents", type=int, default=1000)
+    args = parser.parse_args(argv)
+    ours = shutil.which("omniroute") or str(Path(sys.executable).parent / "omniroute")
+    with tempfile.TemporaryDirectory() as folder:
+        inputs = {"contact-center demo": ROOT / "examples" / "contact-center" / "workload.yaml"}
+        for plugin in ("least_occupancy", "capacity_share"):
+            path = Path(folder) / f"scale-{plugin}.json"
+            path.write_text(json.dumps(workload(args.agents, args.minutes, plugin)))
+            inputs[f"bench.scale {plugin}, {args.agents} agents, {args.minutes:g} min"] = path
+        differ = 0
+        for label, path in inputs.items():
+            outputs = []
+            seconds = []
+            for command in (ours, args.baseline):
+                out = Path(folder) / f"{len(outputs)}-{path.stem}.json"
+                start = time.perf_counter()
+                with out.open("w") as sink:
+                    subprocess.run(
+                        [command, "simulate", str(path), "--json"], stdout=sink, check=True
+                    )
+                seconds.append(time.perf_counter() - start)
+                outputs.append(out)
+            for output in outputs:
+                figures = json.loads(output.read_text())
+                figures.pop("schema", None)
+                output.write_text(json.dumps(figures, indent=2) + "\n")
+            same = subprocess.run(["cmp", "-s", *map(str, outputs)]).returncode == 0
+            differ += not same
+            print(
+                f"{'identical' if same else 'DIFFERENT'}  {label}  "
+                f"({outputs[0].stat().st_size} bytes; this build {seconds[0]:.1f} s, "
+                f"baseline {seconds[1]:.1f} s)"
+            )
+    return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

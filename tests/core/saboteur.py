@@ -1,0 +1,149 @@
+"""A throwaway plugin that writes plugin state on every event and fails or blocks on
+demand: what the undo log, the single-writer guard and the differential tests need."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from omniroute.core import EventHandler, PluginContext, hookimpl, load_deployment, read_mapping_file
+from omniroute.core import plugins as plugin_registry
+from omniroute.core.components import EVENTS
+from omniroute.core.spec import Deployment
+
+CONTACT_CENTER = Path(__file__).parents[2] / "examples" / "contact-center" / "deployment.yaml"
+
+
+class Saboteur:
+    def __init__(self) -> None:
+        #: raise at the n-th handler call from now (None: never)
+        self.countdown: int | None = None
+        #: when set, a handler call waits here (after saying so through `entered`)
+        self.gate: threading.Event | None = None
+        self.entered = threading.Event()
+
+    @hookimpl
+    def omniroute_event_handlers(self, context: PluginContext) -> Iterable[EventHandler]:
+        def make(event: str) -> Any:
+            def handle(task: Any, agent: Any) -> None:
+                state = context.state()
+                state["calls"] = state.get("calls", 0) + 1
+                by_event = state.setdefault("by_event", {})
+                by_event[event] = by_event.get(event, 0) + 1
+                if task is not None:
+                    context.task_state(task).setdefault("seen", []).append(event)
+                if agent is not None:
+                    context.agent_state(agent)["last"] = event
+                if self.gate is not None:
+                    self.entered.set()
+                    self.gate.wait(10)
+                if self.countdown is not None:
+                    self.countdown -= 1
+                    if self.countdown <= 0:
+                        raise RuntimeError(f"sabotage on {event}")
+
+            return handle
+
+        return [EventHandler(event, make(event)) for event in EVENTS]
+
+    @contextmanager
+    def failing_at(self, call: int) -> Iterator[None]:
+        self.countdown = call
+        try:
+            yield
+        finally:
+            self.countdown = None
+
+
+@contextmanager
+def registered() -> Iterator[Saboteur]:
+    plugin = Saboteur()
+    manager = plugin_registry.plugin_manager()
+    manager.register(plugin, name="saboteur")
+    try:
+        yield plugin
+    finally:
+        manager.unregister(name="saboteur")
+
+
+def contact_center_with_saboteur() -> Deployment:
+    raw = dict(read_mapping_file(CONTACT_CENTER))
+    raw["plugins"] = [*raw["plugins"], "saboteur"]
+    return load_deployment(raw, name=str(CONTACT_CENTER))
+
+
+def deep_state(engine: Any) -> dict[str, Any]:
+    """Everything an event can change, as plain values (no object identities, no version
+    stamps or timer ids, which only need to be unique and increasing)."""
+    from omniroute.core.undo import plain
+
+    state = engine.state
+    canceled = state.canceled_timers
+    return {
+        "now": state.now,
+        "offers": [r.to_json() for r in state.offers],
+        "tasks": {
+            task.id: {
+                **{
+                    name: getattr(task, name)
+                    for name in (
+                        "state",
+                        "reason",
+                        "message",
+                        "queue",
+                        "filter_index",
+                        "target_index",
+                        "target_entered_at",
+                        "target_expired",
+                        "queued_at",
+                        "wait_seq",
+                        "agent",
+                        "offered_at",
+                        "held_until",
+                        "hold_reason",
+                        "transferred",
+                        "priority",
+                        "seq",
+                    )
+                },
+                "reservation": task.reservation.id if task.reservation else None,
+                "declined_by": list(task.declined_by),
+                "history": list(task.history),
+                "plugin_state": plain(task.plugin_state),
+            }
+            for task in state.tasks.values()
+        },
+        "agents": [
+            {
+                "id": agent.id,
+                "roster_index": agent.roster_index,
+                "attributes": dict(agent.attributes),
+                "capacity": dict(agent.capacity),
+                "status": agent.status,
+                "held": {ch: sorted(ids) for ch, ids in agent.held.items()},
+                "assigned": {ch: sorted(ids) for ch, ids in agent.assigned.items()},
+                "times": (
+                    agent.login_at,
+                    agent.status_since,
+                    agent.last_offer_at,
+                    agent.last_accept_at,
+                    agent.free_since,
+                ),
+                "plugin_state": plain(agent.plugin_state),
+            }
+            for agent in state.agents.values()
+        ],
+        "waiting": list(state.waiting),
+        "plugin_state": plain(state.plugin_state),
+        "timers": sorted(
+            (at, owner or "", name, repr(payload))
+            for at, timer_id, owner, name, payload in state.timers
+            if timer_id not in canceled
+        ),
+        "counters": (state.task_sequence, state.wait_sequence, state.agent_sequence),
+        "decisions": {task: len(records) for task, records in engine.decisions.items()},
+        "last_attempt": sorted(engine.last_attempt),
+    }
