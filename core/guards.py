@@ -43,19 +43,36 @@ def arrival_verdict(plugin: str, name: str, verdict: Any) -> tuple[str, str | No
 
 
 def incomparable_keys(
-    named_keys: Sequence[tuple[str, str]], keys: Sequence[Sequence[Any]], error: TypeError
+    named_keys: Sequence[tuple[str, str]],
+    keys: Sequence[Sequence[Any]],
+    error: TypeError,
+    kind: str = "ranking key",
 ) -> PluginError:
-    """The PluginError for ranking keys that could not be sorted.
+    """The PluginError for ranking keys (or task orderings: `kind`) that could not be sorted.
 
     `named_keys` is (plugin, key name) per position of the key tuples; `keys` the tuples
     that were being sorted. Blames the first position whose values cannot all be
     compared with one another (the first plugin then, if none can be singled out).
     """
+    found = find_incomparable(named_keys, keys, kind)
+    if found is not None:
+        return found
+    plugin, name = named_keys[0] if named_keys else ("?", "?")
+    return PluginError(plugin, f"the {kind} {name!r}", error)
+
+
+def find_incomparable(
+    named_keys: Sequence[tuple[str | None, str]], keys: Sequence[Sequence[Any]], kind: str
+) -> PluginError | None:
+    """The PluginError naming the first plugin whose key values cannot be compared with
+    one another, or None when every position sorts (or the culprit is the core's own:
+    plugin None), so that the caller re-raises what it caught."""
     for position, (plugin, name) in enumerate(named_keys):
         values = [key[position] for key in keys if position < len(key)]
         try:
             sorted(values)
         except TypeError as found:
-            return PluginError(plugin, f"the ranking key {name!r}", found)
-    plugin, name = named_keys[0] if named_keys else ("?", "?")
-    return PluginError(plugin, f"the ranking key {name!r}", error)
+            if plugin is None:
+                return None
+            return PluginError(plugin, f"the {kind} {name!r}", found)
+    return None

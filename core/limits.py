@@ -24,3 +24,12 @@ MAX_AGENTS = 100_000
 MAX_EVENTS = 1_000_000
 #: Arrivals a workload may imply (the sum over traffic of rate × duration).
 MAX_ARRIVALS = 10_000_000
+
+# --- the engine: no input may make it loop without the clock moving ----------------------
+
+#: Routing passes after one event, beyond ten per waiting task (each pass that goes on
+#: offers a task or moves one along its workflow, so a real event needs far fewer).
+MAX_ROUTING_PASSES = 1_000
+#: Timers fired at one instant, beyond ten per timer already due then (a timer that keeps
+#: setting itself at the current time would otherwise keep the clock where it is).
+MAX_TIMERS_AT_ONE_INSTANT = 10_000
