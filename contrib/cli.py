@@ -25,6 +25,7 @@ from omniroute.core import DeploymentError, OmnirouteError, load_deployment
 from omniroute.core import plugins as plugin_registry
 from omniroute.grammar import KNOWN_ROOTS, ExpressionError, compile_expression
 
+from . import jsonout
 from . import scenario as scenarios
 
 EXIT_OK = 0
@@ -42,7 +43,7 @@ def schema(command: str) -> str:
 
 
 def echo_json(command: str, value: dict[str, Any]) -> None:
-    click.echo(json.dumps({"schema": schema(command), **value}))
+    click.echo(jsonout.dumps({"schema": schema(command), **value}))
 
 
 class UserError(click.ClickException):
@@ -499,6 +500,7 @@ def explain_command(scenario: Path, task_id: str, as_json: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write one self-contained HTML page with the tables and charts.",
 )
+@click.option("--overwrite", is_flag=True, help="Replace charts already in the --plot folder.")
 @_debug_option
 def simulate_command(
     workload: Path,
@@ -508,6 +510,7 @@ def simulate_command(
     interval: str | None = None,
     target: str | None = None,
     report_file: Path | None = None,
+    overwrite: bool = False,
 ) -> None:
     """Run a what-if WORKLOAD (YAML, TOML or JSON) through its deployment.
 
@@ -518,7 +521,13 @@ def simulate_command(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .report import PlotsUnavailable, import_matplotlib, print_report, write_plots
+    from .report import (
+        PlotsUnavailable,
+        check_plot_folder,
+        import_matplotlib,
+        print_report,
+        write_plots,
+    )
     from .simulator import simulate
     from .workload import load_workload
 
@@ -529,6 +538,11 @@ def simulate_command(
         except PlotsUnavailable as error:
             raise UserError(str(error)) from error
     loaded = load_workload(workload)
+    if plot_dir is not None:
+        try:  # before the run, not after it
+            check_plot_folder(plot_dir, overwrite=overwrite)
+        except OSError as error:
+            raise UserError(str(error)) from error
     if seed is not None:
         loaded = attrs.evolve(loaded, seed=seed)
     planner = _planner_options(loaded, interval, target)
@@ -562,9 +576,13 @@ def simulate_command(
     if plot_dir is not None:
         from .charts import write_simulation_plots
 
+        try:
+            written = write_plots(result, plot_dir, overwrite=overwrite)
+        except OSError as error:
+            raise UserError(str(error)) from error
         # The planner's charts (clock time, intervals) join the four of old with --interval.
         planned = write_simulation_plots(result, loaded, plot_dir, *planner) if interval else []
-        for path in [*write_plots(result, plot_dir), *planned]:
+        for path in [*written, *planned]:
             click.echo(f"wrote {path}", err=as_json)
     if report_file is not None:
         from .charts import write_simulation_report
@@ -611,6 +629,7 @@ def plugins_command(as_json: bool) -> None:
                         "distribution": info.distribution,
                         "module": info.module,
                         "hooks": [hook.removeprefix("omniroute_") for hook in info.hooks],
+                        "broken": info.error or None,
                     }
                     for info in infos
                 ]
@@ -624,6 +643,8 @@ def plugins_command(as_json: bool) -> None:
         table.add_column(column, overflow="fold")
     for info in infos:
         hooks = ", ".join(hook.removeprefix("omniroute_") for hook in info.hooks)
+        if info.error:
+            hooks = f"BROKEN: {info.error}"
         table.add_row(info.name, info.version, info.distribution, hooks)
     _console().print(table)
 

@@ -12,6 +12,7 @@ import attrs
 
 from omniroute.core import DEFAULT_START, Deployment, DeploymentError, Problem, load_deployment
 from omniroute.core.converter import structure
+from omniroute.core.limits import MAX_AGENTS
 
 
 @attrs.frozen
@@ -41,6 +42,12 @@ def expand_roster(
     """One RosterAgent per agent, `count` expanded; duplicates and bad counts are problems."""
     agents: list[RosterAgent] = []
     seen: set[str] = set()
+    specs = list(specs)
+    total = sum(max(spec.count, 0) for spec in specs)
+    if total > MAX_AGENTS:
+        # Refused before anything is expanded: a count of 10**9 must not fill memory.
+        problems.append(Problem(prefix, f"{total} agents in all; the limit is {MAX_AGENTS}"))
+        return []
     for index, spec in enumerate(specs):
         path = f"{prefix}[{index}]"
         if spec.count < 1:

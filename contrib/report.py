@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +12,30 @@ from rich.table import Table
 
 from .simulator import SimulationResult
 
+#: The files `write_plots` writes, in its folder.
+PLOT_FILES = (
+    "service-level-and-queue.png",
+    "wait-distribution.png",
+    "occupancy-by-agent.png",
+    "share-by-group.png",
+)
 
-def _seconds(value: float) -> str:
+
+def check_plot_folder(folder: Path, *, overwrite: bool = False) -> None:
+    """FileExistsError when a chart would replace a file (or link) and `overwrite` is off."""
+    if overwrite:
+        return
+    existing = [name for name in PLOT_FILES if os.path.lexists(folder / name)]
+    if existing:
+        raise FileExistsError(
+            f"{folder}: {', '.join(existing)} already exist(s); remove them,"
+            " choose another folder or pass --overwrite"
+        )
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "—"
     if value < 120:
         return f"{value:.1f} s"
     return f"{value / 60:.1f} min"
@@ -27,7 +51,7 @@ def _row(name: str, figures: dict[str, Any]) -> list[str]:
         str(rejected),
         _seconds(figures["mean_wait"]),
         _seconds(figures["p90_wait"]),
-        f"{figures['service_level']:.1%}",
+        "—" if figures["service_level"] is None else f"{figures['service_level']:.1%}",
         f"{figures['occupancy']:.1%}",
     ]
 
@@ -68,6 +92,8 @@ def print_report(result: SimulationResult, console: Console) -> None:
             "not routed: "
             + ", ".join(f"{reason} {count}" for reason, count in sorted(reasons.items()))
         )
+    if figures["answered"] == 0 and figures["abandoned"] == 0:
+        console.print("no answered interactions: no wait and no service level to report")
     if figures["unfinished"]:
         console.print(f"still waiting or in progress when the run stopped: {figures['unfinished']}")
 
@@ -91,14 +117,19 @@ def import_matplotlib() -> Any:
     return matplotlib
 
 
-def write_plots(result: SimulationResult, folder: Path) -> list[Path]:
-    """Service level and queue length over time, wait distribution, occupancy by agent, share by group."""
+def write_plots(result: SimulationResult, folder: Path, *, overwrite: bool = False) -> list[Path]:
+    """Service level and queue length over time, wait distribution, occupancy by agent, share by group.
+
+    An existing file of the same name is an error unless `overwrite`; even then a symbolic
+    link is replaced, never written through, so a planted link cannot redirect a chart.
+    """
     matplotlib = import_matplotlib()
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
+    check_plot_folder(folder, overwrite=overwrite)
     written = []
     series = result.series
     hours = [t / 3600 for t in series["time"]]
@@ -165,8 +196,16 @@ def write_plots(result: SimulationResult, folder: Path) -> list[Path]:
 
 
 def _save(figure: Any, path: Path) -> Path:
+    """Write to a new file beside `path`, then rename it over `path`: never through a link."""
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    handle, temporary = tempfile.mkstemp(prefix=".omniroute-", suffix=".png", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            figure.savefig(stream, dpi=110, format="png")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     import matplotlib.pyplot as plt
 
     plt.close(figure)

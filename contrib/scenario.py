@@ -29,9 +29,11 @@ from omniroute.core import (
     events,
     read_mapping_file,
 )
-from omniroute.core.converter import structure
+from omniroute.core.config import check_data
+from omniroute.core.converter import ConfigProblems, key_path, structure
 from omniroute.core.durations import parse_duration
-from omniroute.core.spec import Duration
+from omniroute.core.limits import MAX_EVENTS
+from omniroute.core.spec import Duration, PositiveDuration
 
 from .inputs import AgentSpec, RosterAgent, expand_roster, load_referenced_deployment, parse_start
 from .tables import text_table
@@ -63,7 +65,8 @@ DEFAULT_RUN_ON = 24 * 3600.0
 class OptionsSpec:
     start: Any = None
     auto_accept: bool = True
-    reservation_timeout: Duration | None = None
+    #: a timeout of 0 would expire every reservation the moment it is made, for ever
+    reservation_timeout: PositiveDuration | None = None
     until: Duration | None = None
 
 
@@ -104,11 +107,25 @@ class FinalExpectation:
     reason: str | None = None
 
 
+def _fractions(instance: Any, attribute: Any, value: dict[str, float]) -> None:
+    bad = [(group, share) for group, share in value.items() if not 0 <= share <= 1]
+    if bad:
+        raise ConfigProblems(
+            (key_path([group]), f"must be a fraction from 0 to 1, got {share!r}")
+            for group, share in bad
+        )
+
+
+def _fraction(instance: Any, attribute: Any, value: float) -> None:
+    if not 0 <= value <= 1:
+        raise ValueError(f"must be a fraction from 0 to 1, got {value!r}")
+
+
 @attrs.frozen
 class ShareExpectation:
     queue: str
-    groups: dict[str, float]
-    tolerance: float = 0.01
+    groups: dict[str, float] = attrs.field(validator=_fractions)
+    tolerance: float = attrs.field(default=0.01, validator=_fraction)
 
 
 @attrs.frozen
@@ -276,10 +293,22 @@ def parse_events(
                     Problem(f"{path}.count", f"expected a whole number >= 1, got {count!r}")
                 )
                 continue
+            if len(events) + count > MAX_EVENTS:
+                # Refused before expanding: a count of 10**9 must not fill memory.
+                problems.append(
+                    Problem(
+                        f"{path}.count",
+                        f"{count} events would make more than {MAX_EVENTS} in the scenario",
+                    )
+                )
+                continue
             for n in range(1, count + 1):
                 events.append(
                     Event(at + (n - 1) * every, index, line, action, _substitute(payload, n), n)
                 )
+        elif len(events) >= MAX_EVENTS:
+            problems.append(Problem(path, f"more than {MAX_EVENTS} events in the scenario"))
+            break
         else:
             events.append(Event(at, index, line, action, payload))
     events.sort(key=lambda event: (event.at, event.index, event.n or 0))
@@ -312,6 +341,9 @@ def load_scenario(
         raw, lines = source, []
         base = base or Path.cwd()
         label = label or "<scenario>"
+        found = check_data(raw)
+        if found:
+            raise DeploymentError(label, found)
     if not isinstance(raw, Mapping):
         raise DeploymentError(label, [Problem("", "a scenario must be a mapping of keys")])
     spec, problems = structure(raw, ScenarioSpec)
@@ -547,7 +579,18 @@ def run_file(path: str | Path) -> ScenarioResult:
         problems = tuple(str(problem) for problem in error.problems)
         failures = ("the scenario could not be loaded:", *(f"  {problem}" for problem in problems))
         return ScenarioResult(name_of(Path(path)), str(path), False, (), {}, problems, failures)
-    return run(scenario)
+    except Exception as error:  # one file must not take the others down
+        return _crashed(path, "loading", error)
+    try:
+        return run(scenario)
+    except Exception as error:
+        return _crashed(path, "running", error)
+
+
+def _crashed(path: str | Path, during: str, error: Exception) -> ScenarioResult:
+    """A failed result for a file whose loading or run raised what it never should."""
+    message = f"internal error while {during}: {type(error).__name__}: {error}"
+    return ScenarioResult(name_of(Path(path)), str(path), False, (), {}, (message,), (message,))
 
 
 def name_of(path: Path) -> str:

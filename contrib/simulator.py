@@ -140,9 +140,10 @@ class SimulationResult:
             "unfinished": sum(
                 1 for i in interactions if i.state in ("queued", "reserved", "assigned")
             ),
-            "mean_wait": sum(waits) / len(waits) if waits else 0.0,
-            "p90_wait": _percentile(waits, 0.9),
-            "service_level": within / len(offered_to) if offered_to else 1.0,
+            # Nothing answered: no wait and no service level to speak of (null in JSON).
+            "mean_wait": sum(waits) / len(waits) if waits else None,
+            "p90_wait": _percentile(waits, 0.9) if waits else None,
+            "service_level": within / len(offered_to) if offered_to else None,
             "occupancy": self._occupancy([agent for agent in self.agents if agents(agent)], counts),
         }
 

@@ -34,9 +34,11 @@ from omniroute.core import (
     Problem,
     read_mapping_file,
 )
-from omniroute.core.converter import structure
+from omniroute.core.config import check_data
+from omniroute.core.converter import key_path, structure
 from omniroute.core.durations import parse_duration
-from omniroute.core.spec import Duration
+from omniroute.core.limits import MAX_ARRIVALS, MAX_RATE
+from omniroute.core.spec import Duration, PositiveDuration
 
 from .inputs import AgentSpec, RosterAgent, expand_roster, load_referenced_deployment, parse_start
 
@@ -49,14 +51,24 @@ def parse_rate(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f'expected a rate such as "300/h", got {value!r}')
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"a rate cannot be negative, got {value!r}")
-        return float(value) / 3600
-    if isinstance(value, str):
+        return _checked_rate(float(value) / 3600 if abs(value) < 1e300 else math.inf, value)
+    if isinstance(value, str) and len(value) <= 100:
         match = _RATE.match(value)
         if match:
-            return float(match.group(1)) * _PER_SECOND[match.group(2)]
-    raise ValueError(f'expected a rate such as "300/h", "5/m" or a number per hour, got {value!r}')
+            return _checked_rate(float(match.group(1)) * _PER_SECOND[match.group(2)], value)
+    shown = repr(value) if len(repr(value)) <= 40 else type(value).__name__
+    raise ValueError(f'expected a rate such as "300/h", "5/m" or a number per hour, got {shown}')
+
+
+def _checked_rate(per_second: float, value: Any) -> float:
+    shown = repr(value) if len(repr(value)) <= 40 else "a huge number"
+    if math.isnan(per_second):
+        raise ValueError(f"a rate must be a number, got {shown}")
+    if per_second < 0:
+        raise ValueError(f"a rate cannot be negative, got {shown}")
+    if per_second > MAX_RATE:
+        raise ValueError(f"a rate may be at most {MAX_RATE:g}/s, got {shown}")
+    return per_second
 
 
 Sampler = Callable[[random.Random], float]
@@ -85,12 +97,16 @@ def parse_distribution(value: Any, what: str) -> Sampler:
         mean, sd = parse_duration(argument["mean"]), parse_duration(argument["sd"])
         if mean <= 0:
             raise ValueError(f"{what}: the mean must be positive")
+        if sd > 1000 * mean:
+            raise ValueError(f"{what}: the sd may be at most 1000 times the mean")
         sigma = math.sqrt(math.log(1 + (sd / mean) ** 2))
         mu = math.log(mean) - sigma**2 / 2
         return lambda rng: rng.lognormvariate(mu, sigma)
     if kind == "empirical":
         if not isinstance(argument, list) or not argument:
             raise ValueError(f"{what}: empirical takes a non-empty list of durations")
+        if len(argument) > 100_000:
+            raise ValueError(f"{what}: empirical takes at most 100000 values")
         values = [parse_duration(item) for item in argument]
         return lambda rng: rng.choice(values)
     raise ValueError(
@@ -103,10 +119,10 @@ def _is_weights(value: Any) -> bool:
         isinstance(value, Mapping)
         and bool(value)
         and all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
+            isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w < math.inf
             for w in value.values()
         )
-        and sum(value.values()) > 0
+        and 0 < sum(value.values()) < math.inf
     )
 
 
@@ -144,7 +160,7 @@ class TrafficSpec:
 @attrs.frozen
 class WorkloadSpec:
     deployment: Any
-    duration: Duration
+    duration: PositiveDuration
     agents: tuple[AgentSpec, ...]
     traffic: tuple[TrafficSpec, ...]
     seed: int = 0
@@ -188,6 +204,9 @@ def load_workload(source: str | Path | Mapping[str, Any], *, base: Path | None =
         raw, base, label = read_mapping_file(path), path.parent, str(path)
     else:
         raw, base, label = source, base or Path.cwd(), "<workload>"
+        found = check_data(raw)
+        if found:
+            raise DeploymentError(label, found)
     if not isinstance(raw, Mapping):
         raise DeploymentError(label, [Problem("", "a workload must be a mapping of keys")])
     spec, problems = structure(raw, WorkloadSpec)
@@ -204,8 +223,15 @@ def load_workload(source: str | Path | Mapping[str, Any], *, base: Path | None =
             start = parse_start(spec.start)
         except ValueError as error:
             problems.append(Problem("start", str(error)))
-        if spec.duration <= 0:
-            problems.append(Problem("duration", "must be positive"))
+        expected = sum(sum(stream.rates) * spec.duration / len(stream.rates) for stream in streams)
+        if expected > MAX_ARRIVALS:
+            problems.append(
+                Problem(
+                    "traffic",
+                    f"the rates imply about {expected:.3g} arrivals over the duration;"
+                    f" the limit is {MAX_ARRIVALS}",
+                )
+            )
     deployment = load_referenced_deployment(raw.get("deployment"), base, label, problems)
     if problems or spec is None or deployment is None:
         raise DeploymentError(label, problems)
@@ -237,6 +263,26 @@ def _stream(index: int, traffic: TrafficSpec, problems: list[Problem]) -> Stream
     if not rates and not found_problem:
         problems.append(Problem(f"{path}.rate", "give at least one rate"))
         found_problem = True
+    for key, value in traffic.attributes.items():
+        if (
+            isinstance(value, Mapping)
+            and value
+            and all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in value.values())
+        ):
+            bad = [choice for choice, w in value.items() if not 0 <= w < math.inf]
+            if not bad and not sum(value.values()) < math.inf:
+                problems.append(
+                    Problem(key_path(["attributes", key], path), "the weights add up to infinity")
+                )
+                found_problem = True
+            for choice in bad:
+                problems.append(
+                    Problem(
+                        key_path(["attributes", key, str(choice)], path),
+                        f"a weight must be a finite number of 0 or more, got {value[choice]!r}",
+                    )
+                )
+                found_problem = True
     samplers: dict[str, Sampler | None] = {}
     for key in ("handle_time", "patience"):
         value = getattr(traffic, key)

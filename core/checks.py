@@ -13,6 +13,7 @@ from omniroute.grammar.nodes import And, Compare, Condition, Literal, Not, Or, R
 from omniroute.grammar.parser import parse_condition
 
 from . import plugins as plugin_registry
+from .converter import key_path
 from .errors import Problem
 from .spec import Deployment
 from .state import Agent, worker_context
@@ -82,7 +83,7 @@ def workflow_warnings(deployment: Deployment) -> Iterator[Problem]:
 def deployment_expressions(deployment: Deployment) -> Iterator[tuple[str, Expression]]:
     """Every boolean expression of a deployment with its key path."""
     for name, queue in deployment.queues.items():
-        yield f"queues.{name}.target_workers", queue.target_workers
+        yield key_path([name, "target_workers"], "queues"), queue.target_workers
     if deployment.workflow is not None:
         for item in deployment.workflow.filters:
             yield f"workflow.filters[{item.index}].expression", item.expression
@@ -144,7 +145,7 @@ def roster_warnings(deployment: Deployment, agents: Iterable[Agent]) -> Iterator
     for name in deployment.queues:
         if not serving_agents(deployment, name, roster):
             yield _warning(
-                f"queues.{name}.target_workers",
+                key_path([name, "target_workers"], "queues"),
                 f"no agent of the roster ({len(roster)} agents) can serve queue {name!r}",
                 "give some agents the attributes it asks for, or loosen target_workers",
             )

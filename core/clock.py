@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import functools
 import heapq
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from .errors import EventError
+from .limits import MAX_TIMERS_AT_ONE_INSTANT
 from .state import EngineState
 from .undo import UndoLog
 
 TimerHandler = Callable[[Any], None]
 Timer = tuple[float, int, str | None, str, Any]
+
+
+def finite_time(at: Any) -> bool:
+    """Whether `at` can be a time: a finite number (not a bool, not NaN, not infinite)."""
+    return not isinstance(at, bool) and isinstance(at, (int, float)) and math.isfinite(at)
 
 
 class Clock:
@@ -32,6 +40,10 @@ class Clock:
         self.state = state
         self._undo = undo
         self._handlers: dict[tuple[str | None, str], TimerHandler] = {}
+        #: the loop guard: the instant timers last fired at, how many, and the bound
+        self._instant: float | None = None
+        self._fired = 0
+        self._bound = 0
 
     @property
     def now(self) -> float:
@@ -48,7 +60,15 @@ class Clock:
         return (owner, name) in self._handlers
 
     def set_timer(self, at: float, name: str, payload: Any = None, owner: str | None = None) -> int:
-        """At `at` (never before now), call the handler of (owner, name) with `payload`."""
+        """At `at` (never before now), call the handler of (owner, name) with `payload`.
+
+        `at` must be a finite number: a NaN would break the order of the timers, and an
+        infinite time would never be reached."""
+        if not finite_time(at):
+            raise ValueError(
+                f"timer {name!r} of {owner or 'the engine'}: the time must be a finite number "
+                f"of seconds, not {at!r}"
+            )
         if (owner, name) not in self._handlers:
             raise ValueError(
                 f"no handler for timer {name!r} of {owner or 'the engine'}; declare it with on_timer"
@@ -72,6 +92,23 @@ class Clock:
         while timers and timers[0][1] in canceled:
             canceled.discard(heapq.heappop(timers)[1])
         return timers[0][0] if timers else None
+
+    def loop_guard(self, when: float, owner: str | None, name: str) -> Exception | None:
+        """Count a timer about to fire at `when`; past the bound of timers at one instant,
+        the error that timer's transaction raises instead of calling its handler (an
+        EventError for the engine's own timers; a plugin's error is named by the
+        transaction). No input may keep the clock where it is."""
+        if when != self._instant:
+            self._instant, self._fired = when, 0
+            self._bound = MAX_TIMERS_AT_ONE_INSTANT + 10 * len(self.state.timers)
+        self._fired += 1
+        if self._fired <= self._bound:
+            return None
+        message = (
+            f"more than {self._bound} timers fired at {when:g} s without the clock moving; "
+            f"the last, {name!r}, keeps setting timers at the current time"
+        )
+        return EventError(message) if owner is None else RuntimeError(message)
 
     def pop_due(self, at: float) -> tuple[Timer, TimerHandler] | None:
         """The next timer due by `at`, taken off the heap, with its handler."""

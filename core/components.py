@@ -131,6 +131,7 @@ EVENTS = (
     "login",
     "logout",
     "status_changed",
+    "capacity_changed",
 )
 
 

@@ -8,20 +8,17 @@ the shape; then expressions are compiled where they stand, and references betwee
 from __future__ import annotations
 
 import difflib
-import json
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from omniroute.grammar import ExpressionError, compile_expression, compile_order_by
 
 from . import checks
 from . import plugins as plugin_registry
-from .converter import structure
-from .errors import DeploymentError, Problem
+from .converter import key_path, structure
+from .errors import DeploymentError, PluginError, Problem
+from .files import check_data, read_mapping_file
 from .spec import (
     Deployment,
     DeploymentSpec,
@@ -32,71 +29,9 @@ from .spec import (
     WorkflowFilter,
 )
 
+__all__ = ["CORE_KEYS", "check_data", "load_deployment", "read_mapping_file"]
+
 CORE_KEYS = ("plugins", "channels", "queues", "workflow")
-
-
-# --- reading files ----------------------------------------------------------------------
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML that refuses a key given twice in one mapping (plain YAML keeps the last)."""
-
-
-def _construct_mapping(
-    loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False
-) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            mark = key_node.start_mark
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} is given twice (line {mark.line + 1})", mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def read_mapping_file(path: Path) -> Any:
-    """The data in a TOML, YAML or JSON file, chosen by extension; errors name the file."""
-    suffix = path.suffix.lower()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise DeploymentError(
-            str(path), [Problem("", f"cannot read the file: {error.strerror}")]
-        ) from error
-    try:
-        if suffix == ".toml":
-            return tomllib.loads(text)
-        if suffix in (".yaml", ".yml"):
-            return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-        if suffix == ".json":
-            return json.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise DeploymentError(str(path), [Problem("", f"not valid TOML: {error}")]) from error
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise DeploymentError(
-            str(path), [Problem("", f"not valid YAML: {problem}{where}")]
-        ) from error
-    except json.JSONDecodeError as error:
-        raise DeploymentError(
-            str(path),
-            [
-                Problem(
-                    "", f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
-                )
-            ],
-        ) from error
-    raise DeploymentError(
-        str(path), [Problem("", f"unknown file type {suffix!r}; use .toml, .yaml, .yml or .json")]
-    )
 
 
 # --- the deployment ---------------------------------------------------------------------
@@ -113,6 +48,9 @@ def load_deployment(
     else:
         raw = source
         label = name or "<deployment>"
+        found = check_data(raw)
+        if found:
+            raise DeploymentError(label, found)
     problems: list[Problem] = []
     deployment = _build(raw, label, problems)
     errors = [problem for problem in problems if problem.severity == "error"]
@@ -133,11 +71,12 @@ def _build(raw: Any, label: str, problems: list[Problem]) -> Deployment | None:
         )
         return None
     installed = plugin_registry.installed()
+    broken = plugin_registry.broken()
     for key in raw:
-        if key not in CORE_KEYS and key not in installed:
+        if key not in CORE_KEYS and key not in installed and key not in broken:
             problems.append(
                 Problem(
-                    str(key),
+                    key_path([str(key)]),
                     "unknown key"
                     + (
                         _suggest(str(key), [*CORE_KEYS, *installed])
@@ -172,9 +111,16 @@ def _build(raw: Any, label: str, problems: list[Problem]) -> Deployment | None:
         problems.extend(checks.workflow_warnings(deployment))
         problems.extend(checks.channel_warnings(deployment))
         for plugin in active:
-            found = plugin_registry.call_for(
-                plugin, "omniroute_validate", deployment=deployment, section=sections.get(plugin)
-            )
+            try:
+                found = plugin_registry.call_for(
+                    plugin,
+                    "omniroute_validate",
+                    deployment=deployment,
+                    section=sections.get(plugin),
+                )
+            except PluginError as error:
+                problems.append(Problem(plugin, str(error)))
+                continue
             problems.extend(found or ())
     return Deployment(
         source=label,
@@ -197,6 +143,8 @@ def _check_plugin_list(value: Any, installed: list[str], problems: list[Problem]
             continue  # the converter reported it
         if name == plugin_registry.CORE_PLUGIN:
             problems.append(Problem(f"plugins[{index}]", "'core' is always active; leave it out"))
+        elif (problem := plugin_registry.broken_problem(name, f"plugins[{index}]")) is not None:
+            problems.append(problem)
         elif name not in installed:
             problems.append(
                 Problem(
@@ -225,7 +173,11 @@ def _structure_sections(
                 )
             )
     for name in active:
-        kind = plugin_registry.section_class(name)
+        try:
+            kind = plugin_registry.section_class(name)
+        except PluginError as error:
+            problems.append(Problem(name, str(error)))
+            continue
         if kind is None:
             if name in raw:
                 problems.append(Problem(name, f"plugin {name!r} reads no configuration section"))
@@ -273,7 +225,10 @@ def _check_raw_expressions(raw: Mapping[str, Any], problems: list[Problem]) -> N
         for name, queue in queues.items():
             if isinstance(queue, Mapping) and isinstance(queue.get("target_workers"), str):
                 _compile(
-                    queue["target_workers"], f"queues.{name}.target_workers", problems, "worker"
+                    queue["target_workers"],
+                    key_path([name, "target_workers"], "queues"),
+                    problems,
+                    "worker",
                 )
     workflow = raw.get("workflow")
     filters = workflow.get("filters") if isinstance(workflow, Mapping) else None
@@ -286,7 +241,7 @@ def _compile_queues(spec: DeploymentSpec, problems: list[Problem]) -> dict[str, 
     queues = {}
     for name, queue in spec.queues.items():
         expression = _compile(
-            queue.target_workers, f"queues.{name}.target_workers", problems, "worker"
+            queue.target_workers, key_path([name, "target_workers"], "queues"), problems, "worker"
         )
         if expression is not None:
             queues[name] = Queue(name, expression, queue.task_order, queue.profile, queue.skill)

@@ -8,9 +8,12 @@ protocol, held privately, so the contract stays narrow and typed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import PluginError
 
 if TYPE_CHECKING:
     from .spec import Deployment, Queue, Target
@@ -192,6 +195,11 @@ class PluginContext:
                 f"timer {name!r} of {self.plugin}: the payload must be JSON-like (dict, list, "
                 f"str, int, float, bool, None), not {payload!r}"
             )
+        if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+            error = ValueError(f"the time must be a finite number of seconds, not {at!r}")
+            if self._owner is None:
+                raise error
+            raise PluginError(self._owner, f"setting timer {name!r}", error)
         return self._engine.set_timer(at, name, payload, owner=self._owner)
 
     def cancel_timer(self, timer_id: int) -> None:

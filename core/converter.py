@@ -1,17 +1,24 @@
 """One strict cattrs converter for every file the project reads.
 
 cattrs' defaults turn "false" into True, 2.9 into 2 and "abc" into ['a', 'b', 'c']; a
-routing configuration must not. Problems come back as `Problem`s with dotted key paths
-(`workflow.filters[1].targets[0].timeout`) and "did you mean" for misspelled keys.
+routing configuration must not. Numbers must be finite and in range. Problems come back
+as `Problem`s with key paths (`workflow.filters[1].targets[0].timeout`) and "did you mean"
+for misspelled keys, read from the structure of cattrs' exception groups, never from
+their text.
+
+Validators of a class run one by one when its `__init__` fails, so that a section with
+three bad fields reports three problems; a validator or `__attrs_post_init__` can report
+several at once by raising `ConfigProblems`.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
@@ -22,36 +29,62 @@ from cattrs.cols import (
     list_structure_factory,
     mapping_structure_factory,
 )
-from cattrs.errors import ForbiddenExtraKeysError
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
 
 from .durations import parse_duration
 from .errors import Problem
-from .spec import Duration
+from .limits import MAX_INTEGER
+from .spec import Duration, PositiveDuration
 
 T = TypeVar("T")
+
+PathPart = str | int
+
+
+class ConfigProblems(ValueError):
+    """Several problems of one value at once: (key path below the value, message) pairs.
+
+    Raise it from an attrs validator or `__attrs_post_init__` of a config section to
+    report every problem rather than the first; an empty path means the value itself.
+    """
+
+    def __init__(self, problems: Iterable[tuple[str, str]]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(message for _, message in self.problems))
 
 
 def _strict_str(value: Any, _: type) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"expected text, got {_describe(value)}")
+        raise TypeError(f"expected text, got {describe(value)}")
     return value
 
 
 def _strict_int(value: Any, _: type) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected a whole number, got {_describe(value)}")
+        raise TypeError(f"expected a whole number, got {describe(value)}")
+    if not -MAX_INTEGER <= value <= MAX_INTEGER:
+        raise ValueError(f"must be between -{MAX_INTEGER} and {MAX_INTEGER}, got {describe(value)}")
     return value
 
 
 def _strict_float(value: Any, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"expected a number, got {_describe(value)}")
+        raise TypeError(f"expected a number, got {describe(value)}")
+    if isinstance(value, int) and not -MAX_INTEGER <= value <= MAX_INTEGER:
+        raise ValueError(f"must be between -{MAX_INTEGER} and {MAX_INTEGER}, got {describe(value)}")
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
     return float(value)
 
 
 def _strict_bool(value: Any, _: type) -> bool:
     if not isinstance(value, bool):
-        raise TypeError(f"expected true or false, got {_describe(value)}")
+        raise TypeError(f"expected true or false, got {describe(value)}")
     return value
 
 
@@ -59,7 +92,15 @@ def _duration(value: Any, _: type) -> float:
     return parse_duration(value)
 
 
-def _describe(value: Any) -> str:
+def _positive_duration(value: Any, _: type) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"must be a positive duration, got {describe(value)}")
+    return seconds
+
+
+def describe(value: Any) -> str:
+    """A short description of a value for a message: its kind, and its text when short."""
     kinds = {
         dict: "a mapping",
         list: "a list",
@@ -68,8 +109,82 @@ def _describe(value: Any) -> str:
         type(None): "nothing",
     }
     kind = kinds.get(type(value), type(value).__name__)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**40:
+        return f"a whole number of {len(str(abs(value)))} digits" if abs(value) < 10**4000 else kind
     shown = repr(value)
     return f"{kind} {shown}" if len(shown) <= 40 else kind
+
+
+_describe = describe
+
+
+def _all_validators(validator: Any) -> list[Any]:
+    """The validators of a field, an `and_` of several split into its parts."""
+    if validator is None:
+        return []
+    parts = getattr(validator, "_validators", None)
+    if parts is not None:
+        return [single for part in parts for single in _all_validators(part)]
+    return [validator]
+
+
+def _noted(error: Exception, kind: type, field: Any) -> Exception:
+    error.__notes__ = [
+        AttributeValidationNote(
+            f"Structuring class {kind.__qualname__} @ attribute {field.name}",
+            field.name,
+            field.type,
+        )
+    ]
+    return error
+
+
+def _constructor_errors(kind: type, value: Any, inner: Any, target: Any) -> list[Exception]:
+    """Every validator of `kind` run on its own, once constructing it failed.
+
+    The instance is built with validators switched off, then each validator runs and
+    what each raises is kept. Empty when the failure was elsewhere (`__attrs_post_init__`).
+    """
+    try:
+        with attrs.validators.disabled():
+            instance = inner(value, target)
+    except Exception:  # the post-init failed: its own error is the one to report
+        return []
+    found: list[Exception] = []
+    for field in attrs.fields(kind):
+        for validator in _all_validators(field.validator):
+            try:
+                validator(instance, field, getattr(instance, field.name))
+            except (ValueError, TypeError) as error:
+                found.append(_noted(error, kind, field))
+    return found
+
+
+def _remaining_field_errors(
+    kind: type, value: Mapping[str, Any], failed: set[str], conv: cattrs.Converter
+) -> list[Exception]:
+    """The validators of the fields that did structure, when others did not.
+
+    A validator that needs the whole instance cannot run without one; it is skipped.
+    """
+    found: list[Exception] = []
+    for field in attrs.fields(kind):
+        validators = _all_validators(field.validator)
+        key = field.alias or field.name
+        if field.name in failed or not validators or key not in value:
+            continue
+        try:
+            structured = conv.structure(value[key], field.type)
+        except Exception:  # noqa: S112 - reported by the first pass
+            continue
+        for validator in validators:
+            try:
+                validator(None, field, structured)
+            except (ValueError, TypeError) as error:
+                found.append(_noted(error, kind, field))
+            except Exception:  # noqa: S112 - needs the instance
+                continue
+    return found
 
 
 @cache
@@ -80,6 +195,7 @@ def converter() -> cattrs.Converter:
     result.register_structure_hook(float, _strict_float)
     result.register_structure_hook(bool, _strict_bool)
     result.register_structure_hook(Duration, _duration)
+    result.register_structure_hook(PositiveDuration, _positive_duration)
 
     def sequence_factory(kind: Any, conv: cattrs.Converter) -> Any:
         if getattr(kind, "__origin__", kind) is tuple:
@@ -89,7 +205,7 @@ def converter() -> cattrs.Converter:
 
         def structure(value: Any, target: Any) -> Any:
             if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)):
-                raise TypeError(f"expected a list, got {_describe(value)}")
+                raise TypeError(f"expected a list, got {describe(value)}")
             return inner(value, target)
 
         return structure
@@ -99,7 +215,7 @@ def converter() -> cattrs.Converter:
 
         def structure(value: Any, target: Any) -> Any:
             if not isinstance(value, Mapping):
-                raise TypeError(f"expected a mapping, got {_describe(value)}")
+                raise TypeError(f"expected a mapping, got {describe(value)}")
             return inner(value, target)
 
         return structure
@@ -109,8 +225,24 @@ def converter() -> cattrs.Converter:
 
         def structure(value: Any, target: Any) -> Any:
             if not isinstance(value, Mapping):
-                raise TypeError(f"expected a mapping, got {_describe(value)}")
-            return inner(value, target)
+                raise TypeError(f"expected a mapping, got {describe(value)}")
+            try:
+                return inner(value, target)
+            except ClassValidationError as error:
+                with_notes, _ = error.group_exceptions()
+                if with_notes:
+                    failed = {note.name for _, note in with_notes}
+                    more = _remaining_field_errors(kind, value, failed, conv)
+                else:
+                    found = _constructor_errors(kind, value, inner, target)
+                    if not found:
+                        raise
+                    raise ClassValidationError(error.message, found, kind) from None
+                if not more:
+                    raise
+                raise ClassValidationError(
+                    error.message, [*error.exceptions, *more], kind
+                ) from None
 
         return structure
 
@@ -120,50 +252,87 @@ def converter() -> cattrs.Converter:
     return result
 
 
-_LITERAL_MISMATCH = re.compile(r"(.*) not in literal ")
-_SUBSCRIPT = re.compile(r"\['((?:[^'\\]|\\.)*)'\]|\[\"((?:[^\"\\]|\\.)*)\"\]")
+# --- problems, from the structure of cattrs' exception groups ----------------------------
+
+_SIMPLE_KEY = re.compile(r"[A-Za-z0-9_$-]+")
 
 
-def _dotted(path: str, prefix: str) -> str:
-    """cattrs' `.queues['sales'].x` as `queues.sales.x`, below `prefix`."""
-    path = _SUBSCRIPT.sub(
-        lambda m: "." + (m.group(1) if m.group(1) is not None else m.group(2)), path
-    )
-    path = path.lstrip(".")
-    if prefix and path:
-        return f"{prefix}.{path}" if not path.startswith("[") else prefix + path
-    return prefix or path
+def key_path(parts: Iterable[PathPart], prefix: str = "") -> str:
+    """`queues.sales.target_workers`, `filters[1]`; an odd key is quoted: `queues["x @ y"]`."""
+    out = prefix
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _SIMPLE_KEY.fullmatch(part):
+            out += f".{part}" if out else part
+        else:
+            out += "[" + _quote(part) + "]"
+    return out
 
 
-def _unknown_keys(error: ForbiddenExtraKeysError) -> list[str]:
-    known = [field.name for field in attrs.fields(error.cl)] if attrs.has(error.cl) else []
-    messages = []
-    for key in sorted(error.extra_fields):
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = (
-            f"; did you mean {close[0]!r}?"
-            if close
-            else f" (known: {', '.join(known)})"
-            if known
-            else ""
-        )
-        messages.append(f"\0{key}\0unknown key{hint}")
-    return messages
+def _quote(key: str) -> str:
+    shown = key if len(key) <= 60 else key[:57] + "..."
+    escaped = shown.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
-def _format(error: BaseException, kind: type | None) -> str:
+def _leaves(
+    error: BaseException, path: tuple[PathPart, ...], kind: Any
+) -> Iterator[tuple[tuple[PathPart, ...], BaseException, Any]]:
+    """Every plain error inside a cattrs error, with its path and the type it was meant to be."""
+    if isinstance(error, (ClassValidationError, IterableValidationError)):
+        with_notes, without = error.group_exceptions()
+        for inner, note in with_notes:
+            part: Any = note.name if isinstance(error, ClassValidationError) else note.index  # type: ignore[union-attr]
+            if not isinstance(part, (str, int)) or isinstance(part, bool):
+                part = str(part)
+            yield from _leaves(inner, (*path, part), note.type)
+        for inner in without:
+            yield from _leaves(inner, path, None)
+    else:
+        yield path, error, kind
+
+
+def _problems_of(
+    error: BaseException, kind: Any, path: tuple[PathPart, ...], prefix: str
+) -> list[Problem]:
+    where = key_path(path, prefix)
     if isinstance(error, ForbiddenExtraKeysError):
-        return "\n".join(_unknown_keys(error))
+        known = [field.name for field in attrs.fields(error.cl)] if attrs.has(error.cl) else []
+        problems = []
+        for key in sorted(error.extra_fields, key=str):
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else f" (known: {', '.join(known)})"
+                if known
+                else ""
+            )
+            problems.append(Problem(key_path((*path, str(key)), prefix), f"unknown key{hint}"))
+        return problems
+    if isinstance(error, ConfigProblems):
+        return [
+            Problem(
+                where + ("." + sub if sub and where and not sub.startswith("[") else sub),
+                message,
+            )
+            for sub, message in error.problems
+        ]
     if isinstance(error, KeyError):
-        return "required key is missing"
-    text = str(error)
-    literal = _LITERAL_MISMATCH.match(text)
-    if literal:
-        choices = ", ".join(repr(choice) for choice in getattr(kind, "__args__", ()))
-        return f"must be one of {choices}, got {literal.group(1)!r}"
+        return [Problem(where, "required key is missing")]
+    if get_origin(kind) is Literal:
+        choices = ", ".join(repr(choice) for choice in get_args(kind))
+        return [Problem(where, f"must be one of {choices}, got {_offending(error)}")]
     if isinstance(error, (TypeError, ValueError)):
-        return text
-    return f"{type(error).__name__}: {error}"
+        return [Problem(where, str(error))]
+    return [Problem(where, f"{type(error).__name__}: {error}")]
+
+
+def _offending(error: BaseException) -> str:
+    text = str(error)
+    match = re.match(r"(.*) not in literal ", text, re.DOTALL)
+    return repr(match.group(1)) if match else text
 
 
 def structure(value: Any, kind: type[T], prefix: str = "") -> tuple[T | None, list[Problem]]:
@@ -171,18 +340,9 @@ def structure(value: Any, kind: type[T], prefix: str = "") -> tuple[T | None, li
     try:
         return converter().structure(value, kind), []
     except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as error:
-        if not isinstance(error, cattrs.BaseValidationError):
-            return None, [Problem(prefix, _format(error, kind))]
-        problems = []
-        for line in cattrs.transform_error(error, path="", format_exception=_format):
-            message, _, where = line.rpartition(" @ ")
-            path = _dotted(where, prefix)
-            for part in message.split("\n"):
-                if part.startswith("\0"):
-                    _, key, text = part.split("\0")
-                    problems.append(Problem(f"{path}.{key}" if path else key, text))
-                elif part == "required key is missing":
-                    problems.append(Problem(path, "required key is missing"))
-                else:
-                    problems.append(Problem(path, part))
+        problems: list[Problem] = []
+        for path, leaf, leaf_kind in _leaves(error, (), kind):
+            problems += _problems_of(leaf, leaf_kind, path, prefix)
         return None, problems
+    except RecursionError:
+        return None, [Problem(prefix, "nested too deeply")]

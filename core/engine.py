@@ -20,8 +20,8 @@ from typing import Any
 
 import attrs
 
-from . import events, saved
-from .clock import Clock, TimerHandler
+from . import events, guards, saved
+from .clock import Clock, TimerHandler, finite_time
 from .config import load_deployment
 from .contexts import Contexts
 from .decisions import Decision
@@ -201,14 +201,23 @@ class Engine:
         """Move the clock to `at`, firing every timer due by then at its own time; each
         timer is an event of its own."""
         with self.transactions.writing():
+            if not finite_time(at):
+                raise EventError(f"advance_to: the time must be a finite number, not {at!r}")
             if at < self.now:
                 raise EventError(
                     f"time cannot go back: the clock is at {self.now:g} s, the event at {at:g} s"
                 )
             while (due := self.clock.pop_due(at)) is not None:
-                (when, _, owner, _, payload), handler = due
+                (when, _, owner, name, payload), handler = due
+                loop = self.clock.loop_guard(when, owner, name)
 
-                def fire(when: float = when, handler: TimerHandler = handler) -> None:
+                def fire(
+                    when: float = when,
+                    handler: TimerHandler = handler,
+                    loop: Exception | None = loop,
+                ) -> None:
+                    if loop is not None:
+                        raise loop
                     self.state.now = when
                     # Timers change what no stamp tracks (plugin state of tasks).
                     self.selection.forget()
@@ -352,6 +361,8 @@ class Engine:
                 verdict = call_named(
                     plugin, "the arrival check {!r}", arrival.name, arrival.check, task
                 )
+                if plugin is not None:
+                    verdict = guards.arrival_verdict(plugin, arrival.name, verdict)
                 if verdict is not None:
                     reason, message = verdict
                     self.lifecycle.close(task, "rejected", reason, message)

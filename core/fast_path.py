@@ -122,15 +122,29 @@ class FastPath:
         return tuple(parts)
 
     def choose(self, task: Task, now: float) -> Decision:
-        self.index.sync()
         selection = self._selection
-        since = selection.unchanged_since(task)
-        stamp = latest_agent_version()
-        winner = self._best_open_agent(task, since, now)
+        try:
+            self.index.sync()  # ladders sort agents by their keys
+            since = selection.unchanged_since(task)
+            stamp = latest_agent_version()
+            winner = self._best_open_agent(task, since, now)
+        except TypeError as error:  # keys that cannot be compared, or any other TypeError
+            raise self._incomparable(task, error) from error
         selection.noted(task, winner is not None, stamp)
         if winner is None:
             return Decision(task.id, now, task.queue, None, (), None, "no agent is eligible")
         return Decision(task.id, now, task.queue, None, (), winner.id, "")
+
+    def _incomparable(self, task: Task, error: TypeError) -> Exception:
+        """The PluginError naming the plugin whose ranking keys of the task's open agents
+        cannot be compared (the error path only); the TypeError itself otherwise."""
+        agents = self._state.agents
+        open_ids = self.index.open.get((task.queue, task.channel)) or ()
+        target = self.deployment.target_of(task)
+        keys = [
+            self._selection.ranking_key(task, agents[agent_id], target) for agent_id in open_ids
+        ]
+        return self._selection.incomparable(target, keys, error)
 
     def _best_open_agent(self, task: Task, since: int | None, now: float) -> Agent | None:
         """The agent the reference path would choose, found by walking the ladder.

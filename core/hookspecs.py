@@ -99,7 +99,7 @@ def omniroute_event_handlers(  # type: ignore[empty-body]
 ) -> Iterable[EventHandler]:
     """Handlers called after the engine applied an event (created, entered_queue, offered,
     accepted, declined, timed_out, completed, canceled, rejected, transferred, login,
-    logout, status_changed). `entered_queue` fires whenever a task starts waiting in a
+    logout, status_changed, capacity_changed). `entered_queue` fires whenever a task starts waiting in a
     queue: when placed on arrival (before the arrival checks and `created`), when it moves
     to another workflow target, and when it is transferred to a queue. If a handler raises,
     the whole event is rolled back and the error names the plugin."""

@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import attrs
+
+#: The shortest reservation timeout: below it, `now + timeout` may round back to `now`
+#: late in a long run (floats are 5e-7 s apart at 100 years), and the clock would not move.
+MIN_RESERVATION_TIMEOUT = 0.001
+
+
+def _positive_seconds(_instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """None, or a finite number of seconds of at least a millisecond: a timeout of 0 (or
+    less, or NaN) would expire every reservation the moment it is made, and routing would
+    never settle."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{attribute.name} must be a number of seconds or None, not {value!r}")
+    if not (math.isfinite(value) and value >= MIN_RESERVATION_TIMEOUT):
+        raise ValueError(
+            f"{attribute.name} must be a finite number of seconds, at least "
+            f"{MIN_RESERVATION_TIMEOUT:g} (or None: never), not {value!r}"
+        )
 
 
 @attrs.frozen
@@ -26,7 +48,7 @@ class EngineOptions:
     """
 
     auto_accept: bool = False
-    reservation_timeout: float | None = None
+    reservation_timeout: float | None = attrs.field(default=None, validator=_positive_seconds)
     record_decisions: bool = True
     transactional: bool = True
     indexed: bool = True

@@ -8,7 +8,6 @@ plugin), whose errors are the engine's own and whose names explanations show unq
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -37,23 +36,17 @@ class Pipeline:
 
 
 def _collect(context: PluginContext, hook: str, kind: type) -> list[tuple[Owner, Any]]:
-    result = plugin_registry.call_for(
+    """The components a plugin's hook contributes, with their owner. `plugins.call_for`
+    has checked them: each is a `kind`, and a failing hook is a PluginError naming it."""
+    found = plugin_registry.collect(
         context.plugin,
         hook,
         context=context,
         section=context.section,
         deployment=context.deployment,
     )
-    items: Iterable[Any] = result or ()
     owner = context.owner
-    collected = []
-    for item in items:
-        if not isinstance(item, kind):
-            raise TypeError(
-                f"plugin {context.plugin!r}: {hook} returned {item!r}, not a {kind.__name__}"
-            )
-        collected.append((owner, item))
-    return collected
+    return [(owner, item) for _plugin, item in found]
 
 
 def build_pipeline(deployment: Deployment, engine: EngineServices) -> Pipeline:

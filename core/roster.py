@@ -191,5 +191,8 @@ class AgentRoster:
             if self._index is not None:
                 self._index.attributes_changed(agent, list(attributes or {}))
             agent.touch()
+            if channels:
+                # A capacity the operator gives wins over one a plugin remembers.
+                self._notify("capacity_changed", None, agent)
 
         return change

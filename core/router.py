@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from . import guards
 from .decisions import Decision
+from .errors import EventError
 from .fast_path import FastPath
 from .lifecycle import TaskLifecycle
+from .limits import MAX_ROUTING_PASSES
 from .options import EngineOptions
 from .pipeline import Pipeline
 from .plugin_calls import blame
@@ -53,14 +56,38 @@ class Router:
         if self._routing:
             return
         self._routing = True
+        state = self._state
+        bound = MAX_ROUTING_PASSES + 10 * len(state.waiting)
+        passes = 0
         try:
             while True:
                 offered = self._route_once()
                 moved = self._workflow.run_skip_checks()
-                if (not offered and not moved) or not self._state.waiting:
+                if (not offered and not moved) or not state.waiting:
                     break
+                passes += 1
+                if passes > bound:
+                    raise EventError(self._unsettled(passes))
         finally:
             self._routing = False
+
+    def _unsettled(self, passes: int) -> str:
+        """What a routing that does not settle says: the loop guard of issue 12."""
+        state = self._state
+        last = state.offers[-1] if state.offers else None
+        offered = f"; the last offer was {last.task!r} to {last.agent!r}" if last else ""
+        return (
+            f"routing did not settle after {passes} passes at {state.now:g} s: tasks keep "
+            f"being offered or moved without the clock moving (an event handler that puts "
+            f"offered tasks back, or a workflow whose targets lead back?){offered}"
+        )
+
+    def incomparable(self, tasks: list[Task], error: TypeError) -> Exception:
+        """The PluginError naming the plugin whose task orderings cannot be compared
+        (the error path only); the TypeError itself when no plugin is at fault."""
+        named = [(plugin, ordering.name) for plugin, ordering in self._pipeline.task_orderings]
+        keys = [self.task_order_key(task) for task in tasks]
+        return guards.find_incomparable(named, keys, "task ordering") or error
 
     def task_order_key(self, task: Task) -> tuple[Any, ...]:
         orderings = self._pipeline.task_orderings
@@ -83,13 +110,24 @@ class Router:
                 for task_id in state.waiting
                 if (task := state.tasks[task_id]).hold_reason is None
             ]
-            waiting.sort(key=self.task_order_key)
+            try:
+                waiting.sort(key=self.task_order_key)
+            except TypeError as error:
+                raise self.incomparable(waiting, error) from error
         else:
             groups = self._waiting.groups_to_try(self._state.now, self._selection.time_dependent)
             if self._waiting.orders_fixed:
-                waiting = self._waiting.walk_in_order(groups, self.task_order_key)
+                waiting = self._waiting.walk_in_order(
+                    groups,
+                    self.task_order_key,
+                    lambda error: self.incomparable(self._waiting.tasks_of(groups), error),
+                )
             else:
-                waiting = sorted(self._waiting.tasks_of(groups), key=self.task_order_key)
+                tasks = self._waiting.tasks_of(groups)
+                try:
+                    waiting = sorted(tasks, key=self.task_order_key)
+                except TypeError as error:
+                    raise self.incomparable(tasks, error) from error
         offered = False
         record = self._options.record_decisions
         skip_closed_channels = self._index is None and not record

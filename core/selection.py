@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from . import guards
 from .clock import Clock
 from .contexts import Contexts
 from .decisions import Candidate, Decision, explain_winner
@@ -110,6 +111,18 @@ class AgentSelection:
         keys.append(agent.roster_index)
         return tuple(keys)
 
+    def incomparable(
+        self, target: Target | None, keys: list[tuple[Any, ...]], error: TypeError
+    ) -> Exception:
+        """The PluginError naming the plugin whose ranking keys cannot be compared (the
+        error path only); the TypeError itself when the core's own keys are at fault."""
+        named: list[tuple[str | None, str]] = []
+        if target is not None and target.order_by is not None:
+            named.append((None, "order_by"))
+        named += [(plugin, ranking.name) for plugin, ranking in self.pipeline.ranking_keys]
+        named.append((None, "roster_order"))
+        return guards.find_incomparable(named, keys, "ranking key") or error
+
     def ranking_names(self, target: Target | None) -> list[str]:
         names = ["order_by"] if target is not None and target.order_by is not None else []
         names += [
@@ -186,7 +199,10 @@ class AgentSelection:
                 task.id, now, task.queue, label, tuple(excluded), None, "no agent is eligible"
             )
         keyed = [(self.ranking_key(task, agent, target), agent) for agent in eligible]
-        keyed.sort(key=lambda pair: pair[0])
+        try:
+            keyed.sort(key=lambda pair: pair[0])
+        except TypeError as error:
+            raise self.incomparable(target, [key for key, _ in keyed], error) from error
         winner = keyed[0][1]
         if not record:
             return Decision(task.id, now, task.queue, None, (), winner.id, "")

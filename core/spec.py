@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 Duration = NewType("Duration", float)
 """Seconds; in files a number or a string such as "90s", "5m", "1h30m"."""
 
+PositiveDuration = NewType("PositiveDuration", float)
+"""A Duration that must be above zero: a timeout of 0 would fire at the moment it is set."""
+
 
 @attrs.frozen
 class ChannelSpec:

@@ -162,19 +162,38 @@ class WaitingTasks:
             if (task := tasks[task_id]).hold_reason is None
         ]
 
-    def walk_in_order(self, groups: list[GroupKey], order_key: OrderKey) -> Iterator[Task]:
+    def walk_in_order(
+        self,
+        groups: list[GroupKey],
+        order_key: OrderKey,
+        incomparable: Callable[[TypeError], Exception],
+    ) -> Iterator[Task]:
         """The waiting tasks of the groups, merged in task order from each group's
         ordered list (task orderings are fixed while a task waits, so each key was
         computed once). A group is left as soon as no agent is open in it: its remaining
-        tasks could not be offered."""
+        tasks could not be offered. Keys that cannot be compared raise
+        `incomparable(error)` (the error path only: a `try` costs nothing until it catches)."""
         tasks = self._state.tasks
-        for task_id in self._unordered:
-            entry = (order_key(tasks[task_id]), task_id)
-            group = self._group_of[task_id]
-            self._ordered.setdefault(group, SortedList()).add(entry)
-            self._entry[task_id] = entry
+        try:
+            for task_id in self._unordered:
+                entry = (order_key(tasks[task_id]), task_id)
+                group = self._group_of[task_id]
+                self._ordered.setdefault(group, SortedList()).add(entry)
+                self._entry[task_id] = entry
+        except TypeError as error:
+            # What was added stays unordered: take it out again before raising.
+            for task_id in self._unordered:
+                self._drop_entry(task_id, self._group_of.get(task_id))
+            raise incomparable(error) from error
         self._unordered.clear()
-        for _key, task_id in heapq.merge(*(self._walk_group(group) for group in groups)):
+        merged = heapq.merge(*(self._walk_group(group) for group in groups))
+        while True:
+            try:
+                _key, task_id = next(merged)
+            except StopIteration:
+                return
+            except TypeError as error:
+                raise incomparable(error) from error
             task = tasks[task_id]
             if task.hold_reason is None:
                 yield task

@@ -10,13 +10,21 @@ the fast function then hands the context to the *safe* function, which calls onl
 
 Generated text is assembled from validated pieces only: attribute names and scalar
 literals go through `repr()`, arrays become named constants, and the operator spellings
-come from a fixed table. The text is registered with `linecache` so tracebacks show it.
+come from a fixed table. The text is registered with `linecache` so tracebacks show it, for as long as the
+compiled function lives: the entry goes when the function is collected.
+
+Both functions are proven buildable before `build_evaluator` returns: the parser bounds
+the depth of the tree and the length of every reference, and `nesting_bound` turns those
+into a bound on the brackets of the generated text, checked against Python's own limit.
+The safe function is then compiled lazily, the first time a context needs it.
 """
 
 from __future__ import annotations
 
 import itertools
 import linecache
+import math
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -151,6 +159,8 @@ class _Emitter:
     def literal(self, value: Any) -> str:
         if isinstance(value, list):
             return self.constant(tuple(value))
+        if isinstance(value, float) and not math.isfinite(value):
+            return self.constant(value)  # repr() would write `inf`, a name
         return repr(value)
 
     def reference(self, item: Reference) -> str:
@@ -269,8 +279,42 @@ _HELPERS: dict[str, Any] = {
 }
 
 
+#: Python's parser refuses more than 200 nested brackets; keep well inside it.
+MAX_GENERATED_NESTING = 150
+
+
+def nesting_bound(node: Condition) -> int:
+    """An upper bound on the bracket nesting of either generated function for `node`.
+
+    Each level of the tree adds at most two brackets (`(not (...))`, a call around its
+    operands); a reference of n parts adds at most n nested calls in the safe form.
+    """
+    longest = 0
+
+    def walk(item: Condition | Operand) -> None:
+        nonlocal longest
+        if isinstance(item, Reference):
+            longest = max(longest, len(item.path))
+        elif isinstance(item, Compare):
+            walk(item.left)
+            walk(item.right)
+        elif isinstance(item, (Truth, Not)):
+            walk(item.operand)
+        elif isinstance(item, (And, Or)):
+            for part in item.operands:
+                walk(part)
+
+    walk(node)
+    return 2 * node.depth + longest + 4
+
+
+def _label(label: str) -> str:
+    """A filename-safe label: compile() refuses NUL, and a newline would garble tracebacks."""
+    return repr(label[:60])[1:-1]
+
+
 def _register_source(text: str, label: str) -> str:
-    filename = f"<omniroute expression #{next(_compiled_count)}: {label[:60]}>"
+    filename = f"<omniroute expression #{next(_compiled_count)}: {_label(label)}>"
     linecache.cache[filename] = (len(text), None, text.splitlines(keepends=True), filename)
     return filename
 
@@ -296,8 +340,7 @@ def generate_source(node: Condition) -> tuple[str, str, dict[str, Any]]:
     return fast_text, safe_text, constants
 
 
-def _define(text: str, label: str, namespace: dict[str, Any]) -> None:
-    filename = _register_source(text, label)
+def _define(text: str, filename: str, namespace: dict[str, Any]) -> None:
     exec(compile(text, filename, "exec"), namespace)  # noqa: S102 - our own validated text
 
 
@@ -305,9 +348,20 @@ def build_evaluator(node: Condition, label: str) -> tuple[Evaluator, Evaluator, 
     """Compile the fast function now and the safe one the first time it is needed.
 
     Most expressions never meet a context that sends them down the safe path, and
-    compiling Python text is the larger part of the cost of a cold compile.
+    compiling Python text is the larger part of the cost of a cold compile. Both texts
+    share one `linecache` entry (the safe one starts below the fast one), which is
+    dropped when the fast function is collected.
     """
+    bound = nesting_bound(node)
+    if bound > MAX_GENERATED_NESTING:
+        raise ExpressionError(
+            f"expression is too complex to compile (nesting bound {bound}, limit {MAX_GENERATED_NESTING})",
+            label,
+        )
     fast_text, safe_text, constants = generate_source(node)
+    combined = fast_text + "\n" + safe_text
+    filename = _register_source(combined, label)
+    safe_text = "\n" * (fast_text.count("\n") + 1) + safe_text
     namespace: dict[str, Any] = {
         "__builtins__": {},
         "AttributeError": AttributeError,
@@ -321,11 +375,12 @@ def build_evaluator(node: Condition, label: str) -> tuple[Evaluator, Evaluator, 
     }
 
     def safe(ctx: Mapping[str, Any]) -> bool:
-        _define(safe_text, label, namespace)
+        _define(safe_text, filename, namespace)
         compiled_safe: Evaluator = namespace["safe"]
         return compiled_safe(ctx)
 
     namespace["safe"] = safe
-    _define(fast_text, label, namespace)
+    _define(fast_text, filename, namespace)
     evaluator: Evaluator = namespace["fast"]
-    return evaluator, lambda ctx: namespace["safe"](ctx), fast_text + "\n" + safe_text
+    weakref.finalize(evaluator, linecache.cache.pop, filename, None)
+    return evaluator, lambda ctx: namespace["safe"](ctx), combined

@@ -30,6 +30,12 @@ from .nodes import (
 MAX_SOURCE_LENGTH = 20_000
 MAX_DEPTH = 32
 MAX_ARRAY_LENGTH = 1_000
+#: Segments of one reference (`task.a.b[0]` has four). Each becomes a nested call in the
+#: safe function, and Python's compiler stops at 200 nested parentheses.
+MAX_PATH_LENGTH = 64
+#: Characters of one number literal: enough for any real value, short of the 4,300-digit
+#: limit of `int()` and of float literals that round to infinity.
+MAX_NUMBER_LENGTH = 100
 
 _OPERATOR_SPELLINGS = {"=": "==", ">-": "has", "<-": "in"}
 
@@ -91,17 +97,31 @@ class _ToNodes(Transformer[Token, Any]):
         return Truth(children[0], _depth_of(children[0]))
 
     def reference(self, children: list[Token]) -> Reference:
+        first = children[0]
+        if len(children) > MAX_PATH_LENGTH:
+            raise _LimitExceeded(
+                f"a reference may have at most {MAX_PATH_LENGTH} parts; this one has {len(children)}",
+                first,
+            )
+        for token in children:
+            if token.type == "INDEX" and len(token) > MAX_NUMBER_LENGTH:
+                raise _LimitExceeded(f"an index may have at most {MAX_NUMBER_LENGTH} digits", token)
         path: list[str | int] = [
             int(token) if token.type == "INDEX" else str(token) for token in children
         ]
-        first = children[0]
         return Reference(tuple(path), first.line or 1, first.column or 1)
 
     def string(self, children: list[Token]) -> Literal:
         return Literal(str(children[0])[1:-1])
 
     def number(self, children: list[Token]) -> Literal:
-        text = str(children[0])
+        token = children[0]
+        text = str(token)
+        if len(text) > MAX_NUMBER_LENGTH:
+            raise _LimitExceeded(
+                f"a number may be at most {MAX_NUMBER_LENGTH} characters long; this one has {len(text)}",
+                token,
+            )
         return Literal(float(text) if "." in text else int(text))
 
     def true(self, _: list[Token]) -> Literal:
@@ -129,7 +149,13 @@ class _ToNodes(Transformer[Token, Any]):
 
 
 class _LimitExceeded(Exception):
-    pass
+    """A limit met while parsing; `token` says where, for the caret."""
+
+    def __init__(self, message: str, token: Token | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = token.line if token is not None else None
+        self.column = token.column if token is not None else None
 
 
 @cache
@@ -253,7 +279,7 @@ def _parse(source: str, start: str) -> Any:
     except UnexpectedInput as error:
         raise _syntax_error(source, error, start) from None
     except _LimitExceeded as error:
-        raise ExpressionError(str(error), source) from None
+        raise ExpressionError(error.message, source, error.line, error.column) from None
 
 
 def parse_condition(source: str) -> Condition:

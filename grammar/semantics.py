@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 _NUMERIC_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
@@ -65,9 +66,16 @@ def not_equal(left: Any, right: Any) -> bool:
     return not equal(left, right)
 
 
-def _as_number(text: str) -> int | float | None:
+def _as_number(text: str) -> int | float | Decimal | None:
+    """The number a numeric string spells, exactly, however many digits it has.
+
+    `int()` refuses more than 4,300 digits and `float()` rounds to infinity, so a long
+    text becomes a Decimal: data alone must never make a comparison raise.
+    """
     if _NUMERIC_TEXT.fullmatch(text) is None:
         return None
+    if len(text) > 300:
+        return Decimal(text)
     return float(text) if "." in text else int(text)
 
 
@@ -76,6 +84,8 @@ def _ordered_pair(left: Any, right: Any) -> tuple[Any, Any] | None:
     left_number, right_number = is_number(left), is_number(right)
     if left_number and right_number:
         return left, right
+    if (left_number and left != left) or (right_number and right != right):
+        return None  # NaN is not ordered, and a Decimal compared with it would raise
     if isinstance(left, str) and isinstance(right, str):
         return left, right
     if left_number and isinstance(right, str):

@@ -39,6 +39,7 @@ from omniroute.core import (
     TaskOrdering,
     hookimpl,
 )
+from omniroute.core.converter import key_path
 from omniroute.core.spec import Deployment
 from omniroute.core.state import Agent, Task
 
@@ -145,23 +146,24 @@ def omniroute_validate(deployment: Deployment, section: CapacityShareSection) ->
     for channel in deployment.channels:
         if _global_settings(section, channel) is None:
             yield Problem(
-                f"{NAME}.channels.{channel}",
+                key_path([channel], f"{NAME}.channels"),
                 f"channel {channel!r} has no Bright Pattern default; give its share, required_spare and precedence",
             )
     for channel in section.channels:
         if deployment.channels and channel not in deployment.channels:
             yield Problem(
-                f"{NAME}.channels.{channel}",
+                key_path([channel], f"{NAME}.channels"),
                 f"unknown channel {channel!r} (channels: {', '.join(deployment.channels)})",
             )
     for name, profile in section.profiles.items():
         if channels and profile.channel not in channels:
             yield Problem(
-                f"{NAME}.profiles.{name}.channel",
+                key_path([name, "channel"], f"{NAME}.profiles"),
                 f"unknown channel {profile.channel!r} (channels: {', '.join(channels)})",
             )
     named: list[tuple[str, str | None]] = [
-        (f"queues.{q}.profile", queue.profile) for q, queue in deployment.queues.items()
+        (key_path([q, "profile"], "queues"), queue.profile)
+        for q, queue in deployment.queues.items()
     ]
     if deployment.workflow is not None:
         for item in deployment.workflow.filters:

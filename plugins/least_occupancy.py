@@ -31,6 +31,7 @@ from omniroute.core import (
     TaskOrdering,
     hookimpl,
 )
+from omniroute.core.converter import ConfigProblems, key_path
 from omniroute.core.spec import Deployment, Duration
 from omniroute.core.state import Agent, Task
 
@@ -38,9 +39,13 @@ NAME = "least_occupancy"
 
 
 def _positive(instance: Any, attribute: Any, value: dict[str, int]) -> None:
-    for queue, limit in value.items():
-        if limit < 1:
-            raise ValueError(f"max_concurrent.{queue} must be at least 1, got {limit}")
+    problems = [
+        (key_path([queue]), f"must be at least 1, got {limit}")
+        for queue, limit in value.items()
+        if limit < 1
+    ]
+    if problems:
+        raise ConfigProblems(problems)
 
 
 @attrs.frozen
@@ -61,7 +66,7 @@ def omniroute_validate(deployment: Deployment, section: LeastOccupancySection) -
     for queue in section.max_concurrent:
         if queue not in deployment.queues:
             yield Problem(
-                f"{NAME}.max_concurrent.{queue}",
+                key_path([queue], f"{NAME}.max_concurrent"),
                 f"unknown queue {queue!r} (queues: {', '.join(deployment.queues) or 'none'})",
             )
 

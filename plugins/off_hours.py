@@ -30,8 +30,8 @@ import attrs
 import holidays
 
 from omniroute.core import ArrivalCheck, EventHandler, PluginContext, Problem, hookimpl
-from omniroute.core.converter import structure
-from omniroute.core.spec import Deployment, Duration
+from omniroute.core.converter import ConfigProblems, key_path, structure
+from omniroute.core.spec import Deployment, Duration, PositiveDuration
 from omniroute.core.state import Agent, Task
 
 NAME = "off_hours"
@@ -179,22 +179,32 @@ class Calendar:
     zone: ZoneInfo = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        problems: list[tuple[str, str]] = []
+        zone = ZoneInfo("UTC")
         try:
             zone = ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(
-                f"timezone: unknown time zone {self.timezone!r} (an IANA name such as Europe/Madrid)"
-            ) from error
-        intervals = [
-            interval for key, hours in self.weekly.items() for interval in _intervals(key, hours)
-        ]
-        dates, regions, public, problems = _read_holidays(self.holidays)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(
+                (
+                    "timezone",
+                    f"unknown time zone {self.timezone!r} (an IANA name such as Europe/Madrid)",
+                )
+            )
+        intervals = []
+        for key, hours in self.weekly.items():
+            try:
+                intervals += _intervals(key, hours)
+            except ValueError as error:
+                problems.append((key_path(["weekly", key]), str(error).split(": ", 1)[-1]))
+        dates, regions, public, holiday_problems = _read_holidays(self.holidays)
+        if problems:  # the holidays' problems too: every problem at once
+            raise ConfigProblems(problems + [(p.path, p.message) for p in holiday_problems])
         object.__setattr__(self, "zone", zone)
         object.__setattr__(self, "intervals", tuple(sorted(intervals)))
         object.__setattr__(self, "holiday_dates", dates)
         object.__setattr__(self, "regions", regions)
         object.__setattr__(self, "_public", public)
-        object.__setattr__(self, "problems", problems)
+        object.__setattr__(self, "problems", holiday_problems)
 
     def is_holiday(self, day: date) -> bool:
         """A date given explicitly, or a public holiday of one of the regions."""
@@ -259,7 +269,8 @@ class QueueRules:
     #: estimated wait (seconds) above which a live task is not routed
     max_wait: Duration | None = None
     #: seconds of history used to estimate the wait
-    evaluation_window: Duration = Duration(900.0)
+    #: a window of 0 would hold no answered task: it must be positive
+    evaluation_window: PositiveDuration = PositiveDuration(900.0)
     messages: Messages = Messages()
 
 
@@ -278,7 +289,7 @@ def omniroute_config_section() -> type:
 @hookimpl
 def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iterable[Problem]:
     for name, rules in section.queues.items():
-        path = f"{NAME}.queues.{name}"
+        path = key_path([name], f"{NAME}.queues")
         if name not in deployment.queues:
             yield Problem(
                 path, f"unknown queue {name!r} (queues: {', '.join(deployment.queues) or 'none'})"
@@ -304,10 +315,12 @@ def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iter
     )
     for name, calendar in section.calendars.items():
         for problem in calendar.problems:
-            yield attrs.evolve(problem, path=f"{NAME}.calendars.{name}.{problem.path}")
+            yield attrs.evolve(
+                problem, path=f"{key_path([name], f'{NAME}.calendars')}.{problem.path}"
+            )
         if not calendar.intervals:
             yield Problem(
-                f"{NAME}.calendars.{name}",
+                key_path([name], f"{NAME}.calendars"),
                 "this calendar is never open: every live task of its queues will be rejected",
                 "warning",
             )

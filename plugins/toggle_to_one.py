@@ -6,7 +6,8 @@ Right after an agent accepts a task (of any channel), if the tasks it holds on t
 plugin's channel now fill its capacity there and that capacity is above 1, the capacity
 drops to 1 and the previous value is remembered. On the agent's next acceptance of any
 task, or at logout, the remembered value comes back. A capacity of 1 the plugin did not
-set is never touched.
+set is never touched, and a capacity the operator gives (`set_agent`, any channel) ends
+the toggle: the remembered value is forgotten, so the operator's capacities stand.
 
 It relies on workflow expressions that keep channels mutually exclusive, such as
 `worker.channel.voice.available_capacity_percentage == 100` for chat work and
@@ -98,4 +99,15 @@ def omniroute_event_handlers(
         if agent is not None:
             restore(agent)
 
-    return [EventHandler("accepted", accepted), EventHandler("logout", logout)]
+    def capacity_changed(_task: Task | None, agent: Agent | None) -> None:
+        # The operator's capacities win: a value remembered from before would otherwise
+        # come back at the next acceptance, over what the operator just gave (issue 12,
+        # item 9: chat capacity set 0 -> 1, then one pass offered and accepted two chats).
+        if agent is not None:
+            context.agent_state(agent).pop("remembered_capacity", None)
+
+    return [
+        EventHandler("accepted", accepted),
+        EventHandler("logout", logout),
+        EventHandler("capacity_changed", capacity_changed),
+    ]

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from omniroute.core import EventHandler, Filter, PluginContext, Problem, checks, hookimpl
+from omniroute.core.converter import key_path
 from omniroute.core.spec import Deployment, Duration
 from omniroute.core.state import Agent, Task
 
@@ -68,7 +69,7 @@ def omniroute_validate(
     deployment: Deployment, section: WeightedCascadeSection
 ) -> Iterable[Problem]:
     for queue, distribution in section.queues.items():
-        path = f"{NAME}.queues.{queue}"
+        path = key_path([queue], f"{NAME}.queues")
         if queue not in deployment.queues:
             yield Problem(
                 path, f"unknown queue {queue!r} (queues: {', '.join(deployment.queues) or 'none'})"
@@ -79,7 +80,7 @@ def omniroute_validate(
             for group in getattr(distribution, stage) or {}:
                 if group not in section.groups:
                     yield Problem(
-                        f"{path}.{stage}.{group}",
+                        key_path([stage, group], path),
                         f"unknown group {group!r} (groups: {', '.join(section.groups)})",
                     )
 

@@ -206,8 +206,10 @@ def test_simulate_command_bad_workload(capsys: pytest.CaptureFixture[str], tmp_p
 
 def test_result_helpers() -> None:
     result = SimulationResult("w", 1, 10.0, 10.0, 20.0, (), {}, {"time": []}, 0)
-    assert result.figures()["mean_wait"] == 0.0
-    assert result.figures()["service_level"] == 1.0
+    # Nothing answered: no figure rather than a perfect one (issue 12).
+    assert result.figures()["mean_wait"] is None
+    assert result.figures()["p90_wait"] is None
+    assert result.figures()["service_level"] is None
 
 
 def test_p90_is_numpys_inverted_cdf_percentile() -> None:

@@ -352,7 +352,11 @@ def test_a_component_of_the_wrong_type_is_refused(
     manager = plugin_registry.plugin_manager()
     manager.unregister(name="probe")
     manager.register(Probe(), name="probe")
-    with pytest.raises(TypeError, match="omniroute_filters returned 'not a filter', not a Filter"):
+    # A PluginError naming the plugin and the hook (issue 12), not a bare TypeError.
+    with pytest.raises(
+        PluginError,
+        match=r"plugin 'probe' failed during omniroute_filters: .*'not a filter'.*not a Filter",
+    ):
         engine_with()
 
 

@@ -66,7 +66,7 @@ def test_a_zero_delay_reroutes_at_once() -> None:
             {"max_concurrent": {"billing": 2}},
             "least_occupancy.max_concurrent.billing: unknown queue 'billing'",
         ),
-        ({"max_concurrent": {"support": 0}}, "max_concurrent.support must be at least 1"),
+        ({"max_concurrent": {"support": 0}}, "max_concurrent.support: must be at least 1"),
         ({"reroute_delay": "soon"}, "least_occupancy.reroute_delay: expected a duration"),
         ({"reroute": 5}, "least_occupancy.reroute: unknown key; did you mean 'reroute_delay'?"),
     ],

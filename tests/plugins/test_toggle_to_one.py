@@ -72,3 +72,31 @@ def test_unknown_channel_is_an_error() -> None:
                 "toggle_to_one": {"channel": "sms"},
             }
         )
+
+
+def test_the_operators_capacity_wins_over_a_remembered_one() -> None:
+    """Issue 12, item 9: four plugins, chat capacity set 0 -> 1 while toggle_to_one
+    remembered 2; the restore on the first acceptance let one pass offer and accept a
+    second chat."""
+    from omniroute.core import read_mapping_file
+
+    examples = Path(__file__).parents[2] / "examples"
+    raw = dict(read_mapping_file(examples / "contact-center" / "deployment.yaml"))
+    raw.pop("off_hours")
+    raw["plugins"] = [name for name in raw["plugins"] if name != "off_hours"]
+    engine = Engine(load_deployment(raw), options=EngineOptions(auto_accept=True))
+    skills = {"skills": {"sales": 1, "support": 1}}
+    engine.add_agent("a", {"chat": 2, "voice": 1}, skills, ["in_house"])
+    for task in ("t1", "t2"):
+        engine.create_task(task, "chat", {"type": "support"})
+    assert engine.agent("a").capacity["chat"] == 1  # toggled, 2 remembered
+    engine.complete("t1")
+    engine.complete("t2")
+    engine.set_agent("a", channels={"chat": 0})
+    engine.create_task("t3", "chat", {"type": "support"})
+    engine.create_task("t4", "chat", {"type": "support"})
+    engine.set_agent("a", channels={"chat": 1})
+    agent = engine.agent("a")
+    assert agent.capacity["chat"] == 1
+    assert sorted(agent.held["chat"]) == ["t3"]
+    assert engine.task("t4").state == "queued"
