@@ -357,6 +357,16 @@ def plugins_command() -> None:
         click.echo(f"{info.name:<18} {info.version:<10} {info.distribution:<14} {hooks}")
 
 
+def _add_service_commands() -> None:
+    from .serve import serve_command, token_command
+
+    cli.add_command(_debug_option(serve_command))
+    cli.add_command(_debug_option(token_command))
+
+
+_add_service_commands()
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         # Without standalone mode click returns the code of a click.exceptions.Exit.
