@@ -285,6 +285,21 @@ async def read_body(request: Request, *, optional: bool = False) -> Any:
         raise ServiceError(400, "Bad Request", f"malformed JSON: {error}") from error
 
 
+def _command_id(request: Request) -> str | None:
+    """`X-Request-Id`, kept with the command in the journal (audits find a command by it)."""
+    value = request.headers.get("x-request-id")
+    if value is None:
+        return None
+    if not 0 < len(value) <= 200:
+        raise ServiceError(
+            422,
+            "Unprocessable Content",
+            "X-Request-Id: 1 to 200 characters",
+            [{"path": "X-Request-Id", "message": "1 to 200 characters"}],
+        )
+    return value
+
+
 def parse(data: Any, kind: type[Any]) -> Any:
     value, problems = structure(data, kind)
     if value is None:
@@ -411,7 +426,7 @@ async def put_deployment(service: Service, request: Request) -> Response:
 
         return [events.ReplaceDeployment(deployment=document)], reply
 
-    reply = await runner.submit(plan)
+    reply = await runner.submit(plan, _command_id(request))
     return _json(reply.body, reply.status)
 
 
@@ -500,7 +515,7 @@ async def put_agent(service: Service, request: Request) -> Response:
             return Reply(200, view())
         return todo, lambda: Reply(200, view())
 
-    reply = await runner.submit(plan)
+    reply = await runner.submit(plan, _command_id(request))
     return _json(reply.body, reply.status)
 
 
@@ -523,7 +538,7 @@ async def delete_agent(service: Service, request: Request) -> Response:
             raise not_found(f"unknown agent {agent_id!r}")
         return [events.RemoveAgent(agent=agent_id)], lambda: Reply(204, None)
 
-    await runner.submit(plan)
+    await runner.submit(plan, _command_id(request))
     return Response(status_code=204)
 
 
@@ -542,7 +557,7 @@ async def agent_status(service: Service, request: Request) -> Response:
             return view()
         return [_status_event(runner, agent_id, body.status)], view
 
-    reply = await runner.submit(plan)
+    reply = await runner.submit(plan, _command_id(request))
     return _json(reply.body, reply.status)
 
 
@@ -596,7 +611,7 @@ async def create_task(service: Service, request: Request) -> Response:
         )
         return [event], lambda: Reply(201, _task_body(runner, event.task))
 
-    reply = await runner.submit(plan)
+    reply = await runner.submit(plan, _command_id(request))
     return _json(reply.body, reply.status)
 
 
@@ -686,7 +701,9 @@ async def complete_task(service: Service, request: Request) -> Response:
     runner = service.runner(request)
     task_id = request.path_params["id"]
     await read_body(request, optional=True)
-    reply = await runner.submit(_open_task_plan(runner, task_id, lambda: events.Complete(task=task_id)))
+    reply = await runner.submit(
+        _open_task_plan(runner, task_id, lambda: events.Complete(task=task_id)), _command_id(request)
+    )
     return _json(reply.body, reply.status)
 
 
@@ -697,7 +714,7 @@ async def cancel_task(service: Service, request: Request) -> Response:
     data = await read_body(request, optional=True)
     body: models.CancelRequest = parse(data if data is not None else {}, models.CancelRequest)
     reply = await runner.submit(
-        _open_task_plan(runner, task_id, lambda: events.Cancel(task=task_id, reason=body.reason))
+        _open_task_plan(runner, task_id, lambda: events.Cancel(task=task_id, reason=body.reason)), _command_id(request)
     )
     return _json(reply.body, reply.status)
 
@@ -722,7 +739,7 @@ async def transfer_task(service: Service, request: Request) -> Response:
             raise not_found(f"unknown agent {body.agent!r}")
         return events.Transfer(task=task_id, to_queue=body.queue, to_agent=body.agent)
 
-    reply = await runner.submit(_open_task_plan(runner, task_id, make))
+    reply = await runner.submit(_open_task_plan(runner, task_id, make), _command_id(request))
     return _json(reply.body, reply.status)
 
 
@@ -752,7 +769,7 @@ def _answer(kind: type[events.Accept] | type[events.Decline]) -> Handler:
             event = kind(task=reservation.task, agent=reservation.agent)
             return [event], lambda: Reply(200, runner.reservation_view(reservation))
 
-        reply = await runner.submit(plan)
+        reply = await runner.submit(plan, _command_id(request))
         return _json(reply.body, reply.status)
 
     return handler
