@@ -94,6 +94,20 @@ def _json(body: Any, status: int = 200) -> Response:
     )
 
 
+def _reply(reply: Reply) -> Response:
+    """A command's answer; `Omniroute-Journal-Seq` names the journal record that holds it
+    (absent when the command changed nothing and so was not journaled)."""
+    headers = {"Omniroute-Journal-Seq": str(reply.seq)} if reply.seq is not None else None
+    if reply.status == 204:
+        return Response(status_code=204, headers=headers)
+    return Response(
+        json.dumps(reply.body, separators=(",", ":")),
+        status_code=reply.status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
 class Service:
     """The runners, the store and everything the routes share."""
 
@@ -427,7 +441,7 @@ async def put_deployment(service: Service, request: Request) -> Response:
         return [events.ReplaceDeployment(deployment=document)], reply
 
     reply = await runner.submit(plan, _command_id(request))
-    return _json(reply.body, reply.status)
+    return _reply(reply)
 
 
 # --- agents --------------------------------------------------------------------------------
@@ -516,7 +530,7 @@ async def put_agent(service: Service, request: Request) -> Response:
         return todo, lambda: Reply(200, view())
 
     reply = await runner.submit(plan, _command_id(request))
-    return _json(reply.body, reply.status)
+    return _reply(reply)
 
 
 def _status_event(runner: Runner, agent_id: str, status: str) -> events.Event:
@@ -538,8 +552,7 @@ async def delete_agent(service: Service, request: Request) -> Response:
             raise not_found(f"unknown agent {agent_id!r}")
         return [events.RemoveAgent(agent=agent_id)], lambda: Reply(204, None)
 
-    await runner.submit(plan, _command_id(request))
-    return Response(status_code=204)
+    return _reply(await runner.submit(plan, _command_id(request)))
 
 
 @_add(BASE + "/agents/{id}/status", "POST", "write")
@@ -558,7 +571,7 @@ async def agent_status(service: Service, request: Request) -> Response:
         return [_status_event(runner, agent_id, body.status)], view
 
     reply = await runner.submit(plan, _command_id(request))
-    return _json(reply.body, reply.status)
+    return _reply(reply)
 
 
 # --- tasks ---------------------------------------------------------------------------------
@@ -612,7 +625,7 @@ async def create_task(service: Service, request: Request) -> Response:
         return [event], lambda: Reply(201, _task_body(runner, event.task))
 
     reply = await runner.submit(plan, _command_id(request))
-    return _json(reply.body, reply.status)
+    return _reply(reply)
 
 
 def _new_id() -> str:
@@ -704,7 +717,7 @@ async def complete_task(service: Service, request: Request) -> Response:
     reply = await runner.submit(
         _open_task_plan(runner, task_id, lambda: events.Complete(task=task_id)), _command_id(request)
     )
-    return _json(reply.body, reply.status)
+    return _reply(reply)
 
 
 @_add(BASE + "/tasks/{id}/cancel", "POST", "write")
@@ -716,7 +729,7 @@ async def cancel_task(service: Service, request: Request) -> Response:
     reply = await runner.submit(
         _open_task_plan(runner, task_id, lambda: events.Cancel(task=task_id, reason=body.reason)), _command_id(request)
     )
-    return _json(reply.body, reply.status)
+    return _reply(reply)
 
 
 @_add(BASE + "/tasks/{id}/transfer", "POST", "write")
@@ -740,7 +753,7 @@ async def transfer_task(service: Service, request: Request) -> Response:
         return events.Transfer(task=task_id, to_queue=body.queue, to_agent=body.agent)
 
     reply = await runner.submit(_open_task_plan(runner, task_id, make), _command_id(request))
-    return _json(reply.body, reply.status)
+    return _reply(reply)
 
 
 # --- reservations --------------------------------------------------------------------------
@@ -770,7 +783,7 @@ def _answer(kind: type[events.Accept] | type[events.Decline]) -> Handler:
             return [event], lambda: Reply(200, runner.reservation_view(reservation))
 
         reply = await runner.submit(plan, _command_id(request))
-        return _json(reply.body, reply.status)
+        return _reply(reply)
 
     return handler
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -10,6 +11,7 @@ import re
 import secrets
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -165,6 +167,15 @@ def serve_command(
                 log.info("stopping on %s", signal.Signals(sig).name)
             service.close_streams()
             super().handle_exit(sig, frame)
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn raises the signal again once stopped; a graceful stop exits 0.
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()
 
     log.info("serving %s on http://%s:%d (store %s)", ", ".join(runners), host, port, db)
     Server(config).run()

@@ -75,6 +75,8 @@ def conflict(detail: str) -> ServiceError:
 class Reply:
     status: int
     body: Any
+    #: the journal record that made the command durable (None: it changed nothing)
+    seq: int | None = None
 
 
 #: what a command does, run by the writer at its turn: the events to apply (in order, each
@@ -343,14 +345,18 @@ class Runner:
         return max(seconds, self.engine.now)
 
     def _tick(self) -> float:
-        """Move the clock to the wall time; journaled when it fires timers."""
+        """Move the clock to the wall time. Each due timer's move is journaled (a move
+        that fires nothing changes nothing else, and the next record moves the clock)."""
         now = self._now()
-        due = self.engine.next_timer_at()
-        if due is not None and due <= now:
-            self._apply(events.AdvanceClock(to=now), now)
-            self._journal(now, {"type": "advance", "to": now}, None)
-        else:
-            self.engine.apply(events.AdvanceClock(to=now))
+        while True:
+            # Timer by timer, so that each one's events carry its own time.
+            due = self.engine.next_timer_at()
+            if due is None or due > now:
+                break
+            due = max(due, self.engine.now)
+            self._apply(events.AdvanceClock(to=due), due)
+            self._journal(due, {"type": "advance", "to": due}, None)
+        self.engine.apply(events.AdvanceClock(to=now))
         return now
 
     def _execute(self, command: Command) -> Reply | ServiceError:
@@ -370,6 +376,7 @@ class Runner:
                 last = number == len(to_apply) - 1
                 self._journal(at, events.to_json(event), command.command_id if last else None)
             result = reply()
+            result.seq = self.seq
             if self.metrics.commands is not None:
                 self.metrics.commands.labels(deployment=self.name).inc()
             return result
