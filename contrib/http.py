@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import time
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ import prometheus_client
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from omniroute.core import events
@@ -178,7 +179,9 @@ class Service:
                     "omniroute_tasks", "Open tasks by state", labels=["deployment", "state"]
                 )
                 depth = GaugeMetricFamily(
-                    "omniroute_queue_depth", "Tasks waiting per queue", labels=["deployment", "queue"]
+                    "omniroute_queue_depth",
+                    "Tasks waiting per queue",
+                    labels=["deployment", "queue"],
                 )
                 lag = GaugeMetricFamily(
                     "omniroute_journal_lag",
@@ -192,7 +195,7 @@ class Service:
                     if not runner.ready:
                         continue
                     counts = dict.fromkeys(("queued", "reserved", "assigned"), 0)
-                    per_queue: dict[str, int] = {q: 0 for q in runner.engine.deployment.queues}
+                    per_queue: dict[str, int] = dict.fromkeys(runner.engine.deployment.queues, 0)
                     for task in runner.engine.state.tasks.values():
                         counts[task.state] = counts.get(task.state, 0) + 1
                         if task.state == "queued" and task.queue is not None:
@@ -432,9 +435,7 @@ async def put_deployment(service: Service, request: Request) -> Response:
         def reply() -> Reply:
             runner.version = version
             runner.document = document
-            runner._batch.meta.update(
-                {"deployment": json.dumps(document), "version": str(version)}
-            )
+            runner._batch.meta.update({"deployment": json.dumps(document), "version": str(version)})
             runner._emit("deployment.updated", {"name": runner.name, "version": version})
             return Reply(200, {"name": runner.name, "version": version})
 
@@ -491,7 +492,10 @@ async def put_agent(service: Service, request: Request) -> Response:
     def plan() -> Plan:
         engine = runner.engine
         agent = engine.state.agents.get(agent_id)
-        view = lambda: runner.agent_view(engine.agent(agent_id))  # noqa: E731
+
+        def view() -> dict[str, Any]:
+            return runner.agent_view(engine.agent(agent_id))
+
         if agent is None:
             add = events.AddAgent(
                 agent=agent_id,
@@ -510,7 +514,9 @@ async def put_agent(service: Service, request: Request) -> Response:
         if body.status is not None and body.status != agent.status:
             todo.append(_status_event(runner, agent_id, body.status))
         attributes: dict[str, Any] = {
-            key: value for key, value in body.attributes.items() if agent.attributes.get(key, None) != value
+            key: value
+            for key, value in body.attributes.items()
+            if agent.attributes.get(key, None) != value
         }
         attributes.update({key: None for key in agent.attributes if key not in body.attributes})
         channels = {
@@ -565,7 +571,10 @@ async def agent_status(service: Service, request: Request) -> Response:
         agent = runner.engine.state.agents.get(agent_id)
         if agent is None:
             raise not_found(f"unknown agent {agent_id!r}")
-        view = lambda: Reply(200, runner.agent_view(runner.engine.agent(agent_id)))  # noqa: E731
+
+        def view() -> Reply:
+            return Reply(200, runner.agent_view(runner.engine.agent(agent_id)))
+
         if agent.status == body.status:
             return view()
         return [_status_event(runner, agent_id, body.status)], view
@@ -585,7 +594,10 @@ def _task_body(runner: Runner, task_id: str) -> dict[str, Any] | None:
         return runner.task_view(task)
     pending = runner._batch.tasks.get(task_id)
     text = pending[3] if pending is not None else runner.store.task(runner.name, task_id)
-    return None if text is None else json.loads(text)  # type: ignore[no-any-return]
+    if text is None:
+        return None
+    found: dict[str, Any] = json.loads(text)
+    return found
 
 
 @_add(BASE + "/tasks", "POST", "write")
@@ -594,7 +606,10 @@ async def create_task(service: Service, request: Request) -> Response:
     body: models.TaskRequest = parse(await read_body(request), models.TaskRequest)
     if body.id is not None and not body.id.strip():
         raise ServiceError(
-            422, "Unprocessable Content", "id: must not be empty", [{"path": "id", "message": "must not be empty"}]
+            422,
+            "Unprocessable Content",
+            "id: must not be empty",
+            [{"path": "id", "message": "must not be empty"}],
         )
     task_id = body.id
 
@@ -640,7 +655,7 @@ async def list_tasks(service: Service, request: Request) -> Response:
     params = request.query_params
     errors = []
     state = params.get("state")
-    if state is not None and state not in models.typing.get_args(models.TaskState):
+    if state is not None and state not in typing.get_args(models.TaskState):
         errors.append({"path": "state", "message": f"unknown state {state!r}"})
     limit_text = params.get("limit", "100")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
@@ -648,29 +663,24 @@ async def list_tasks(service: Service, request: Request) -> Response:
     after_seq = -1
     after = params.get("after")
     if after is not None:
-        found = runner.store.task(runner.name, after)
         open_task = runner.engine.state.tasks.get(after)
-        if open_task is not None:
-            after_seq = open_task.seq
-        elif found is not None:
-            after_seq = _seq_of(runner, after)
-        else:
+        seq = open_task.seq if open_task is not None else runner.store.task_seq(runner.name, after)
+        if seq is None:
             errors.append({"path": "after", "message": f"unknown task {after!r}"})
+        else:
+            after_seq = seq
     if errors:
         raise ServiceError(
             422, "Unprocessable Content", "; ".join(e["message"] for e in errors), errors
         )
     rows = runner.store.tasks(
-        runner.name, state=state, queue=params.get("queue"), after_seq=after_seq, limit=int(limit_text)
+        runner.name,
+        state=state,
+        queue=params.get("queue"),
+        after_seq=after_seq,
+        limit=int(limit_text),
     )
     return _json([json.loads(body) for _, body in rows])
-
-
-def _seq_of(runner: Runner, task_id: str) -> int:
-    rows = runner.store._reader.execute(  # type: ignore[attr-defined]
-        "SELECT seq FROM tasks WHERE deployment = ? AND id = ?", (runner.name, task_id)
-    ).fetchone()
-    return int(rows[0]) if rows else -1
 
 
 @_add(BASE + "/tasks/{id}", "GET", "read")
@@ -715,7 +725,8 @@ async def complete_task(service: Service, request: Request) -> Response:
     task_id = request.path_params["id"]
     await read_body(request, optional=True)
     reply = await runner.submit(
-        _open_task_plan(runner, task_id, lambda: events.Complete(task=task_id)), _command_id(request)
+        _open_task_plan(runner, task_id, lambda: events.Complete(task=task_id)),
+        _command_id(request),
     )
     return _reply(reply)
 
@@ -727,7 +738,8 @@ async def cancel_task(service: Service, request: Request) -> Response:
     data = await read_body(request, optional=True)
     body: models.CancelRequest = parse(data if data is not None else {}, models.CancelRequest)
     reply = await runner.submit(
-        _open_task_plan(runner, task_id, lambda: events.Cancel(task=task_id, reason=body.reason)), _command_id(request)
+        _open_task_plan(runner, task_id, lambda: events.Cancel(task=task_id, reason=body.reason)),
+        _command_id(request),
     )
     return _reply(reply)
 
@@ -937,7 +949,11 @@ def load_tokens(path: str) -> list[Token]:
             raise ValueError(f"{where}: expected a mapping")
         digest = entry.get("sha256")
         role = entry.get("role")
-        if not isinstance(digest, str) or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest.lower()):
+        if (
+            not isinstance(digest, str)
+            or len(digest) != 64
+            or not all(c in "0123456789abcdef" for c in digest.lower())
+        ):
             raise ValueError(f"{where}.sha256: expected 64 hex digits (the token's SHA-256)")
         if role not in ROLES:
             raise ValueError(f"{where}.role: one of {', '.join(ROLES)}, not {role!r}")

@@ -100,8 +100,16 @@ def validate_or_exit(document: Any, label: str) -> None:
 @click.option("--tokens", "tokens_file", default=None, help="bearer tokens (YAML, TOML or JSON)")
 @click.option("--webhook", "webhooks", multiple=True, help="POST every event here (repeatable)")
 @click.option("--reservation-timeout", default="30s", show_default=True, help="e.g. 30s, 2m, none")
-@click.option("--snapshot-every", default=10_000, show_default=True, type=int, help="journal records between snapshots")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--snapshot-every",
+    default=10_000,
+    show_default=True,
+    type=int,
+    help="journal records between snapshots",
+)
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve_command(
     deployments: tuple[str, ...],
@@ -146,7 +154,12 @@ def serve_command(
     from importlib.metadata import version
 
     service = Service(
-        runners, store, tokens=tokens, webhooks=list(webhooks), webhook_secret=secret, version=version("omniroute")
+        runners,
+        store,
+        tokens=tokens,
+        webhooks=list(webhooks),
+        webhook_secret=secret,
+        version=version("omniroute"),
     )
     app = build_app(service)
     config = uvicorn.Config(

@@ -607,9 +607,7 @@ class Runner:
                     "name": name,
                     "waiting": len(tasks),
                     "longest_wait": max((now - task.queued_at for task in tasks), default=0.0),
-                    "agents": {
-                        channel: engine.queue_counts(name, channel) for channel in channels
-                    },
+                    "agents": {channel: engine.queue_counts(name, channel) for channel in channels},
                     "created": created,
                     "answered": answered,
                     "abandoned": abandoned,
@@ -637,9 +635,7 @@ class Runner:
         seq = self.seq
         await asyncio.to_thread(self.store.save_snapshot, self.name, seq, data)
         self.snapshot_seq = seq
-        log.info(
-            "snapshot of %s at %d in %.3f s", self.name, seq, time.perf_counter() - began
-        )
+        log.info("snapshot of %s at %d in %.3f s", self.name, seq, time.perf_counter() - began)
 
     async def stop(self) -> None:
         """Finish the queued commands, then snapshot."""

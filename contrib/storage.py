@@ -103,6 +103,10 @@ class Store:
         """Tasks in creation order after `after_seq`: (seq, JSON text)."""
         raise NotImplementedError
 
+    def task_seq(self, deployment: str, task_id: str) -> int | None:
+        """The creation order of a task (None: unknown)."""
+        raise NotImplementedError
+
     def task_counts(self, deployment: str) -> dict[str, int]:
         raise NotImplementedError
 
@@ -257,9 +261,7 @@ class SQLiteStore(Store):
             connection.close()
 
     def last_seq(self, deployment: str) -> int:
-        return int(
-            self._one("SELECT MAX(seq) FROM journal WHERE deployment = ?", deployment) or 0
-        )
+        return int(self._one("SELECT MAX(seq) FROM journal WHERE deployment = ?", deployment) or 0)
 
     def command_ids(self, deployment: str, ids: list[str]) -> set[str]:
         found: set[str] = set()
@@ -279,7 +281,9 @@ class SQLiteStore(Store):
             db = self._writer
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (deployment, seq, body))
+                db.execute(
+                    "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (deployment, seq, body)
+                )
                 # Keep the latest two: one to fall back on should the newest not restore.
                 db.execute(
                     "DELETE FROM snapshots WHERE deployment = ? AND seq NOT IN "
@@ -309,7 +313,9 @@ class SQLiteStore(Store):
         return [row[0] for row in rows]
 
     def task(self, deployment: str, task_id: str) -> str | None:
-        value = self._one("SELECT body FROM tasks WHERE deployment = ? AND id = ?", deployment, task_id)
+        value = self._one(
+            "SELECT body FROM tasks WHERE deployment = ? AND id = ?", deployment, task_id
+        )
         return None if value is None else str(value)
 
     def tasks(
@@ -333,11 +339,17 @@ class SQLiteStore(Store):
         args.append(limit)
         return [(row[0], row[1]) for row in self._reader.execute(sql, args).fetchall()]
 
+    def task_seq(self, deployment: str, task_id: str) -> int | None:
+        value = self._one(
+            "SELECT seq FROM tasks WHERE deployment = ? AND id = ?", deployment, task_id
+        )
+        return None if value is None else int(value)
+
     def task_counts(self, deployment: str) -> dict[str, int]:
         rows = self._reader.execute(
             "SELECT state, COUNT(*) FROM tasks WHERE deployment = ? GROUP BY state", (deployment,)
         ).fetchall()
-        return {state: count for state, count in rows}
+        return dict(rows)
 
     def reservation(self, deployment: str, reservation_id: str) -> str | None:
         value = self._one(

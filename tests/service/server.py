@@ -64,7 +64,7 @@ class Server:
 
     def start(self, *, wait: bool = True) -> Server:
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own command
+            self.process = subprocess.Popen(
                 self.command(),
                 cwd=self.workdir,
                 stdout=log,
@@ -81,7 +81,9 @@ class Server:
         while time.perf_counter() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited {self.process.returncode}:\n{self.log.read_text()}")
+                raise RuntimeError(
+                    f"server exited {self.process.returncode}:\n{self.log.read_text()}"
+                )
             try:
                 if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
                     return time.perf_counter() - began

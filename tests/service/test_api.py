@@ -45,7 +45,8 @@ def test_agents_tasks_reservations_and_transfers(server: Server) -> None:
     sale = client.create_task(D, id="s1", channel="chat", attributes={"type": "sales"})
     assert (sale["state"], sale["queue"], sale["agent"]) == ("reserved", "sales", "ana")
     reservation = sale["reservation"]
-    assert reservation["state"] == "pending" and reservation["task"] == "s1"
+    assert reservation["state"] == "pending"
+    assert reservation["task"] == "s1"
     accepted = client.accept(D, reservation["id"])
     assert accepted["state"] == "accepted"
     assert client.task(D, "s1")["state"] == "assigned"
@@ -69,7 +70,8 @@ def test_agents_tasks_reservations_and_transfers(server: Server) -> None:
     assert support["agent"] == "bo"
     client.accept(D, support["reservation"]["id"])
     done = client.complete(D, "c2")
-    assert done["state"] == "completed" and done["agent"] is None
+    assert done["state"] == "completed"
+    assert done["agent"] is None
     assert client.task(D, "c2")["state"] == "completed"
     assert client.explain(D, "c2")["state"] == "completed"
     assert client.explain(D, "c2")["decisions"][0]["winner"] == "bo"
@@ -107,7 +109,8 @@ def test_agents_tasks_reservations_and_transfers(server: Server) -> None:
         assert kind in kinds
     assert all(e["deployment"] == D and e["at"].endswith("Z") for e in seen)
     queues = {q["name"]: q for q in client.queues(D)}
-    assert queues["support"]["created"] == 1 and queues["support"]["answered"] == 1
+    assert queues["support"]["created"] == 1
+    assert queues["support"]["answered"] == 1
 
 
 def test_event_stream_resumes_without_gaps(server: Server) -> None:
@@ -146,11 +149,7 @@ def test_concurrent_clients_one_writer(server: Server) -> None:
                 for number in range(40):
                     task = mine.create_task(D, id=f"w{worker}-{number}", channel="chat")
                     if task["reservation"] is not None and number % 2 == 0:
-                        try:
-                            mine.accept(D, task["reservation"]["id"])
-                        except ProblemError as error:
-                            # Someone else may have completed a task meanwhile: never a 5xx.
-                            assert error.status == 409
+                        assert mine.accept(D, task["reservation"]["id"])["state"] == "accepted"
         except BaseException as error:
             failures.append(error)
 
@@ -163,7 +162,8 @@ def test_concurrent_clients_one_writer(server: Server) -> None:
     tasks = client.tasks(D, limit=1000)
     assert len(tasks) == 320
     held = Counter(t["agent"] for t in tasks if t["state"] in ("reserved", "assigned"))
-    assert set(held.values()) == {3} and len(held) == 4
+    assert set(held.values()) == {3}
+    assert len(held) == 4
     assert sum(1 for t in tasks if t["state"] == "queued") == 320 - 12
     seen = events_of(client)
     assert [e["id"] for e in seen] == list(range(1, len(seen) + 1))
@@ -252,7 +252,9 @@ def test_bad_input_changes_nothing(
     server = prepared
     client = server.client()
     before = snapshot(client)
-    content = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
+    content = (
+        body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
+    )
     response = httpx.request(
         method,
         f"{server.url}/v1/deployments/{D}{path}",
@@ -262,7 +264,9 @@ def test_bad_input_changes_nothing(
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
-    assert problem["status"] == status and problem["title"] and problem["detail"]
+    assert problem["status"] == status
+    assert problem["title"]
+    assert problem["detail"]
     assert "Traceback" not in response.text
     if status == 422 and method != "GET":
         assert problem["errors"]

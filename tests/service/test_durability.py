@@ -83,11 +83,17 @@ class Stream:
                             http,
                             "PUT",
                             f"/agents/{agent}",
-                            {"channels": {"chat": 2, "voice": 1}, "attributes": {"skills": ["sales"] if rng.random() < 0.5 else []}},
+                            {
+                                "channels": {"chat": 2, "voice": 1},
+                                "attributes": {"skills": ["sales"] if rng.random() < 0.5 else []},
+                            },
                         )
                     elif choice < 0.45 or not known:
                         task_id = f"{self.prefix}t{serial}"
-                        body: dict[str, Any] = {"id": task_id, "channel": rng.choice(["chat", "voice"])}
+                        body: dict[str, Any] = {
+                            "id": task_id,
+                            "channel": rng.choice(["chat", "voice"]),
+                        }
                         if rng.random() < 0.4:
                             body["attributes"] = {"type": "sales"}
                         task = self.send(http, "POST", "/tasks", body)
@@ -108,7 +114,9 @@ class Stream:
                         elif action < 0.9:
                             self.send(http, "POST", f"/tasks/{task['id']}/cancel")
                         else:
-                            self.send(http, "POST", f"/tasks/{task['id']}/transfer", {"queue": "support"})
+                            self.send(
+                                http, "POST", f"/tasks/{task['id']}/transfer", {"queue": "support"}
+                            )
                         if fresh.get("state") in ("completed", "canceled", "rejected"):
                             known.remove(task)
         except (httpx.TransportError, json.JSONDecodeError):
@@ -198,7 +206,9 @@ def check_against_replay(server: Server) -> None:
         for agent in agents.values()
     }
     # No task held twice: each agent's held count is the number of open tasks naming it.
-    holding = Counter(task["agent"] for task in tasks.values() if task["state"] in ("reserved", "assigned"))
+    holding = Counter(
+        task["agent"] for task in tasks.values() if task["state"] in ("reserved", "assigned")
+    )
     for agent in agents.values():
         assert holding.get(agent["id"], 0) == sum(v["held"] for v in agent["channels"].values())
 
@@ -210,7 +220,11 @@ def test_kill_9_at_random_points(tmp_path: Path, make_server: type[Server], seed
     # A small snapshot interval: restarts go through snapshot + journal tail when the
     # engine can save, and through the whole journal otherwise.
     server = make_server(
-        tmp_path, "--reservation-timeout", "none", "--snapshot-every", "50",
+        tmp_path,
+        "--reservation-timeout",
+        "none",
+        "--snapshot-every",
+        "50",
         deployments=(f"d={deployment}",),
     ).start()
     rng = random.Random(seed)
@@ -245,7 +259,9 @@ def test_kill_9_at_random_points(tmp_path: Path, make_server: type[Server], seed
     assert served_state(server) == before
 
 
-def test_timers_due_while_down_fire_at_restart_in_order(make_server: type[Server], tmp_path: Path) -> None:
+def test_timers_due_while_down_fire_at_restart_in_order(
+    make_server: type[Server], tmp_path: Path
+) -> None:
     server = make_server(tmp_path, "--reservation-timeout", "1s").start()
     client = server.client()
     client.put_agent(D, "ana", channels={"chat": 3})

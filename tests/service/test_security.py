@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import subprocess
 import sys
@@ -39,9 +40,13 @@ def new_token(role: str) -> tuple[str, dict[str, str]]:
 
 def test_tokens_and_roles(tmp_path: Path, make_server: type[Server]) -> None:
     tokens = {role: new_token(role) for role in ("admin", "platform", "supervisor")}
-    (tmp_path / "tokens.json").write_text(json.dumps({"tokens": [line for _, line in tokens.values()]}))
+    (tmp_path / "tokens.json").write_text(
+        json.dumps({"tokens": [line for _, line in tokens.values()]})
+    )
     server = make_server(tmp_path, "--tokens", str(tmp_path / "tokens.json")).start()
-    admin, platform, supervisor = (server.client(tokens[r][0]) for r in ("admin", "platform", "supervisor"))
+    admin, platform, supervisor = (
+        server.client(tokens[r][0]) for r in ("admin", "platform", "supervisor")
+    )
     base = f"{server.url}/v1/deployments/{D}"
 
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}):
@@ -69,11 +74,17 @@ def test_tokens_and_roles(tmp_path: Path, make_server: type[Server]) -> None:
     # The admin may replace the deployment (501 until the engine can do it live).
     with pytest.raises(ProblemError) as problem:
         admin.replace_deployment(D, {"queues": {"q": {"target_workers": "x =="}}})
-    assert problem.value.status == 422 and problem.value.errors
+    assert problem.value.status == 422
+    assert problem.value.errors
     # Health needs no token; metrics need one.
     assert httpx.get(server.url + "/healthz").status_code == 200
     assert httpx.get(server.url + "/metrics").status_code == 401
-    assert httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {tokens['supervisor'][0]}"}).status_code == 200
+    assert (
+        httpx.get(
+            server.url + "/metrics", headers={"Authorization": f"Bearer {tokens['supervisor'][0]}"}
+        ).status_code
+        == 200
+    )
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -87,19 +98,22 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_refusals_at_start(tmp_path: Path) -> None:
-    refused = run_cli("serve", str(DEPLOYMENT), "--host", "0.0.0.0", cwd=tmp_path)  # noqa: S104
+    refused = run_cli("serve", str(DEPLOYMENT), "--host", "0.0.0.0", cwd=tmp_path)
     assert refused.returncode == 2
     assert "loopback only" in refused.stderr
     (tmp_path / "tokens.yaml").write_text("tokens: [{sha256: abc, role: platform}]\n")
     bad = run_cli("serve", str(DEPLOYMENT), "--tokens", "tokens.yaml", cwd=tmp_path)
-    assert bad.returncode != 0 and "64 hex digits" in bad.stderr
+    assert bad.returncode != 0
+    assert "64 hex digits" in bad.stderr
     broken = tmp_path / "broken.yaml"
     broken.write_text("queues: {q: {target_workers: 'x =='}}\n")
     invalid = run_cli("serve", str(broken), cwd=tmp_path)
-    assert invalid.returncode != 0 and "problem" in invalid.stderr
+    assert invalid.returncode != 0
+    assert "problem" in invalid.stderr
     assert "Traceback" not in invalid.stderr + bad.stderr + refused.stderr
     postgres = run_cli("serve", str(DEPLOYMENT), "--db", "postgresql://localhost/x", cwd=tmp_path)
-    assert postgres.returncode == 2 and "PostgreSQL" in postgres.stderr
+    assert postgres.returncode == 2
+    assert "PostgreSQL" in postgres.stderr
 
 
 class Receiver:
@@ -168,7 +182,7 @@ def test_webhooks_signed_in_order_at_least_once(tmp_path: Path, make_server: typ
     ids = [event["id"] for event, _, _ in receiver.received]
     # In order and complete; after the kill an event may come twice, never out of order.
     assert sorted(set(ids)) == list(range(1, total + 1))
-    assert all(a <= b for a, b in zip(ids, ids[1:], strict=False))
+    assert all(a <= b for a, b in itertools.pairwise(ids))
     assert len(ids) - len(set(ids)) <= 1
     for _, header, body in receiver.received:
         stamp, signature = header.split(",")
