@@ -436,7 +436,9 @@ async def put_deployment(service: Service, request: Request) -> Response:
             runner.version = version
             runner.document = document
             runner._batch.meta.update({"deployment": json.dumps(document), "version": str(version)})
-            runner._emit("deployment.updated", {"name": runner.name, "version": version})
+            runner._emit(
+                "deployment.updated", json.dumps({"name": runner.name, "version": version})
+            )
             return Reply(200, {"name": runner.name, "version": version})
 
         return [events.ReplaceDeployment(deployment=document)], reply

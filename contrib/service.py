@@ -116,14 +116,19 @@ class Runner:
         *,
         reservation_timeout: float | None,
         snapshot_every: int = 10_000,
+        record_decisions: bool = True,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.name = name
+        self._quoted_name = json.dumps(name)
         self.file_document = document
         self.store = store
         self.reservation_timeout = reservation_timeout
         self.snapshot_every = snapshot_every
+        #: decision records for explain; they change no decision, only what is kept, so
+        #: a restart may switch them without changing the replay
+        self.record_decisions = record_decisions
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.queue: asyncio.Queue[Command] = asyncio.Queue()
@@ -225,7 +230,7 @@ class Runner:
         return EngineOptions(
             auto_accept=False,
             reservation_timeout=stored.get("reservation_timeout"),
-            record_decisions=True,
+            record_decisions=self.record_decisions,
             keep_closed_tasks=False,
         )
 
@@ -277,61 +282,106 @@ class Runner:
         return await future
 
     async def _write_loop(self) -> None:
+        """Take what has queued and apply it while the previous batch commits; once that
+        commit is done, take what queued meanwhile into this batch too, and commit it.
+        Commits go one after another, in order, and a command is answered only once its
+        own batch is on disk."""
+        previous: asyncio.Task[None] | None = None
         while True:
             try:
-                command = await asyncio.wait_for(self.queue.get(), self._until_next_timer())
+                first = await asyncio.wait_for(self.queue.get(), self._until_next_timer())
             except TimeoutError:
-                command = None
-            if command is not None and command.future is None:
-                # stop() says: no more commands
-                self.queue.task_done()
-                break
-            commands = [command] if command is not None else []
-            while len(commands) < MAX_BATCH and not self.queue.empty():
-                extra = self.queue.get_nowait()
-                if extra.future is None:
-                    self.queue.put_nowait(extra)  # stop after this batch
-                    break
-                commands.append(extra)
+                first = None
             replies: list[tuple[Command, Reply | ServiceError]] = []
-            began = time.perf_counter()
-            if not commands:
+            stop = self._apply_queued(first, replies)
+            if first is None:
                 self._tick()
-            for item in commands:
-                replies.append((item, self._execute(item)))
-            if self.metrics.routing_seconds is not None and commands:
-                self.metrics.routing_seconds.observe((time.perf_counter() - began) / len(commands))
+            if previous is not None:
+                await previous
+                if not stop:
+                    stop = self._apply_queued(None, replies)
+            if self.failed is not None:
+                self._fail(replies)
+                return
             batch = self._take_batch()
-            if batch:
-                began = time.perf_counter()
-                try:
-                    await asyncio.to_thread(self.store.write, batch)
-                except Exception as error:
-                    # The engine is ahead of the store: stop taking commands; a restart
-                    # recovers exactly what was committed.
-                    self.failed = f"the journal could not be written ({type(error).__name__}); restart the service"
-                    log.exception("journal write failed for %s", self.name)
-                    for item, _ in replies:
-                        if item.future is not None and not item.future.done():
-                            item.future.set_exception(
-                                ServiceError(503, "Service Unavailable", self.failed)
-                            )
-                    for _ in commands:
-                        self.queue.task_done()
-                    return
-                if self.metrics.commit_seconds is not None:
-                    self.metrics.commit_seconds.observe(time.perf_counter() - began)
-                    self.metrics.batch_size.observe(len(commands))
-                self._publish(batch)
-            for item, reply in replies:
-                if item.future is not None and not item.future.done():
-                    if isinstance(reply, ServiceError):
-                        item.future.set_exception(reply)
-                    else:
-                        item.future.set_result(reply)
-                self.queue.task_done()
+            snapshot = None
             if self.seq - self.snapshot_seq >= self.snapshot_every:
-                await self._snapshot()
+                # Taken at this batch's end, written once the batch is committed.
+                snapshot = self._snapshot_body()
+                self.snapshot_seq = self.seq
+            previous = asyncio.create_task(self._commit(batch, replies, snapshot))
+            if stop:
+                await previous
+                return
+
+    def _apply_queued(
+        self, first: Command | None, replies: list[tuple[Command, Reply | ServiceError]]
+    ) -> bool:
+        """Apply `first` and whatever else has queued (up to MAX_BATCH in all); True when
+        `stop` asked to end after them."""
+        began = time.perf_counter()
+        count = 0
+        command = first
+        while True:
+            if command is not None:
+                if command.future is None:
+                    return True
+                replies.append((command, self._execute(command)))
+                count += 1
+            if len(replies) >= MAX_BATCH or self.queue.empty():
+                break
+            command = self.queue.get_nowait()
+        if self.metrics.routing_seconds is not None and count:
+            self.metrics.routing_seconds.observe((time.perf_counter() - began) / count)
+        return False
+
+    async def _commit(
+        self,
+        batch: Batch,
+        replies: list[tuple[Command, Reply | ServiceError]],
+        snapshot: tuple[int, str] | None,
+    ) -> None:
+        if batch:
+            began = time.perf_counter()
+            try:
+                await asyncio.to_thread(self.store.write, batch)
+            except Exception as error:
+                # The engine is ahead of the store: stop taking commands; a restart
+                # recovers exactly what was committed.
+                self.failed = f"the journal could not be written ({type(error).__name__}); restart the service"
+                log.exception("journal write failed for %s", self.name)
+                self._fail(replies)
+                return
+            if self.metrics.commit_seconds is not None:
+                self.metrics.commit_seconds.observe(time.perf_counter() - began)
+                self.metrics.batch_size.observe(len(replies))
+            self._publish(batch)
+        for item, reply in replies:
+            if item.future is not None and not item.future.done():
+                if isinstance(reply, ServiceError):
+                    item.future.set_exception(reply)
+                else:
+                    item.future.set_result(reply)
+        if snapshot is not None:
+            began = time.perf_counter()
+            try:
+                await asyncio.to_thread(self.store.save_snapshot, self.name, *snapshot)
+            except Exception:
+                log.exception("snapshot of %s failed (the journal has everything)", self.name)
+            else:
+                log.info(
+                    "snapshot of %s at %d in %.3f s",
+                    self.name,
+                    snapshot[0],
+                    time.perf_counter() - began,
+                )
+
+    def _fail(self, replies: list[tuple[Command, Reply | ServiceError]]) -> None:
+        for item, _ in replies:
+            if item.future is not None and not item.future.done():
+                item.future.set_exception(
+                    ServiceError(503, "Service Unavailable", self.failed or "stopped")
+                )
 
     def _until_next_timer(self) -> float | None:
         due = self.engine.next_timer_at()
@@ -410,41 +460,44 @@ class Runner:
         return outcome
 
     def _derive(self, event: Event, outcome: Outcome) -> None:
-        """The events out, and the rows to write, for what one engine event changed."""
+        """The events out, and the rows to write, for what one engine event changed.
+
+        Each changed task's events carry the task as it stands after the event (steps in
+        between, such as a decline followed by a new offer, show as their reservations'
+        events)."""
         made: dict[str, list[Reservation]] = {}
         for reservation in outcome.reservations:
             made.setdefault(reservation.task, []).append(reservation)
         closed = {task.id: task for task in self._closed}
         self._closed.clear()
+        transfer = event.task if isinstance(event, events.Transfer) else None
         for task in outcome.tasks:
+            view = _dumps(self.task_view(task))
             before = self._seen.get(task.id)
             previous_state, previous, previous_state_of_reservation = before or (None, None, None)
             if before is None:
-                self._emit("task.created", self.task_view(task))
+                self._emit("task.created", view)
                 self._count(task, "created")
             if previous is not None and previous.state != previous_state_of_reservation:
-                self._reservation_changed(previous)
-            if isinstance(event, events.Transfer) and event.task == task.id:
-                self._emit("task.transferred", self.task_view(task))
+                self._reservation_changed(previous, task)
+            if transfer == task.id:
+                self._emit("task.transferred", view)
             for reservation in made.get(task.id, ()):
-                self._emit("reservation.created", self.reservation_view(reservation))
+                text = _dumps(self.reservation_view(reservation))
+                self._emit("reservation.created", text)
+                self._batch.reservations[reservation.id] = (reservation.state, text)
                 if reservation.state != "pending":
-                    self._reservation_changed(reservation)
+                    self._reservation_changed(reservation, task)
                 else:
                     self.reservations[reservation.id] = reservation
-                self._batch.reservations[reservation.id] = (
-                    reservation.state,
-                    json.dumps(self.reservation_view(reservation)),
-                )
             if task.state != previous_state:
-                if task.state == "queued" and not isinstance(event, events.Transfer):
-                    self._emit("task.queued", self.task_view(task))
+                if task.state == "queued" and transfer != task.id:
+                    self._emit("task.queued", view)
                 elif task.state in ("completed", "canceled", "rejected"):
-                    self._emit(f"task.{task.state}", self.task_view(task))
+                    self._emit(f"task.{task.state}", view)
                     if task.state == "canceled" and previous_state in ("queued", "reserved", None):
                         self._count(task, "abandoned")
-            view = self.task_view(task)
-            self._batch.tasks[task.id] = (task.seq, task.state, task.queue, json.dumps(view))
+            self._batch.tasks[task.id] = (task.seq, task.state, task.queue, view)
             if task.id in closed:
                 self._forget(task)
             else:
@@ -454,29 +507,23 @@ class Runner:
                 self._forget(task)
         match event:
             case events.AddAgent() | events.SetAgent():
-                self._emit("agent.updated", self.agent_view(self.engine.agent(event.agent)))
+                self._emit("agent.updated", _dumps(self.agent_view(self.engine.agent(event.agent))))
             case events.RemoveAgent():
-                self._emit("agent.updated", {"id": event.agent, "removed": True})
+                self._emit("agent.updated", _dumps({"id": event.agent, "removed": True}))
             case events.SetStatus() | events.Login() | events.Logout():
-                self._emit("agent.status", self.agent_view(self.engine.agent(event.agent)))
+                self._emit("agent.status", _dumps(self.agent_view(self.engine.agent(event.agent))))
             case _:
                 pass
 
-    def _reservation_changed(self, reservation: Reservation) -> None:
-        self._emit(f"reservation.{reservation.state}", self.reservation_view(reservation))
-        self._batch.reservations[reservation.id] = (
-            reservation.state,
-            json.dumps(self.reservation_view(reservation)),
-        )
+    def _reservation_changed(self, reservation: Reservation, task: Task) -> None:
+        text = _dumps(self.reservation_view(reservation))
+        self._emit(f"reservation.{reservation.state}", text)
+        self._batch.reservations[reservation.id] = (reservation.state, text)
         if reservation.state == "accepted":
-            task = self.engine.state.tasks.get(reservation.task) or next(
-                (t for t in self._closed if t.id == reservation.task), None
-            )
-            if task is not None:
-                self._count(task, "answered")
-                if reservation.created_at - task.created_at <= SERVICE_LEVEL_SECONDS:
-                    self._count(task, "in_time")
-        if reservation.state != "pending" and reservation.state != "accepted":
+            self._count(task, "answered")
+            if reservation.created_at - task.created_at <= SERVICE_LEVEL_SECONDS:
+                self._count(task, "in_time")
+        elif reservation.state != "pending":
             self.reservations.pop(reservation.id, None)
 
     def _remember(self, task: Task) -> None:
@@ -495,9 +542,9 @@ class Runner:
             reservation = self.reservations.pop(reservation_id)
             self._batch.reservations[reservation_id] = (
                 reservation.state,
-                json.dumps(self.reservation_view(reservation)),
+                _dumps(self.reservation_view(reservation)),
             )
-        self._batch.explanations[task.id] = json.dumps(self.explain(task))
+        self._batch.explanations[task.id] = _dumps(self.explain(task))
         # The decisions leave memory with the task; the explanation stays in the store.
         self.engine.decisions.pop(task.id, None)
         self.engine.last_attempt.pop(task.id, None)
@@ -512,12 +559,13 @@ class Runner:
         counts = today.setdefault(queue, [0, 0, 0, 0])
         counts[("created", "answered", "in_time", "abandoned").index(what)] += 1
 
-    def _emit(self, kind: str, data: dict[str, Any]) -> None:
+    def _emit(self, kind: str, data: str) -> None:
+        """An event out; `data` is JSON text (a view serialized once for all its uses)."""
         self.event_id += 1
         at = iso(self.engine.wall_time())
-        body = json.dumps(
-            {"id": self.event_id, "type": kind, "at": at, "deployment": self.name, "data": data},
-            separators=(",", ":"),
+        body = (
+            f'{{"id":{self.event_id},"type":"{kind}","at":"{at}",'
+            f'"deployment":{self._quoted_name},"data":{data}}}'
         )
         self._batch.events.append((self.event_id, kind, at, body))
 
@@ -618,11 +666,11 @@ class Runner:
 
     # --- snapshots and stopping --------------------------------------------------------
 
-    async def _snapshot(self) -> None:
+    def _snapshot_body(self) -> tuple[int, str] | None:
+        """The engine's saved state and the service's own, as JSON text, at this moment
+        (None when the engine cannot save: restarts then replay the whole journal)."""
         if not _snapshots_supported():
-            self.snapshot_seq = self.seq
-            return
-        began = time.perf_counter()
+            return None
         data = {
             "engine": self.engine.save(),  # type: ignore[attr-defined]
             "service": {
@@ -632,10 +680,7 @@ class Runner:
                 "options": {"reservation_timeout": self.engine.options.reservation_timeout},
             },
         }
-        seq = self.seq
-        await asyncio.to_thread(self.store.save_snapshot, self.name, seq, data)
-        self.snapshot_seq = seq
-        log.info("snapshot of %s at %d in %.3f s", self.name, seq, time.perf_counter() - began)
+        return self.seq, json.dumps(data, separators=(",", ":"))
 
     async def stop(self) -> None:
         """Finish the queued commands, then snapshot."""
@@ -645,10 +690,15 @@ class Runner:
             with contextlib.suppress(Exception):
                 await self._writer
         if self.failed is None and self.ready and self.seq > self.snapshot_seq:
-            with contextlib.suppress(Exception):
-                await self._snapshot()
+            snapshot = self._snapshot_body()
+            if snapshot is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.store.save_snapshot, self.name, *snapshot)
         for subscriber in list(self.subscribers):
             subscriber.put_nowait(None)
+
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _snapshots_supported() -> bool:

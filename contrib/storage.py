@@ -74,7 +74,8 @@ class Store:
         """Which of these command ids the journal holds (tests and audits use it)."""
         raise NotImplementedError
 
-    def save_snapshot(self, deployment: str, seq: int, data: dict[str, Any]) -> None:
+    def save_snapshot(self, deployment: str, seq: int, body: str) -> None:
+        """Keep a snapshot (JSON text) of the state after journal record `seq`."""
         raise NotImplementedError
 
     def snapshot(self, deployment: str) -> Snapshot | None:
@@ -131,7 +132,7 @@ CREATE TABLE IF NOT EXISTS meta (
     deployment TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (deployment, key));
 CREATE TABLE IF NOT EXISTS journal (
-    deployment TEXT NOT NULL, seq INTEGER NOT NULL, at REAL NOT NULL, event TEXT NOT NULL,
+    deployment TEXT NOT NULL, seq INTEGER NOT NULL, at TEXT NOT NULL, event TEXT NOT NULL,
     command TEXT, PRIMARY KEY (deployment, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS journal_command ON journal (deployment, command)
     WHERE command IS NOT NULL;
@@ -155,6 +156,22 @@ CREATE TABLE IF NOT EXISTS webhooks (
     deployment TEXT NOT NULL, url TEXT NOT NULL, delivered INTEGER NOT NULL,
     PRIMARY KEY (deployment, url));
 """
+
+
+def _rows(table: str, columns: int, verb: str = "INSERT OR REPLACE") -> str:
+    """Rows from a JSON list of lists (one per row) for one deployment."""
+    values = ", ".join(f"json_extract(j.value, '$[{n}]')" for n in range(columns))
+    return f"{verb} INTO {table} SELECT ?, {values} FROM json_each(?) AS j"  # noqa: S608 - no user text
+
+
+# Journal records and events are only ever added: a second writer's seq collides.
+_INSERT_JOURNAL = _rows("journal", 4, "INSERT")
+_INSERT_EVENTS = _rows("events", 4, "INSERT")
+_INSERT_TASKS = _rows("tasks", 5)
+_INSERT_RESERVATIONS = _rows("reservations", 3)
+_INSERT_EXPLANATIONS = _rows("explanations", 2)
+_INSERT_META = _rows("meta", 2)
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def sqlite_path(url: str) -> Path:
@@ -191,41 +208,33 @@ class SQLiteStore(Store):
         return connection
 
     def write(self, batch: Batch) -> None:
+        # Each table's rows go in as one JSON parameter (one statement each): the writing
+        # thread then needs the GIL a handful of times per commit instead of once a row,
+        # and does not queue behind the event loop for each. `at` is kept as the text of
+        # its repr, so that a replay reads back exactly the float that was applied.
         name = batch.deployment
+        statements: list[tuple[str, str]] = []
+        if batch.journal:
+            rows = [[seq, repr(at), event, command] for seq, at, event, command in batch.journal]
+            statements.append((_INSERT_JOURNAL, _dumps(rows)))
+        if batch.events:
+            statements.append((_INSERT_EVENTS, _dumps(batch.events)))
+        if batch.tasks:
+            rows = [[key, *row] for key, row in batch.tasks.items()]
+            statements.append((_INSERT_TASKS, _dumps(rows)))
+        if batch.reservations:
+            rows = [[key, *row] for key, row in batch.reservations.items()]
+            statements.append((_INSERT_RESERVATIONS, _dumps(rows)))
+        if batch.explanations:
+            statements.append((_INSERT_EXPLANATIONS, _dumps(list(batch.explanations.items()))))
+        if batch.meta:
+            statements.append((_INSERT_META, _dumps(list(batch.meta.items()))))
         with self._lock:
             db = self._writer
             db.execute("BEGIN IMMEDIATE")
             try:
-                if batch.journal:
-                    db.executemany(
-                        "INSERT INTO journal VALUES (?, ?, ?, ?, ?)",
-                        [(name, *row) for row in batch.journal],
-                    )
-                if batch.events:
-                    db.executemany(
-                        "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
-                        [(name, *row) for row in batch.events],
-                    )
-                if batch.tasks:
-                    db.executemany(
-                        "INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?)",
-                        [(name, key, *row) for key, row in batch.tasks.items()],
-                    )
-                if batch.reservations:
-                    db.executemany(
-                        "INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?)",
-                        [(name, key, *row) for key, row in batch.reservations.items()],
-                    )
-                if batch.explanations:
-                    db.executemany(
-                        "INSERT OR REPLACE INTO explanations VALUES (?, ?, ?)",
-                        [(name, key, body) for key, body in batch.explanations.items()],
-                    )
-                if batch.meta:
-                    db.executemany(
-                        "INSERT OR REPLACE INTO meta VALUES (?, ?, ?)",
-                        [(name, key, value) for key, value in batch.meta.items()],
-                    )
+                for sql, rows_text in statements:
+                    db.execute(sql, (name, rows_text))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -255,7 +264,7 @@ class SQLiteStore(Store):
                 if not rows:
                     return
                 for seq, at, event in rows:
-                    yield seq, at, json.loads(event)
+                    yield seq, float(at), json.loads(event)
                 last = rows[-1][0]
         finally:
             connection.close()
@@ -275,8 +284,7 @@ class SQLiteStore(Store):
             found.update(row[0] for row in rows)
         return found
 
-    def save_snapshot(self, deployment: str, seq: int, data: dict[str, Any]) -> None:
-        body = json.dumps(data, separators=(",", ":"))
+    def save_snapshot(self, deployment: str, seq: int, body: str) -> None:
         with self._lock:
             db = self._writer
             db.execute("BEGIN IMMEDIATE")

@@ -124,7 +124,7 @@ class Server:
             "SELECT seq, at, event, command FROM journal WHERE deployment = ? ORDER BY seq",
             deployment,
         )
-        return [(seq, at, json.loads(event), command) for seq, at, event, command in rows]
+        return [(seq, float(at), json.loads(event), command) for seq, at, event, command in rows]
 
     def meta(self, key: str, deployment: str = "d") -> str:
         rows = self.sql("SELECT value FROM meta WHERE deployment = ? AND key = ?", deployment, key)
