@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import time
@@ -193,10 +194,7 @@ class Runner:
             self.version = service["version"]
             self.stats = service["stats"]
             options = service["options"]
-            self.engine = Engine.restore(  # type: ignore[attr-defined]
-                load_deployment(self.document, name=self.name), snapshot.data["engine"]
-            )
-            self.engine.options = self._options(options)
+            self.engine = self._restored_engine(snapshot.data["engine"], self._options(options))
             self.seq = self.snapshot_seq = snapshot.seq
         else:
             self.document = initial
@@ -232,6 +230,21 @@ class Runner:
             time.perf_counter() - began,
             extra={"deployment": self.name, "replayed": replayed},
         )
+
+    def _restored_engine(self, data: dict[str, Any], options: EngineOptions) -> Engine:
+        """`Engine.restore` of a snapshot, with this deployment's start and options."""
+        restore = Engine.restore  # type: ignore[attr-defined]
+        accepted = inspect.signature(restore).parameters
+        extra: dict[str, Any] = {}
+        if "options" in accepted:
+            extra["options"] = options
+        if "start" in accepted:
+            extra["start"] = self.start
+        engine: Engine = restore(load_deployment(self.document, name=self.name), data, **extra)
+        if "options" not in accepted:
+            engine.options = options
+        engine.start = self.start
+        return engine
 
     def _options(self, stored: Mapping[str, Any]) -> EngineOptions:
         return EngineOptions(
