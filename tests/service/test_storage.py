@@ -64,7 +64,9 @@ def test_snapshots_keep_the_latest_two_and_webhook_progress(tmp_path: Path) -> N
     for seq in (10, 20, 30):
         store.save_snapshot("d", seq, json.dumps({"seq": seq}))
     latest = store.snapshot("d")
-    assert latest is not None and latest.seq == 30 and latest.data == {"seq": 30}
+    assert latest is not None
+    assert latest.seq == 30
+    assert latest.data == {"seq": 30}
     kept = store._reader.execute("SELECT seq FROM snapshots ORDER BY seq").fetchall()
     assert kept == [(20,), (30,)]
     assert store.webhook_progress("d", "http://127.0.0.1:1/x") == 0
