@@ -45,14 +45,14 @@ class CustomerMemory:
 
         class Plugin:
             @hookimpl
-            def omniroute_event_handlers(inner, setup: Any) -> Iterable[Any]:
+            def omniroute_event_handlers(inner, context: Any) -> Iterable[Any]:
                 from omniroute.core import EventHandler
 
-                state = setup.state()
+                state = context.state()
                 state["customers"] = {f"c{n}": {"contacts": 1} for n in range(self.customers)}
 
                 def created(task: Any, _agent: Any) -> None:
-                    customers = setup.state()["customers"]
+                    customers = context.state()["customers"]
                     key = f"c{task.seq % max(self.customers, 1)}"
                     customers[key] = {"contacts": customers.get(key, {}).get("contacts", 0) + 1}
 

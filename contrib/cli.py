@@ -227,12 +227,7 @@ def _roster_warnings(deployment: Any, path: Path) -> list[Any]:
         )
         for n, a in enumerate(read_roster(entries, str(path)))
     ]
-    section = deployment.section("weighted_cascade")
-    groups_by_queue = {
-        queue: [*distribution.primary, *(distribution.secondary or {})]
-        for queue, distribution in (section.queues.items() if section is not None else ())
-    }
-    return list(checks.roster_warnings(deployment, agents, groups_by_queue))
+    return list(checks.roster_warnings(deployment, agents))
 
 
 @cli.command("test")

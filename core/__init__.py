@@ -19,6 +19,7 @@ from .components import (
     TaskOrdering,
 )
 from .config import load_deployment, read_mapping_file
+from .context import PluginContext
 from .decisions import Candidate, Decision
 from .engine import DEFAULT_START, Engine, EngineOptions
 from .errors import (
@@ -31,7 +32,6 @@ from .errors import (
 )
 from .events import Outcome
 from .hookspecs import hookimpl
-from .setup import Setup
 from .spec import Deployment
 from .state import Agent, Offer, Reservation, Task
 
@@ -53,12 +53,12 @@ __all__ = [
     "Offer",
     "OmnirouteError",
     "Outcome",
+    "PluginContext",
     "PluginError",
     "Preference",
     "Problem",
     "RankingKey",
     "Reservation",
-    "Setup",
     "Task",
     "TaskOrdering",
     "checks",

@@ -6,12 +6,13 @@ says in one line how to fix it. Plugins add their own through `omniroute_validat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 
 from omniroute.grammar import Expression
 from omniroute.grammar.nodes import And, Compare, Condition, Literal, Not, Or, Reference, Truth
 from omniroute.grammar.parser import parse_condition
 
+from . import plugins as plugin_registry
 from .errors import Problem
 from .spec import Deployment
 from .state import Agent, worker_context
@@ -130,40 +131,29 @@ def channel_warnings(deployment: Deployment) -> Iterator[Problem]:
             )
 
 
-def timeout_warnings(deployment: Deployment, max_waits: Mapping[str, float]) -> Iterator[Problem]:
-    """Targets that keep tasks longer than the queue lets a customer wait (off_hours' max_wait)."""
-    if deployment.workflow is None:
-        return
-    for item in deployment.workflow.filters:
-        for target in item.targets:
-            limit = max_waits.get(target.queue)
-            if target.timeout is not None and limit is not None and target.timeout > limit:
-                yield _warning(
-                    f"{target.label}.timeout",
-                    f"{target.timeout:g} s is longer than the {limit:g} s max_wait of queue {target.queue!r}: "
-                    "live customers are turned away before this target would move them on",
-                    f"make the timeout at most {limit:g} s",
-                )
+def serving_agents(deployment: Deployment, queue: str, roster: Iterable[Agent]) -> list[Agent]:
+    """The agents of a roster whose attributes make them members of a queue."""
+    target_workers = deployment.queues[queue].target_workers
+    return [agent for agent in roster if target_workers.evaluate({"worker": worker_context(agent)})]
 
 
-def roster_warnings(
-    deployment: Deployment, agents: Iterable[Agent], groups_by_queue: Mapping[str, Iterable[str]]
-) -> Iterator[Problem]:
-    """Queues, and agent groups a plugin routes to, that no agent of the roster can serve."""
+def roster_warnings(deployment: Deployment, agents: Iterable[Agent]) -> Iterator[Problem]:
+    """Queues that no agent of the roster can serve, then what each active plugin sees
+    wrong with the roster (`omniroute_roster_warnings`)."""
     roster = list(agents)
-    contexts = [(agent, {"worker": worker_context(agent)}) for agent in roster]
-    for name, queue in deployment.queues.items():
-        serving = [agent for agent, context in contexts if queue.target_workers.evaluate(context)]
-        if not serving:
+    for name in deployment.queues:
+        if not serving_agents(deployment, name, roster):
             yield _warning(
                 f"queues.{name}.target_workers",
                 f"no agent of the roster ({len(roster)} agents) can serve queue {name!r}",
                 "give some agents the attributes it asks for, or loosen target_workers",
             )
-        for group in groups_by_queue.get(name, ()):
-            if not any(group in agent.groups for agent in serving):
-                yield _warning(
-                    f"weighted_cascade.queues.{name}",
-                    f"no agent of group {group!r} in the roster can serve queue {name!r}: its share of tasks will wait for the cascade",
-                    f"put agents who can serve {name!r} in group {group!r}, or drop the group",
-                )
+    for plugin in deployment.plugins:
+        found = plugin_registry.call_for(
+            plugin,
+            "omniroute_roster_warnings",
+            deployment=deployment,
+            section=deployment.section(plugin),
+            roster=roster,
+        )
+        yield from found or ()

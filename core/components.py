@@ -29,6 +29,11 @@ class Filter:
     #: True when the answer can change with the clock alone (opening hours, say); the
     #: engine then re-checks waiting tasks whenever time moves, not only when agents change
     time_dependent: bool = False
+    #: True when the roster index already gives the answer: the filter tests only that
+    #: the agent is ready, has room on the task's channel, or belongs to the task's queue
+    #: (`target_workers`). The indexed path then skips it, since the index offers only
+    #: such agents. The core's filters set it; a plugin's filter leaves it False.
+    index_kept: bool = False
 
 
 @attrs.frozen
@@ -52,7 +57,7 @@ class Indexing:
 
     The key's value for (task, agent) depends only on `partition(task)` (None: on nothing
     of the task) and on the agent as it was at its last change: an event that changes
-    the agent touches it (`Agent.touch`, `Setup.agent_changed`), and the engine recomputes
+    the agent touches it (`Agent.touch`, `PluginContext.agent_changed`), and the engine recomputes
     the key before it routes again. Such a key is computed when an agent changes, not for
     every candidate of every task, so a large roster costs little more than a small one.
 
@@ -92,6 +97,9 @@ class RankingKey:
     name: str
     key: Callable[[Task, Agent], Any]
     indexing: Indexing | None = None
+    #: applies only when no active plugin contributes a ranking key that is not a
+    #: fallback (the core's longest idle is one): adding a ranking key replaces it
+    fallback: bool = False
 
 
 @attrs.frozen

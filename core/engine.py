@@ -112,7 +112,12 @@ class Engine:
         self._writer_lock = threading.Lock()
         self.decisions: dict[str, list[Decision]] = {}
         self.last_attempt: dict[str, Decision] = {}
-        self._timer_callbacks: dict[int, tuple[str, Callable[[], None]]] = {}
+        #: what a timer calls, by (owner, name): timers themselves are data in the state
+        self._timer_handlers: dict[tuple[str | None, str], Callable[[Any], None]] = {
+            (None, "release_hold"): self._release_if_held,
+            (None, "target_timeout"): self._target_timed_out,
+            (None, "reservation_timeout"): self._reservation_timed_out,
+        }
         self._worker_contexts: dict[str, tuple[int, dict[str, Any]]] = {}
         self._task_context: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._clock_context: tuple[float, dict[str, Any]] | None = None
@@ -277,30 +282,16 @@ class Engine:
     # --- what plugins and expressions read ---------------------------------------------
 
     def queue_of(self, task: Task) -> Queue | None:
-        return self.deployment.queues.get(task.queue) if task.queue is not None else None
+        return self.deployment.queue_of(task)
 
     def target_of(self, task: Task) -> Target | None:
-        workflow = self.deployment.workflow
-        if workflow is None or task.filter_index is None or task.target_index is None:
-            return None
-        return workflow.filters[task.filter_index].targets[task.target_index]
+        return self.deployment.target_of(task)
 
     def target_label(self, task: Task) -> str:
-        target = self.target_of(task)
-        if target is not None:
-            return target.label
-        if (
-            self.deployment.workflow is not None
-            and task.queue == self.deployment.workflow.default_queue
-        ):
-            return "workflow.default_queue"
-        return f"queue {task.queue}" if task.queue else "no queue"
+        return self.deployment.target_label(task)
 
     def effective_priority(self, task: Task) -> int:
-        target = self.target_of(task)
-        if target is not None and target.priority is not None:
-            return target.priority
-        return task.priority
+        return self.deployment.effective_priority(task)
 
     def clock_context(self) -> dict[str, Any]:
         """`taskrouter.*`: the time of day in UTC."""
@@ -371,16 +362,36 @@ class Engine:
                 available += 1
         return {"available": available, "total": total}
 
+    def waiting_in(self, queue: str | None) -> Iterator[Task]:
+        """The tasks waiting in a queue, in the order they started waiting, read from the
+        per-queue-and-channel waiting lists (the cost follows the queue's tasks)."""
+        tasks = self.state.tasks
+        found = [
+            tasks[task_id]
+            for (name, _channel), ids in self._waiting_groups.items()
+            if name == queue
+            for task_id in ids
+        ]
+        found.sort(key=lambda task: task.wait_seq)
+        return iter(found)
+
     # --- services for plugins -----------------------------------------------------------
 
-    def set_timer(self, at: float, callback: Callable[[], None], owner: str = "core") -> int:
+    def on_timer(self, owner: str | None, name: str, handler: Callable[[Any], None]) -> None:
+        """Declare what timers `name` of `owner` (a plugin; None: the engine) call."""
+        self._timer_handlers[(owner, name)] = handler
+
+    def set_timer(self, at: float, name: str, payload: Any = None, owner: str | None = None) -> int:
+        """At `at`, call the handler of (owner, name) with `payload`, then route."""
+        if (owner, name) not in self._timer_handlers:
+            raise ValueError(
+                f"no handler for timer {name!r} of {owner or 'the engine'}; declare it with on_timer"
+            )
         timer_id = self.state.timer_sequence
         self.state.timer_sequence += 1
-        self._undo.added(self._timer_callbacks, timer_id)
-        self._timer_callbacks[timer_id] = (owner, callback)
         # Undone by canceling: the heap entry is then skipped like any canceled timer.
         self._undo.push(functools.partial(self.state.canceled_timers.add, timer_id))
-        heapq.heappush(self.state.timers, (max(at, self.now), timer_id, timer_id))
+        heapq.heappush(self.state.timers, (max(at, self.now), timer_id, owner, name, payload))
         return timer_id
 
     def cancel_timer(self, timer_id: int) -> None:
@@ -391,10 +402,9 @@ class Engine:
 
     def next_timer_at(self) -> float | None:
         timers, canceled = self.state.timers, self.state.canceled_timers
-        while timers and timers[0][2] in canceled:
-            _, _, timer_id = heapq.heappop(timers)
+        while timers and timers[0][1] in canceled:
+            timer_id = heapq.heappop(timers)[1]
             canceled.discard(timer_id)
-            self._timer_callbacks.pop(timer_id, None)
         return timers[0][0] if timers else None
 
     def set_capacity(self, agent: Agent, channel: str, capacity: int) -> None:
@@ -407,7 +417,7 @@ class Engine:
         task.hold_reason = reason
         task.held_until = until
         if until is not None:
-            self.set_timer(until, lambda: self._release_if_held(task.id, until), owner="core")
+            self.set_timer(until, "release_hold", [task.id, until])
 
     def release_task(self, task: Task) -> None:
         self._undo.keep(task)
@@ -417,7 +427,8 @@ class Engine:
         if group is not None:
             self._fresh_groups.add(group)
 
-    def _release_if_held(self, task_id: str, until: float) -> None:
+    def _release_if_held(self, payload: list[Any]) -> None:
+        task_id, until = payload
         task = self.state.tasks.get(task_id)
         if task is not None and task.hold_reason is not None and task.held_until == until:
             self.release_task(task)
@@ -438,10 +449,12 @@ class Engine:
             due = self.next_timer_at()
             if due is None or due > at:
                 break
-            _, _, timer_id = heapq.heappop(self.state.timers)
-            owner, callback = self._timer_callbacks.pop(timer_id)
+            _, _, owner, name, payload = heapq.heappop(self.state.timers)
+            handler = self._timer_handlers[(owner, name)]
             self._transaction(
-                f"timer of {owner}", functools.partial(self._fire, due, callback), owner
+                f"timer of {owner or 'core'}",
+                functools.partial(self._fire, due, handler, payload),
+                owner,
             )
         self.state.now = at
 
@@ -458,12 +471,12 @@ class Engine:
                 break
             self.advance_to(due)
 
-    def _fire(self, due: float, callback: Callable[[], None]) -> None:
+    def _fire(self, due: float, handler: Callable[[Any], None], payload: Any) -> None:
         self.state.now = due
         # Timers change what no stamp tracks (plugin state of tasks): check everything.
         self._failed_checks.clear()
         self._check_every_group = True
-        callback()
+        handler(payload)
 
     def _reads_the_clock(self) -> bool:
         """Whether eligibility can change with time alone in this deployment."""
@@ -847,11 +860,7 @@ class Engine:
                 self._closed.clear()
                 if mark is not None:
                     self._rollback(mark)
-                if (
-                    owner is not None
-                    and owner != "core"
-                    and not isinstance(error, (EventError, PluginError))
-                ):
+                if owner is not None and not isinstance(error, (EventError, PluginError)):
                     raise PluginError(owner, what, error) from error
                 raise
             else:
@@ -940,14 +949,15 @@ class Engine:
         if self._index is not None:
             self._index.rebuild()
 
-    def _call(self, plugin: str, what: str, function: Callable[..., Any], *args: Any) -> Any:
+    def _call(self, plugin: str | None, what: str, function: Callable[..., Any], *args: Any) -> Any:
         return self._call_named(plugin, "{}", what, function, *args)
 
     def _call_named(
-        self, plugin: str, what: str, name: str, function: Callable[..., Any], *args: Any
+        self, plugin: str | None, what: str, name: str, function: Callable[..., Any], *args: Any
     ) -> Any:
-        """`_call` for the hot path: `what.format(name)` is only built if the call fails."""
-        if plugin == "core":
+        """`_call` for the hot path: `what.format(name)` is only built if the call fails.
+        A component of no plugin (the engine's built-in behaviour) raises as it is."""
+        if plugin is None:
             return function(*args)
         try:
             return function(*args)
@@ -1181,17 +1191,16 @@ class Engine:
         self._task_context = None
         self._notify("entered_queue", task, None)
         if target.timeout is not None:
-            entered = self.now
             self.set_timer(
                 self.now + target.timeout,
-                lambda: self._target_timed_out(task.id, target.filter_index, target.index, entered),
+                "target_timeout",
+                [task.id, target.filter_index, target.index, self.now],
             )
         if target.skip_if is not None:
             self._pending_skip_checks.append((task.id, target.filter_index, target.index))
 
-    def _target_timed_out(
-        self, task_id: str, filter_index: int, target_index: int, entered: float
-    ) -> None:
+    def _target_timed_out(self, payload: list[Any]) -> None:
+        task_id, filter_index, target_index, entered = payload
         task = self.state.tasks.get(task_id)
         if task is None:
             return
@@ -1284,17 +1293,17 @@ class Engine:
 
     @staticmethod
     def _blame(
-        components: tuple[tuple[str, Any], ...], position: int, kind: str, error: Exception
+        components: tuple[tuple[str | None, Any], ...], position: int, kind: str, error: Exception
     ) -> NoReturn:
         """Raise what component `position` raised, as a PluginError naming its plugin (one
         try around a hot loop instead of one per call; the loop's length says who failed)."""
         plugin, component = components[position]
-        if plugin == "core" or isinstance(error, (EventError, PluginError)):
+        if plugin is None or isinstance(error, (EventError, PluginError)):
             raise error
         raise PluginError(plugin, f"the {kind} {component.name!r}", error) from error
 
     def _keys_of(
-        self, rankings: tuple[tuple[str, RankingKey], ...], task: Task, agent: Agent
+        self, rankings: tuple[tuple[str | None, RankingKey], ...], task: Task, agent: Agent
     ) -> list[Any]:
         keys: list[Any] = []
         try:
@@ -1476,13 +1485,13 @@ class Engine:
                     continue
                 if record:
                     plugin, item = filters[position]
-                    name = item.name if plugin == "core" else f"{plugin}.{item.name}"
+                    name = item.name if plugin is None else f"{plugin}.{item.name}"
                     excluded.append(Candidate(agent.id, name, item.reason(task, agent), ()))
         except (EventError, PluginError):
             raise
         except Exception as error:
             plugin, item = filters[position]
-            if plugin == "core":
+            if plugin is None:
                 raise
             raise PluginError(plugin, f"the filter {item.name!r}", error) from error
         for plugin, preference in self.pipeline.preferences:
@@ -1560,16 +1569,14 @@ class Engine:
         self._ranking_ties = len(static) < len(self.pipeline.ranking_keys)
         # The first key left out may give a floor: tied agents are then kept in the order
         # of their floors, and the walk leaves a group once floors pass the best key found.
-        self._floored: tuple[str, RankingKey] | None = None
+        self._floored: tuple[str | None, RankingKey] | None = None
         if self._ranking_ties:
             plugin, ranking = self.pipeline.ranking_keys[len(static)]
             indexing = ranking.indexing
             if indexing is not None and indexing.floor is not None:
                 self._floored = (plugin, ranking)
         self._open_filters = tuple(
-            (plugin, item)
-            for plugin, item in self.pipeline.filters
-            if not (plugin == "core" and item.name in ("status", "capacity", "queue"))
+            (plugin, item) for plugin, item in self.pipeline.filters if not item.index_kept
         )
         return RosterIndex(self, self._ladder_key)
 
@@ -1748,7 +1755,7 @@ class Engine:
             except (EventError, PluginError):
                 raise
             except Exception as error:
-                if plugin == "core":
+                if plugin is None:
                     raise
                 raise PluginError(plugin, f"the filter {item.name!r}", error) from error
         return True
@@ -1764,7 +1771,7 @@ class Engine:
     def _ranking_names(self, target: Target | None) -> list[str]:
         names = ["order_by"] if target is not None and target.order_by is not None else []
         names += [
-            ranking.name if plugin == "core" else f"{plugin}.{ranking.name}"
+            ranking.name if plugin is None else f"{plugin}.{ranking.name}"
             for plugin, ranking in self.pipeline.ranking_keys
         ]
         return [*names, "roster_order"]
@@ -1811,11 +1818,12 @@ class Engine:
         if self.options.auto_accept:
             self._accept(task)
         elif reservation.expires_at is not None:
-            self.set_timer(
-                reservation.expires_at,
-                functools.partial(self._reservation_timed_out, reservation),
-            )
+            self.set_timer(reservation.expires_at, "reservation_timeout", [task.id, reservation.id])
 
-    def _reservation_timed_out(self, reservation: Reservation) -> None:
-        if reservation.state == "pending":
-            self._return_to_queue(self.state.tasks[reservation.task], "timed_out")
+    def _reservation_timed_out(self, payload: list[Any]) -> None:
+        task_id, reservation_id = payload
+        task = self.state.tasks.get(task_id)
+        if task is None or task.reservation is None:
+            return
+        if task.reservation.id == reservation_id and task.reservation.state == "pending":
+            self._return_to_queue(task, "timed_out")

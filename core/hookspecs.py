@@ -6,23 +6,27 @@ deployment lists in `plugins`, plus the always-active `core`), in the deployment
 the engine then calls the returned components directly. No hook is called per task or per
 candidate agent.
 
-Setup-time hooks receive a `Setup`: the deployment, the plugin's own structured section,
-and the engine's services for plugins: per-agent, per-task and per-plugin state that the
-engine rolls back with the event when anything fails, timers, and capacity changes.
+The pipeline hooks are offered `context` (the plugin's `PluginContext`: its section,
+read-only queries of the engine, its state and the engine's services for plugins),
+`section` (the plugin's structured deployment section) and `deployment`. pluggy calls
+the implementations, so an implementation names only the arguments it uses: `def
+omniroute_filters(context)`, `def omniroute_ranking_keys(section)`, or none at all. Every
+hook of one plugin in one engine receives the same `PluginContext`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
     from .components import ArrivalCheck, EventHandler, Filter, Preference, RankingKey, TaskOrdering
+    from .context import PluginContext
     from .errors import Problem
-    from .setup import Setup
     from .spec import Deployment
+    from .state import Agent
 
 PROJECT = "omniroute"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -55,20 +59,26 @@ def omniroute_validate(deployment: Deployment, section: Any) -> Iterable[Problem
 
 
 @hookspec
-def omniroute_filters(setup: Setup) -> Iterable[Filter]:  # type: ignore[empty-body]
+def omniroute_filters(  # type: ignore[empty-body]
+    context: PluginContext, section: Any, deployment: Deployment
+) -> Iterable[Filter]:
     """Filters: may this agent take this task now? An agent must pass every filter of
     every active plugin to be offered the task."""
 
 
 @hookspec
-def omniroute_preferences(setup: Setup) -> Iterable[Preference]:  # type: ignore[empty-body]
+def omniroute_preferences(  # type: ignore[empty-body]
+    context: PluginContext, section: Any, deployment: Deployment
+) -> Iterable[Preference]:
     """Preferences among eligible agents: when some eligible agents pass a preference, the
     others are set aside; when none does, all stay. Applied after every filter, before
     ranking, so they hold whatever ranking keys other plugins contribute."""
 
 
 @hookspec
-def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:  # type: ignore[empty-body]
+def omniroute_ranking_keys(  # type: ignore[empty-body]
+    context: PluginContext, section: Any, deployment: Deployment
+) -> Iterable[RankingKey]:
     """Ranking keys for eligible agents, most significant first. The pipeline ranks by a
     workflow target's `order_by`, then by every plugin's keys in the deployment's plugin
     order, then by the order agents were added to the roster. The core's longest-idle key
@@ -76,13 +86,17 @@ def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:  # type: ignor
 
 
 @hookspec
-def omniroute_task_orderings(setup: Setup) -> Iterable[TaskOrdering]:  # type: ignore[empty-body]
+def omniroute_task_orderings(  # type: ignore[empty-body]
+    context: PluginContext, section: Any, deployment: Deployment
+) -> Iterable[TaskOrdering]:
     """Orderings of waiting tasks, most significant first, in the deployment's plugin
     order, before the core's order (priority, then waiting time, then creation)."""
 
 
 @hookspec
-def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:  # type: ignore[empty-body]
+def omniroute_event_handlers(  # type: ignore[empty-body]
+    context: PluginContext, section: Any, deployment: Deployment
+) -> Iterable[EventHandler]:
     """Handlers called after the engine applied an event (created, entered_queue, offered,
     accepted, declined, timed_out, completed, canceled, rejected, transferred, login,
     logout, status_changed). `entered_queue` fires whenever a task starts waiting in a
@@ -92,6 +106,21 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:  # type: i
 
 
 @hookspec
-def omniroute_arrival_checks(setup: Setup) -> Iterable[ArrivalCheck]:  # type: ignore[empty-body]
+def omniroute_arrival_checks(  # type: ignore[empty-body]
+    context: PluginContext, section: Any, deployment: Deployment
+) -> Iterable[ArrivalCheck]:
     """Checks on a task's arrival that may reject it with a reason and a message (closed
     hours, nobody logged in, a wait too long) before it waits for an agent."""
+
+
+# --- checks -----------------------------------------------------------------------------
+
+
+@hookspec
+def omniroute_roster_warnings(  # type: ignore[empty-body]
+    deployment: Deployment, section: Any, roster: Sequence[Agent]
+) -> Iterable[Problem]:
+    """Warnings about a roster under this deployment that only the plugin can see (a
+    group it routes to that no agent of the roster can serve, say). `omniroute check
+    --agents FILE` shows them beside the core's own (a queue no agent can serve). Return
+    `Problem`s with severity "warning" and the key path of the plugin's setting."""

@@ -1,8 +1,9 @@
 """Composing a routing pipeline from what the active plugins contribute.
 
 The hooks are called here, once per engine; the engine then calls the components held in
-the `Pipeline` directly. Each component is kept with the name of the plugin that gave it,
-so that an error or an explanation can name it.
+the `Pipeline` directly. Each component is kept with its owner: the name of the plugin
+that gave it, or None for the engine's built-in behaviour (the always-active core
+plugin), whose errors are the engine's own and whose names explanations show unqualified.
 """
 
 from __future__ import annotations
@@ -14,76 +15,93 @@ import attrs
 
 from . import plugins as plugin_registry
 from .components import ArrivalCheck, EventHandler, Filter, Preference, RankingKey, TaskOrdering
-from .setup import Setup
+from .context import EngineServices, PluginContext
 
 if TYPE_CHECKING:
-    from .engine import Engine
     from .spec import Deployment
+
+Owner = str | None
+"""The plugin a component comes from; None: the engine's built-in behaviour."""
 
 
 @attrs.frozen
 class Pipeline:
-    filters: tuple[tuple[str, Filter], ...]
-    preferences: tuple[tuple[str, Preference], ...]
-    ranking_keys: tuple[tuple[str, RankingKey], ...]
-    task_orderings: tuple[tuple[str, TaskOrdering], ...]
-    handlers: dict[str, tuple[tuple[str, EventHandler], ...]]
-    arrival_checks: tuple[tuple[str, ArrivalCheck], ...]
-    setups: dict[str, Setup]
+    filters: tuple[tuple[Owner, Filter], ...]
+    preferences: tuple[tuple[Owner, Preference], ...]
+    ranking_keys: tuple[tuple[Owner, RankingKey], ...]
+    task_orderings: tuple[tuple[Owner, TaskOrdering], ...]
+    handlers: dict[str, tuple[tuple[Owner, EventHandler], ...]]
+    arrival_checks: tuple[tuple[Owner, ArrivalCheck], ...]
+    #: the context every hook of each plugin received, by plugin name
+    contexts: dict[str, PluginContext]
 
 
-def _collect(plugin: str, hook: str, setup: Setup, kind: type) -> list[tuple[str, Any]]:
-    result = plugin_registry.call_for(plugin, hook, setup=setup)
+def _collect(context: PluginContext, hook: str, kind: type) -> list[tuple[Owner, Any]]:
+    result = plugin_registry.call_for(
+        context.plugin,
+        hook,
+        context=context,
+        section=context.section,
+        deployment=context.deployment,
+    )
     items: Iterable[Any] = result or ()
+    owner = context.owner
     collected = []
     for item in items:
         if not isinstance(item, kind):
-            raise TypeError(f"plugin {plugin!r}: {hook} returned {item!r}, not a {kind.__name__}")
-        collected.append((plugin, item))
+            raise TypeError(
+                f"plugin {context.plugin!r}: {hook} returned {item!r}, not a {kind.__name__}"
+            )
+        collected.append((owner, item))
     return collected
 
 
-def build_pipeline(deployment: Deployment, engine: Engine) -> Pipeline:
+def build_pipeline(deployment: Deployment, engine: EngineServices) -> Pipeline:
     """Call every active plugin's hooks once and compose what they return.
 
-    Filters: the core's first (status, room, queue, target), then the plugins' in the
-    deployment's order. Ranking keys and task orderings: the plugins' in order, then the
-    core's (its longest-idle ranking only when no plugin ranks).
+    The built-in core plugin brackets the others: its filters, preferences and arrival
+    checks come first (status, room, queue, target), its task orderings and event
+    handlers last (priority, waiting, creation). Between them, the plugins' components in
+    the deployment's order. A ranking key marked `fallback`
+    (the core's longest idle) applies only when no other ranking key is contributed.
     """
     core = plugin_registry.CORE_PLUGIN
-    setups = {
-        name: Setup(name, deployment, deployment.section(name), engine)
-        for name in (core, *deployment.plugins)
-    }
-    plugin_order = list(deployment.plugins)
+    contexts = {core: PluginContext(core, deployment, deployment.section(core), engine)}
+    for name in deployment.plugins:
+        contexts[name] = PluginContext(
+            name, deployment, deployment.section(name), engine, owner=name
+        )
+    ordered = [contexts[name] for name in deployment.plugins]
+    builtin = contexts[core]
 
-    filters = _collect(core, "omniroute_filters", setups[core], Filter)
-    preferences: list[tuple[str, Preference]] = []
-    ranking: list[tuple[str, RankingKey]] = []
-    orderings: list[tuple[str, TaskOrdering]] = []
-    handlers: list[tuple[str, EventHandler]] = []
-    arrival: list[tuple[str, ArrivalCheck]] = []
-    for name in plugin_order:
-        filters += _collect(name, "omniroute_filters", setups[name], Filter)
-        preferences += _collect(name, "omniroute_preferences", setups[name], Preference)
-        ranking += _collect(name, "omniroute_ranking_keys", setups[name], RankingKey)
-        orderings += _collect(name, "omniroute_task_orderings", setups[name], TaskOrdering)
-        handlers += _collect(name, "omniroute_event_handlers", setups[name], EventHandler)
-        arrival += _collect(name, "omniroute_arrival_checks", setups[name], ArrivalCheck)
-    if not ranking:
-        ranking += _collect(core, "omniroute_ranking_keys", setups[core], RankingKey)
-    orderings += _collect(core, "omniroute_task_orderings", setups[core], TaskOrdering)
-    handlers += _collect(core, "omniroute_event_handlers", setups[core], EventHandler)
+    filters = _collect(builtin, "omniroute_filters", Filter)
+    ranking = _collect(builtin, "omniroute_ranking_keys", RankingKey)
+    orderings: list[tuple[Owner, TaskOrdering]] = []
+    preferences = _collect(builtin, "omniroute_preferences", Preference)
+    handlers: list[tuple[Owner, EventHandler]] = []
+    arrival = _collect(builtin, "omniroute_arrival_checks", ArrivalCheck)
+    for context in ordered:
+        filters += _collect(context, "omniroute_filters", Filter)
+        preferences += _collect(context, "omniroute_preferences", Preference)
+        ranking += _collect(context, "omniroute_ranking_keys", RankingKey)
+        orderings += _collect(context, "omniroute_task_orderings", TaskOrdering)
+        handlers += _collect(context, "omniroute_event_handlers", EventHandler)
+        arrival += _collect(context, "omniroute_arrival_checks", ArrivalCheck)
+    orderings += _collect(builtin, "omniroute_task_orderings", TaskOrdering)
+    handlers += _collect(builtin, "omniroute_event_handlers", EventHandler)
+    chosen = [item for item in ranking if not item[1].fallback]
+    if not chosen:
+        chosen = [item for item in ranking if item[1].fallback]
 
-    by_event: dict[str, list[tuple[str, EventHandler]]] = {}
-    for plugin, handler in handlers:
-        by_event.setdefault(handler.event, []).append((plugin, handler))
+    by_event: dict[str, list[tuple[Owner, EventHandler]]] = {}
+    for owner, handler in handlers:
+        by_event.setdefault(handler.event, []).append((owner, handler))
     return Pipeline(
         filters=tuple(filters),
         preferences=tuple(preferences),
-        ranking_keys=tuple(ranking),
+        ranking_keys=tuple(chosen),
         task_orderings=tuple(orderings),
         handlers={event: tuple(items) for event, items in by_event.items()},
         arrival_checks=tuple(arrival),
-        setups=setups,
+        contexts=contexts,
     )

@@ -40,23 +40,22 @@ def get_plugin(name: str) -> Any | None:
 
 def section_class(name: str) -> type | None:
     """The attrs class a plugin declares for its deployment section, if any."""
-    plugin = get_plugin(name)
-    if plugin is None:
-        return None
-    for implementation in plugin_manager().hook.omniroute_config_section.get_hookimpls():
-        if implementation.plugin is plugin:
-            result = implementation.function()
-            return result if isinstance(result, type) else None
-    return None
+    result = call_for(name, "omniroute_config_section")
+    return result if isinstance(result, type) else None
 
 
 def call_for(name: str, hook_name: str, **kwargs: Any) -> Any:
-    """Call one hook of one plugin (None when it does not implement it)."""
-    plugin = get_plugin(name)
-    for implementation in getattr(plugin_manager().hook, hook_name).get_hookimpls():
-        if implementation.plugin is plugin:
-            return implementation.function(**kwargs)
-    return None
+    """Call one hook of one plugin, through pluggy: the implementation gets only the
+    arguments it names (give every argument of the hookspec), and pluggy's wrappers and
+    tracing apply. None when the plugin is unknown, does not implement the hook, or
+    returns None."""
+    manager = plugin_manager()
+    plugin = manager.get_plugin(name)
+    if plugin is None:
+        return None
+    others = [other for other in manager.get_plugins() if other is not plugin]
+    results = manager.subset_hook_caller(hook_name, others)(**kwargs)
+    return results[0] if results else None
 
 
 @attrs.frozen

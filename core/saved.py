@@ -31,7 +31,13 @@ _TASK_PLAIN = tuple(
     for field in attrs.fields(Task)
     if field.name not in ("reservation", "history", "plugin_state", "declined_by", "attributes")
 )
-_COUNTERS = ("timer_sequence", "task_sequence", "wait_sequence", "agent_sequence", "forgotten_offers")
+_COUNTERS = (
+    "timer_sequence",
+    "task_sequence",
+    "wait_sequence",
+    "agent_sequence",
+    "forgotten_offers",
+)
 
 
 def _number(value: float | None) -> float | None:
@@ -144,7 +150,10 @@ def _load(data: Mapping[str, Any], undo: UndoLog) -> EngineState:
         tasks=tasks,
         offers=offers,
         waiting=dict.fromkeys(data["waiting"]),
-        timers=[(at, timer_id, owner, name, payload) for at, timer_id, owner, name, payload in data["timers"]],
+        timers=[
+            (at, timer_id, owner, name, payload)
+            for at, timer_id, owner, name, payload in data["timers"]
+        ],
         plugin_state=RecordedDict(undo, data["plugin_state"]),
         now=data["now"],
     )

@@ -7,13 +7,16 @@ plugin sections structured by the plugins' own classes.
 
 from __future__ import annotations
 
-from typing import Any, Literal, NewType
+from typing import TYPE_CHECKING, Any, Literal, NewType
 
 import attrs
 
 from omniroute.grammar import Expression, OrderBy
 
 from .errors import Problem
+
+if TYPE_CHECKING:
+    from .state import Task
 
 Duration = NewType("Duration", float)
 """Seconds; in files a number or a string such as "90s", "5m", "1h30m"."""
@@ -127,3 +130,32 @@ class Deployment:
     def section(self, plugin: str) -> Any:
         """The structured config section of a plugin (None when the plugin declares none)."""
         return self.sections.get(plugin)
+
+    # --- where a task stands in this deployment --------------------------------------------
+
+    def queue_of(self, task: Task) -> Queue | None:
+        """The queue the task waits in (None: no queue, every agent may serve it)."""
+        return self.queues.get(task.queue) if task.queue is not None else None
+
+    def target_of(self, task: Task) -> Target | None:
+        """The workflow target the task is in (None: no workflow, default queue, transfer)."""
+        workflow = self.workflow
+        if workflow is None or task.filter_index is None or task.target_index is None:
+            return None
+        return workflow.filters[task.filter_index].targets[task.target_index]
+
+    def target_label(self, task: Task) -> str:
+        """Where the task is, as key paths name it (`workflow.filters[0].targets[1]`)."""
+        target = self.target_of(task)
+        if target is not None:
+            return target.label
+        if self.workflow is not None and task.queue == self.workflow.default_queue:
+            return "workflow.default_queue"
+        return f"queue {task.queue}" if task.queue else "no queue"
+
+    def effective_priority(self, task: Task) -> int:
+        """The task's priority, or its workflow target's `priority` while it is there."""
+        target = self.target_of(task)
+        if target is not None and target.priority is not None:
+            return target.priority
+        return task.priority

@@ -276,9 +276,10 @@ class EngineState:
     forgotten_offers: int = 0
     #: ids of queued tasks, in the order they started waiting (a dict as an ordered set)
     waiting: dict[str, None] = attrs.Factory(dict)
-    #: a heap of (time, timer id, timer id); the callbacks stay outside the state so a
-    #: snapshot never copies closures
-    timers: list[tuple[float, int, int]] = attrs.Factory(list)
+    #: a heap of (time, timer id, owner, name, payload): data only (the owner is a plugin's
+    #: name, None for the engine; the payload is JSON-like), so it can be saved; the
+    #: engine finds the handler by (owner, name) when the timer fires
+    timers: list[tuple[float, int, str | None, str, Any]] = attrs.Factory(list)
     canceled_timers: set[int] = attrs.Factory(set)
     timer_sequence: int = 0
     task_sequence: int = 0

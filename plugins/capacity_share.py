@@ -23,7 +23,6 @@ priority × waiting time, email by highest priority then closest SLA deadline; t
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -34,9 +33,9 @@ from omniroute.core import (
     EventHandler,
     Filter,
     Indexing,
+    PluginContext,
     Problem,
     RankingKey,
-    Setup,
     TaskOrdering,
     hookimpl,
 )
@@ -191,19 +190,18 @@ def omniroute_validate(deployment: Deployment, section: CapacityShareSection) ->
 class _Model:
     """The resolved settings of a deployment, and the per-agent figures the components read."""
 
-    def __init__(self, setup: Setup) -> None:
-        self.setup = setup
-        self.engine = setup.engine
-        section: CapacityShareSection = setup.section
-        channels = list(setup.deployment.channels) or sorted(set(DEFAULTS) | set(section.channels))
+    def __init__(self, context: PluginContext) -> None:
+        self.context = context
+        section: CapacityShareSection = context.section
+        channels = list(context.deployment.channels) or sorted(
+            set(DEFAULTS) | set(section.channels)
+        )
         self.globals = {
             ch: s for ch in channels if (s := _global_settings(section, ch)) is not None
         }
         # Caches, keyed so that they cannot go stale: a task's position, an agent's version.
         self._settings: dict[str, tuple[tuple[Any, ...], Settings]] = {}
         self._occupied: dict[str, tuple[int, float]] = {}
-        #: the most time any agent with ready time has spent not ready (see the floor)
-        self.most_not_ready = 0.0
         self.profiles = {
             name: settings
             for name in section.profiles
@@ -227,9 +225,9 @@ class _Model:
     def _resolve(self, task: Task) -> Settings:
         if task.profile is not None and task.profile in self.profiles:
             return self.profiles[task.profile]
-        target = self.engine.target_of(task)
-        workflow = self.engine.deployment.workflow
-        queue = self.engine.queue_of(task)
+        target = self.context.target_of(task)
+        workflow = self.context.deployment.workflow
+        queue = self.context.queue_of(task)
         candidates = [
             target.profile if target is not None else None,
             workflow.filters[task.filter_index].profile
@@ -248,7 +246,9 @@ class _Model:
     def held(self, agent: Agent) -> Iterable[dict[str, Any]]:
         for ids in agent.held.values():
             for task_id in ids:
-                yield self.setup.task_state(self.engine.state.tasks[task_id])
+                task = self.context.task(task_id)
+                assert task is not None  # a held task is open
+                yield self.context.task_state(task)
 
     def occupied(self, agent: Agent) -> float:
         cached = self._occupied.get(agent.id)
@@ -276,7 +276,7 @@ class _Model:
                 else 0.0
             )
 
-        queue = self.engine.queue_of(task)
+        queue = self.context.queue_of(task)
         service = level(queue.skill) if queue is not None and queue.skill else 0.0
         auxiliary = self.auxiliary_skills(task)
         held_auxiliary = [name for name in auxiliary if level(name) > 0]
@@ -315,15 +315,16 @@ class _Model:
 
     def record(self, agent: Agent) -> None:
         """Close the running interval with the figures that held during it."""
-        state = self.setup.agent_state(agent)
-        now = self.engine.now
+        state = self.context.agent_state(agent)
+        now = self.context.now
         last = state.get("since", now)
         state["busy"] = state.get("busy", 0.0) + state.get("occupied", 0.0) / 100 * (now - last)
         if state.get("ready", False):
             state["ready_time"] = state.get("ready_time", 0.0) + (now - last)
         state.update(since=now, occupied=self.occupied(agent), ready=agent.status == "ready")
         if state.get("ready_time", 0.0) > 0:
-            self.most_not_ready = max(self.most_not_ready, now - state["ready_time"])
+            mine = self.context.state()
+            mine["most_not_ready"] = max(mine.get("most_not_ready", 0.0), now - state["ready_time"])
 
     # Occupancy moves with the clock, but while a ready agent's state holds it is
     #     o + excess / T,   excess = busy - o * ready
@@ -339,7 +340,7 @@ class _Model:
 
     def occupancy_floor_order(self, agent: Agent) -> tuple[Any, ...]:
         """(kind, excess), then every figure the key reads: equal orders, equal keys."""
-        state = self.setup.agent_state(agent)
+        state = self.context.agent_state(agent)
         busy, ready = state.get("busy", 0.0), state.get("ready_time", 0.0)
         occupied, since = state.get("occupied", 0.0), state.get("since", -math.inf)
         is_ready = state.get("ready", False)
@@ -352,35 +353,33 @@ class _Model:
         kind, excess, *_ = self.occupancy_floor_order(agent)
         value = 0.0
         if kind == 1:
-            held = self.setup.agent_state(agent).get("occupied", 0.0) / 100
+            held = self.context.agent_state(agent).get("occupied", 0.0) / 100
+            most_not_ready = self.context.state().get("most_not_ready", 0.0)
             # never below 0 (occupancy is not), which keeps floors rising in floor order
-            value = max(0.0, held + excess / (now if excess > 0 else now - self.most_not_ready))
+            value = max(0.0, held + excess / (now if excess > 0 else now - most_not_ready))
         return value - 1e-9 * (1 + abs(value))  # rising in value: the order holds
 
     def occupancy(self, agent: Agent) -> float:
-        state = self.setup.agent_state(agent)
-        now = self.engine.now
+        state = self.context.agent_state(agent)
+        now = self.context.now
         elapsed = now - state.get("since", now)
         busy = state.get("busy", 0.0) + state.get("occupied", 0.0) / 100 * elapsed
         ready = state.get("ready_time", 0.0) + (elapsed if state.get("ready", False) else 0.0)
         return busy / ready if ready > 0 else 0.0
 
 
-# One model per engine, built with its pipeline and shared by the hooks below; weak, so
-# that an engine's model goes with the engine.
-_MODELS: weakref.WeakKeyDictionary[Any, _Model] = weakref.WeakKeyDictionary()
-
-
-def _model(setup: Setup) -> _Model:
-    model = _MODELS.get(setup.engine)
+def _model(context: PluginContext) -> _Model:
+    """The model of this engine's settings, built by the first hook that asks and shared
+    by the others through the context's per-engine store."""
+    model: _Model | None = context.shared.get("model")
     if model is None:
-        model = _MODELS[setup.engine] = _Model(setup)
+        model = context.shared["model"] = _Model(context)
     return model
 
 
 @hookimpl
-def omniroute_arrival_checks(setup: Setup) -> Iterable[ArrivalCheck]:
-    model = _model(setup)
+def omniroute_arrival_checks(context: PluginContext) -> Iterable[ArrivalCheck]:
+    model = _model(context)
 
     def known_profile(task: Task) -> tuple[str, str | None] | None:
         if task.profile is None:
@@ -399,8 +398,8 @@ def omniroute_arrival_checks(setup: Setup) -> Iterable[ArrivalCheck]:
 
 
 @hookimpl
-def omniroute_filters(setup: Setup) -> Iterable[Filter]:
-    model = _model(setup)
+def omniroute_filters(context: PluginContext) -> Iterable[Filter]:
+    model = _model(context)
 
     def enough_spare(task: Task, agent: Agent) -> bool:
         return 100 - model.occupied(agent) >= model.settings_for(task).required_spare
@@ -427,8 +426,8 @@ def omniroute_filters(setup: Setup) -> Iterable[Filter]:
 
 
 @hookimpl
-def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
-    model = _model(setup)
+def omniroute_ranking_keys(context: PluginContext) -> Iterable[RankingKey]:
+    model = _model(context)
     keys = [
         RankingKey(
             "skill_level",
@@ -436,7 +435,7 @@ def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
             Indexing(partition=model.skill_partition),
         )
     ]
-    if setup.section.strategy == "ready_time":
+    if context.section.strategy == "ready_time":
         keys.append(
             RankingKey("ready_since", lambda _task, agent: model.ready_since(agent), Indexing())
         )
@@ -459,13 +458,12 @@ def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
 
 
 @hookimpl
-def omniroute_task_orderings(setup: Setup) -> Iterable[TaskOrdering]:
-    model = _model(setup)
-    engine = setup.engine
+def omniroute_task_orderings(context: PluginContext) -> Iterable[TaskOrdering]:
+    model = _model(context)
 
     def precedence(task: Task) -> tuple[float, float, float]:
         settings = model.settings_for(task)
-        priority = engine.effective_priority(task)
+        priority = context.effective_priority(task)
         if task.channel == "email":
             deadline = task.attributes.get("sla_deadline")
             sla = (
@@ -474,7 +472,7 @@ def omniroute_task_orderings(setup: Setup) -> Iterable[TaskOrdering]:
                 else math.inf
             )
             return (settings.precedence, -priority, sla)
-        return (settings.precedence, -priority * (engine.now - task.queued_at), 0.0)
+        return (settings.precedence, -priority * (context.now - task.queued_at), 0.0)
 
     return [
         TaskOrdering("precedence", precedence),
@@ -483,13 +481,13 @@ def omniroute_task_orderings(setup: Setup) -> Iterable[TaskOrdering]:
 
 
 @hookimpl
-def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
-    model = _model(setup)
+def omniroute_event_handlers(context: PluginContext) -> Iterable[EventHandler]:
+    model = _model(context)
 
     def offered(task: Task | None, agent: Agent | None) -> None:
         if task is not None:
             settings = model.settings_for(task)
-            setup.task_state(task).update(profile=settings.name, share=settings.share)
+            context.task_state(task).update(profile=settings.name, share=settings.share)
         if agent is not None:
             # The engine touched the agent as it made the reservation, just before this
             # handler, so no occupancy was cached with the share missing.

@@ -24,10 +24,10 @@ from omniroute.core import (
     EventHandler,
     Filter,
     Indexing,
+    PluginContext,
     Preference,
     Problem,
     RankingKey,
-    Setup,
     TaskOrdering,
     hookimpl,
 )
@@ -67,18 +67,17 @@ def omniroute_validate(deployment: Deployment, section: LeastOccupancySection) -
 
 
 @hookimpl
-def omniroute_filters(setup: Setup) -> Iterable[Filter]:
-    limits: dict[str, int] = setup.section.max_concurrent
+def omniroute_filters(context: PluginContext, section: LeastOccupancySection) -> Iterable[Filter]:
+    limits = section.max_concurrent
     if not limits:
         return []
-    engine = setup.engine
 
     def held_from(agent: Agent, queue: str) -> int:
         return sum(
             1
             for ids in agent.held.values()
             for task_id in ids
-            if engine.state.tasks[task_id].queue == queue
+            if (held := context.task(task_id)) is not None and held.queue == queue
         )
 
     def under_limit(task: Task, agent: Agent) -> bool:
@@ -92,7 +91,7 @@ def omniroute_filters(setup: Setup) -> Iterable[Filter]:
 
 
 @hookimpl
-def omniroute_preferences(setup: Setup) -> Iterable[Preference]:
+def omniroute_preferences() -> Iterable[Preference]:
     return [
         Preference(
             "not_declined",
@@ -103,7 +102,7 @@ def omniroute_preferences(setup: Setup) -> Iterable[Preference]:
 
 
 @hookimpl
-def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
+def omniroute_ranking_keys() -> Iterable[RankingKey]:
     return [
         RankingKey("fewest_active", lambda _task, agent: agent.held_count(), Indexing()),
         RankingKey(
@@ -122,18 +121,20 @@ def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
 
 
 @hookimpl
-def omniroute_task_orderings(setup: Setup) -> Iterable[TaskOrdering]:
+def omniroute_task_orderings() -> Iterable[TaskOrdering]:
     return [
         TaskOrdering("transferred_first", lambda task: 0 if task.transferred else 1, fixed=True)
     ]
 
 
 @hookimpl
-def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
-    delay = float(setup.section.reroute_delay)
+def omniroute_event_handlers(
+    context: PluginContext, section: LeastOccupancySection
+) -> Iterable[EventHandler]:
+    delay = float(section.reroute_delay)
 
     def reroute_later(task: Task | None, _agent: Agent | None) -> None:
         if task is not None and task.state == "queued" and delay > 0:
-            setup.hold_task(task, setup.now + delay, "reroute_delay")
+            context.hold_task(task, context.now + delay, "reroute_delay")
 
     return [EventHandler("declined", reroute_later), EventHandler("timed_out", reroute_later)]

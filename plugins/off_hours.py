@@ -20,14 +20,14 @@ fast agents answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from omniroute.core import ArrivalCheck, EventHandler, Problem, Setup, checks, hookimpl
+from omniroute.core import ArrivalCheck, EventHandler, PluginContext, Problem, hookimpl
 from omniroute.core.spec import Deployment, Duration
 from omniroute.core.state import Agent, Task
 
@@ -215,7 +215,7 @@ def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iter
                 f"{NAME}.hold_channels[{index}]",
                 f"unknown channel {channel!r} (channels: {', '.join(deployment.channels)})",
             )
-    yield from checks.timeout_warnings(
+    yield from _timeout_warnings(
         deployment,
         {
             name: rules.max_wait
@@ -232,41 +232,60 @@ def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iter
             )
 
 
-def estimated_wait(setup: Setup, queue: str, window: float) -> float:
+def _timeout_warnings(deployment: Deployment, max_waits: dict[str, float]) -> Iterator[Problem]:
+    """Workflow targets that keep tasks longer than their queue's max_wait."""
+    if deployment.workflow is None:
+        return
+    for item in deployment.workflow.filters:
+        for target in item.targets:
+            limit = max_waits.get(target.queue)
+            if target.timeout is not None and limit is not None and target.timeout > limit:
+                yield Problem(
+                    f"{target.label}.timeout",
+                    f"{target.timeout:g} s is longer than the {limit:g} s max_wait of queue {target.queue!r}: "
+                    "live customers are turned away before this target would move them on; "
+                    f"fix: make the timeout at most {limit:g} s",
+                    "warning",
+                )
+
+
+def estimated_wait(context: PluginContext, queue: str, window: float) -> float:
     """The larger of the mean wait of the live tasks answered from the queue in the window
     and the age of the oldest live task still waiting in it."""
-    engine = setup.engine
-    horizon = engine.now - window
+    now = context.now
+    horizon = now - window
     answered = [
-        wait for at, wait in setup.state().get("answered", {}).get(queue, []) if at > horizon
+        wait for at, wait in context.state().get("answered", {}).get(queue, []) if at > horizon
     ]
     mean_answered = sum(answered) / len(answered) if answered else 0.0
-    live = [
-        task
-        for task_id in engine.state.waiting
-        if (task := engine.state.tasks[task_id]).queue == queue
-        and task.channel not in setup.section.hold_channels
-    ]
-    oldest = max((engine.now - task.queued_at for task in live), default=0.0)
+    hold_channels = context.section.hold_channels
+    oldest = max(
+        (
+            now - task.queued_at
+            for task in context.waiting(queue)
+            if task.channel not in hold_channels
+        ),
+        default=0.0,
+    )
     return max(mean_answered, oldest)
 
 
 @hookimpl
-def omniroute_arrival_checks(setup: Setup) -> Iterable[ArrivalCheck]:
-    section: OffHoursSection = setup.section
-    engine = setup.engine
+def omniroute_arrival_checks(
+    context: PluginContext, section: OffHoursSection
+) -> Iterable[ArrivalCheck]:
 
     def check(task: Task) -> tuple[str, str | None] | None:
         rules = section.queues.get(task.queue or "")
         if rules is None or task.channel in section.hold_channels:
             return None  # hold channels are held, while closed, as they enter the queue
         calendar = section.calendars[rules.calendar] if rules.calendar else None
-        if calendar is not None and not calendar.is_open(engine.wall_time()):
+        if calendar is not None and not calendar.is_open(context.wall_time()):
             return "off_hours", rules.messages.off_hours
-        if engine.queue_counts(task.queue, task.channel)["total"] == 0:
+        if context.queue_counts(task.queue, task.channel)["total"] == 0:
             return "no_agents", rules.messages.no_agents
         if rules.max_wait is not None:
-            wait = estimated_wait(setup, task.queue or "", rules.evaluation_window)
+            wait = estimated_wait(context, task.queue or "", rules.evaluation_window)
             if wait > rules.max_wait:
                 return "max_wait", rules.messages.max_wait
         return None
@@ -274,23 +293,23 @@ def omniroute_arrival_checks(setup: Setup) -> Iterable[ArrivalCheck]:
     return [ArrivalCheck("hours", check)]
 
 
-def _seconds(setup: Setup, moment: datetime) -> float:
-    return (moment - setup.engine.start).total_seconds()
+def _seconds(context: PluginContext, moment: datetime) -> float:
+    return (moment - context.start).total_seconds()
 
 
-def _hold_until_opening(setup: Setup, task: Task, calendar: Calendar) -> None:
-    opening = calendar.next_opening(setup.engine.wall_time())
-    setup.hold_task(task, None if opening is None else _seconds(setup, opening), "off_hours")
+def _hold_until_opening(context: PluginContext, task: Task, calendar: Calendar) -> None:
+    opening = calendar.next_opening(context.wall_time())
+    context.hold_task(task, None if opening is None else _seconds(context, opening), "off_hours")
 
 
 @hookimpl
-def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
+def omniroute_event_handlers(
+    context: PluginContext, section: OffHoursSection
+) -> Iterable[EventHandler]:
     """Hold-channel tasks wait while their queue is closed: a task entering a closed queue
     is held until the opening, and at each closing the waiting ones are held too, by a
     timer at the closing time (nothing is checked per agent, nothing polls). Offers feed
     the history behind the estimated wait."""
-    section: OffHoursSection = setup.section
-    engine = setup.engine
     handlers: list[EventHandler] = []
 
     holding: dict[str, list[str]] = {}  # calendar -> queues whose hold-channel tasks it governs
@@ -302,19 +321,22 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
     def schedule_closing(name: str, after: datetime) -> None:
         closing = section.calendars[name].next_closing(after)
         if closing is not None:
-            setup.set_timer(_seconds(setup, closing), lambda: close(name))
+            context.set_timer(_seconds(context, closing), "closing", name)
 
     def close(name: str) -> None:
         calendar = section.calendars[name]
-        for task_id in list(engine.state.waiting):
-            task = engine.state.tasks[task_id]
-            if (
-                task.queue in holding[name]
-                and task.channel in section.hold_channels
-                and task.hold_reason is None
-            ):
-                _hold_until_opening(setup, task, calendar)
-        opening = calendar.next_opening(engine.wall_time())
+        closing = [
+            task
+            for queue in holding[name]
+            for task in context.waiting(queue)
+            if task.channel in section.hold_channels and task.hold_reason is None
+        ]
+        # in the order they started waiting, across the calendar's queues: the holds'
+        # timers, hence the releases at the opening, keep that order
+        closing.sort(key=lambda task: task.wait_seq)
+        for task in closing:
+            _hold_until_opening(context, task, calendar)
+        opening = calendar.next_opening(context.wall_time())
         if opening is not None:
             schedule_closing(name, opening)
 
@@ -324,11 +346,12 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
         rules = section.queues.get(task.queue or "")
         if rules is not None and rules.calendar is not None:
             calendar = section.calendars[rules.calendar]
-            if not calendar.is_open(engine.wall_time()):
-                _hold_until_opening(setup, task, calendar)
+            if not calendar.is_open(context.wall_time()):
+                _hold_until_opening(context, task, calendar)
 
+    context.on_timer("closing", close)
     for name, calendar in ((name, section.calendars[name]) for name in holding):
-        now = engine.wall_time()
+        now = context.wall_time()
         first_open = now if calendar.is_open(now) else calendar.next_opening(now)
         if first_open is not None:
             schedule_closing(name, first_open)
@@ -344,12 +367,14 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
     def offered(task: Task | None, _agent: Agent | None) -> None:
         if task is None or task.queue not in windows or task.channel in section.hold_channels:
             return
-        if setup.task_state(task).get("answered"):
+        if context.task_state(task).get("answered"):
             return
-        setup.task_state(task)["answered"] = True  # a re-offer after a decline is not a new answer
-        history = setup.state().setdefault("answered", {}).setdefault(task.queue, [])
-        history.append((setup.now, setup.now - task.queued_at))
-        horizon = setup.now - windows[task.queue]
+        context.task_state(task)["answered"] = (
+            True  # a re-offer after a decline is not a new answer
+        )
+        history = context.state().setdefault("answered", {}).setdefault(task.queue, [])
+        history.append([context.now, context.now - task.queued_at])  # JSON-like: a list
+        horizon = context.now - windows[task.queue]
         while history and history[0][0] <= horizon:
             history.pop(0)
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from omniroute.core import EventHandler, Problem, Setup, checks, hookimpl
+from omniroute.core import EventHandler, PluginContext, Problem, checks, hookimpl
 from omniroute.core.spec import Deployment
 from omniroute.core.state import Agent, Task
 
@@ -74,14 +74,16 @@ def omniroute_validate(deployment: Deployment, section: ToggleToOneSection) -> I
 
 
 @hookimpl
-def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
-    channel = setup.section.channel
+def omniroute_event_handlers(
+    context: PluginContext, section: ToggleToOneSection
+) -> Iterable[EventHandler]:
+    channel = section.channel
 
     def restore(agent: Agent) -> bool:
-        remembered = setup.agent_state(agent).pop("remembered_capacity", None)
+        remembered = context.agent_state(agent).pop("remembered_capacity", None)
         if remembered is None:
             return False
-        setup.set_capacity(agent, channel, remembered)
+        context.set_capacity(agent, channel, remembered)
         return True
 
     def accepted(_task: Task | None, agent: Agent | None) -> None:
@@ -89,8 +91,8 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
             return
         capacity = agent.capacity.get(channel, 0)
         if capacity > 1 and agent.held_count(channel) >= capacity:
-            setup.agent_state(agent)["remembered_capacity"] = capacity
-            setup.set_capacity(agent, channel, 1)
+            context.agent_state(agent)["remembered_capacity"] = capacity
+            context.set_capacity(agent, channel, 1)
 
     def logout(_task: Task | None, agent: Agent | None) -> None:
         if agent is not None:

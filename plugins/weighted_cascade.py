@@ -11,12 +11,12 @@ are none), and agents of that group become eligible too.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
 
-from omniroute.core import EventHandler, Filter, Problem, Setup, hookimpl
+from omniroute.core import EventHandler, Filter, PluginContext, Problem, checks, hookimpl
 from omniroute.core.spec import Deployment, Duration
 from omniroute.core.state import Agent, Task
 
@@ -113,41 +113,41 @@ def _allocate(state: dict[str, Any], weights: dict[str, float]) -> str:
 
 
 @hookimpl
-def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
-    distributions: dict[str, QueueDistribution] = setup.section.queues
+def omniroute_event_handlers(
+    context: PluginContext, section: WeightedCascadeSection
+) -> Iterable[EventHandler]:
+    distributions = section.queues
 
     def arrived(task: Task | None, agent: Agent | None) -> None:
         if task is not None:
-            setup.task_state(task)["arrived"] = True
+            context.task_state(task)["arrived"] = True
             allocate(task, agent)
 
     def entered_queue(task: Task | None, agent: Agent | None) -> None:
         # On arrival the allocation waits for `created`, after the arrival checks, so that
         # a rejected task does not take a turn of the round-robin.
-        if task is not None and setup.task_state(task).get("arrived"):
+        if task is not None and context.task_state(task).get("arrived"):
             allocate(task, agent)
 
     def allocate(task: Task | None, _agent: Agent | None) -> None:
         if task is None or task.queue not in distributions or task.state != "queued":
             return
-        mine = setup.task_state(task)
+        mine = context.task_state(task)
         if mine.get("queue") == task.queue:
             return
         distribution = distributions[task.queue]
-        credits = setup.state().setdefault(f"{task.queue}/primary", {})
+        credits = context.state().setdefault(f"{task.queue}/primary", {})
         mine.update(
             queue=task.queue, groups=[_allocate(credits, distribution.primary)], cascaded=False
         )
-        allocated_at = setup.now
-        setup.set_timer(
-            allocated_at + distribution.max_wait, lambda: cascade(task.id, task.queue, allocated_at)
-        )
+        context.set_timer(context.now + distribution.max_wait, "cascade", [task.id, task.queue])
 
-    def cascade(task_id: str, queue: str | None, allocated_at: float) -> None:
-        task = setup.engine.state.tasks.get(task_id)
+    def cascade(payload: list[Any]) -> None:
+        task_id, queue = payload
+        task = context.task(task_id)
         if task is None:  # closed and forgotten (a long simulation keeps no closed tasks)
             return
-        mine = setup.task_state(task)
+        mine = context.task_state(task)
         if (
             task.state != "queued"
             or mine.get("queue") != queue
@@ -161,27 +161,47 @@ def omniroute_event_handlers(setup: Setup) -> Iterable[EventHandler]:
             g: w for g, w in distribution.primary.items() if g != primary
         }
         stage = "secondary" if distribution.secondary else f"after {primary}"
-        credits = setup.state().setdefault(f"{queue}/{stage}", {})
+        credits = context.state().setdefault(f"{queue}/{stage}", {})
         mine["groups"] = [*mine["groups"], _allocate(credits, weights)]
         mine["cascaded"] = True
 
+    context.on_timer("cascade", cascade)
     return [EventHandler("created", arrived), EventHandler("entered_queue", entered_queue)]
 
 
 @hookimpl
-def omniroute_filters(setup: Setup) -> Iterable[Filter]:
-    distributions: dict[str, QueueDistribution] = setup.section.queues
+def omniroute_filters(context: PluginContext, section: WeightedCascadeSection) -> Iterable[Filter]:
+    distributions = section.queues
 
     def in_allocated_group(task: Task, agent: Agent) -> bool:
         if task.queue not in distributions:
             return True
-        groups = setup.task_state(task).get("groups")
+        groups = context.task_state(task).get("groups")
         if groups is None:
             return True
         return any(group in agent.groups for group in groups)
 
     def reason(task: Task, agent: Agent) -> str:
-        groups = setup.task_state(task).get("groups", [])
+        groups = context.task_state(task).get("groups", [])
         return f"outside its group allocation (allocated to {', '.join(groups)})"
 
     return [Filter("group", in_allocated_group, reason)]
+
+
+@hookimpl
+def omniroute_roster_warnings(
+    deployment: Deployment, section: WeightedCascadeSection, roster: Sequence[Agent]
+) -> Iterable[Problem]:
+    """A group the cascade routes a queue's tasks to with no agent who can serve the queue."""
+    for queue, distribution in section.queues.items():
+        if queue not in deployment.queues:
+            continue
+        serving = checks.serving_agents(deployment, queue, roster)
+        for group in [*distribution.primary, *(distribution.secondary or {})]:
+            if not any(group in agent.groups for agent in serving):
+                yield Problem(
+                    f"{NAME}.queues.{queue}",
+                    f"no agent of group {group!r} in the roster can serve queue {queue!r}: its share of tasks will wait for the cascade; "
+                    f"fix: put agents who can serve {queue!r} in group {group!r}, or drop the group",
+                    "warning",
+                )

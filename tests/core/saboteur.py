@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from omniroute.core import EventHandler, Setup, hookimpl, load_deployment, read_mapping_file
+from omniroute.core import EventHandler, PluginContext, hookimpl, load_deployment, read_mapping_file
 from omniroute.core import plugins as plugin_registry
 from omniroute.core.components import EVENTS
 from omniroute.core.spec import Deployment
@@ -26,17 +26,17 @@ class Saboteur:
         self.entered = threading.Event()
 
     @hookimpl
-    def omniroute_event_handlers(self, setup: Setup) -> Iterable[EventHandler]:
+    def omniroute_event_handlers(self, context: PluginContext) -> Iterable[EventHandler]:
         def make(event: str) -> Any:
             def handle(task: Any, agent: Any) -> None:
-                state = setup.state()
+                state = context.state()
                 state["calls"] = state.get("calls", 0) + 1
                 by_event = state.setdefault("by_event", {})
                 by_event[event] = by_event.get(event, 0) + 1
                 if task is not None:
-                    setup.task_state(task).setdefault("seen", []).append(event)
+                    context.task_state(task).setdefault("seen", []).append(event)
                 if agent is not None:
-                    setup.agent_state(agent)["last"] = event
+                    context.agent_state(agent)["last"] = event
                 if self.gate is not None:
                     self.entered.set()
                     self.gate.wait(10)
@@ -138,7 +138,11 @@ def deep_state(engine: Any) -> dict[str, Any]:
         ],
         "waiting": list(state.waiting),
         "plugin_state": plain(state.plugin_state),
-        "timers": sorted(at for at, _, timer_id in state.timers if timer_id not in canceled),
+        "timers": sorted(
+            (at, owner or "", name, repr(payload))
+            for at, timer_id, owner, name, payload in state.timers
+            if timer_id not in canceled
+        ),
         "counters": (state.task_sequence, state.wait_sequence, state.agent_sequence),
         "decisions": {task: len(records) for task, records in engine.decisions.items()},
         "last_attempt": sorted(engine.last_attempt),

@@ -16,10 +16,10 @@ from omniroute.core import (
     EventError,
     EventHandler,
     Filter,
+    PluginContext,
     PluginError,
     Preference,
     RankingKey,
-    Setup,
     TaskOrdering,
     hookimpl,
     load_deployment,
@@ -49,14 +49,14 @@ class Probe:
         return []
 
     @hookimpl
-    def omniroute_event_handlers(self, setup: Setup) -> Iterable[EventHandler]:
+    def omniroute_event_handlers(self, context: PluginContext) -> Iterable[EventHandler]:
         def make(event: str) -> Any:
             def handle(task: Any, agent: Any) -> None:
                 self.seen.append((event, task.id if task else None, agent.id if agent else None))
-                setup.state()["count"] = setup.state().get("count", 0) + 1
+                context.state()["count"] = context.state().get("count", 0) + 1
                 if task is not None:
-                    setup.task_state(task)["touched"] = True
-                if setup.section.explode_on == event:
+                    context.task_state(task)["touched"] = True
+                if context.section.explode_on == event:
                     raise RuntimeError(f"boom on {event}")
 
             return handle
@@ -67,7 +67,7 @@ class Probe:
         ]
 
     @hookimpl
-    def omniroute_filters(self, setup: Setup) -> Iterable[Filter]:
+    def omniroute_filters(self) -> Iterable[Filter]:  # pluggy passes only what is named
         return [
             Filter(
                 "not_blocked",
@@ -77,7 +77,7 @@ class Probe:
         ]
 
     @hookimpl
-    def omniroute_preferences(self, setup: Setup) -> Iterable[Preference]:
+    def omniroute_preferences(self) -> Iterable[Preference]:
         return [
             Preference(
                 "rested",
@@ -87,17 +87,17 @@ class Probe:
         ]
 
     @hookimpl
-    def omniroute_ranking_keys(self, setup: Setup) -> Iterable[RankingKey]:
+    def omniroute_ranking_keys(self) -> Iterable[RankingKey]:
         return [RankingKey("most_skilled", lambda task, agent: -agent.attributes.get("skill", 0))]
 
     @hookimpl
-    def omniroute_task_orderings(self, setup: Setup) -> Iterable[TaskOrdering]:
-        if not setup.section.vip_first:
+    def omniroute_task_orderings(self, section: ProbeSection) -> Iterable[TaskOrdering]:
+        if not section.vip_first:
             return []
         return [TaskOrdering("vip", lambda task: 0 if task.attributes.get("vip") else 1)]
 
     @hookimpl
-    def omniroute_arrival_checks(self, setup: Setup) -> Iterable[ArrivalCheck]:
+    def omniroute_arrival_checks(self, context: PluginContext) -> Iterable[ArrivalCheck]:
         return [
             ArrivalCheck(
                 "spam", lambda task: ("spam", "Go away.") if task.attributes.get("spam") else None
@@ -209,17 +209,18 @@ def test_a_raising_plugin_during_routing_undoes_the_creation(probe: Probe) -> No
 
 def test_timers_fire_at_their_time_between_events(probe: Probe) -> None:
     engine = engine_with()
-    fired: list[float] = []
-    setup = engine.pipeline.setups["probe"]
-    setup.set_timer(30, lambda: fired.append(engine.now))
-    first = setup.set_timer(10, lambda: fired.append(engine.now))
-    setup.set_timer(20, lambda: fired.append(engine.now))
-    setup.cancel_timer(first)
+    fired: list[tuple[float, Any]] = []
+    context = engine.pipeline.contexts["probe"]
+    context.on_timer("ring", lambda payload: fired.append((engine.now, payload)))
+    context.set_timer(30, "ring", {"n": 3})
+    first = context.set_timer(10, "ring", {"n": 1})
+    context.set_timer(20, "ring", {"n": 2})
+    context.cancel_timer(first)
     engine.advance_to(25)
-    assert fired == [20]
+    assert fired == [(20, {"n": 2})]
     assert engine.now == 25
     engine.run_timers()
-    assert fired == [20, 30]
+    assert fired == [(20, {"n": 2}), (30, {"n": 3})]
     assert engine.next_timer_at() is None
     with pytest.raises(EventError, match="time cannot go back"):
         engine.advance_to(5)
@@ -228,10 +229,12 @@ def test_timers_fire_at_their_time_between_events(probe: Probe) -> None:
 def test_a_raising_plugin_timer_is_named(probe: Probe) -> None:
     engine = engine_with()
 
-    def explode() -> None:
+    def explode(_payload: Any) -> None:
         raise ValueError("bad timer")
 
-    engine.pipeline.setups["probe"].set_timer(5, explode)
+    context = engine.pipeline.contexts["probe"]
+    context.on_timer("explode", explode)
+    context.set_timer(5, "explode")
     with pytest.raises(PluginError, match="plugin 'probe' failed during timer of probe"):
         engine.advance_to(10)
 
@@ -239,16 +242,16 @@ def test_a_raising_plugin_timer_is_named(probe: Probe) -> None:
 def test_holding_a_task_keeps_it_from_being_offered(probe: Probe) -> None:
     engine = engine_with(auto_accept=True)
     engine.add_agent("ana", {"chat": 1})
-    setup = engine.pipeline.setups["probe"]
+    context = engine.pipeline.contexts["probe"]
     engine.add_agent("bo", {"chat": 0})
     engine.create_task("c1", "chat")
     engine.create_task("c2", "chat")
-    setup.hold_task(engine.task("c2"), 50, "testing")
+    context.hold_task(engine.task("c2"), 50, "testing")
     engine.complete("c1")
     assert [o.task for o in engine.offers] == ["c1"]
     engine.advance_to(50)
     assert [o.task for o in engine.offers] == ["c1", "c2"]
-    setup.set_capacity(engine.agent("bo"), "chat", 2)
+    context.set_capacity(engine.agent("bo"), "chat", 2)
     assert engine.agent("bo").capacity["chat"] == 2
 
 
@@ -344,7 +347,7 @@ def test_a_component_of_the_wrong_type_is_refused(
     probe: Probe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        Probe, "omniroute_filters", hookimpl(lambda self, setup: ["not a filter"]), raising=True
+        Probe, "omniroute_filters", hookimpl(lambda self, context: ["not a filter"]), raising=True
     )
     manager = plugin_registry.plugin_manager()
     manager.unregister(name="probe")

@@ -259,7 +259,7 @@ def test_every_scenario_routes_the_same_through_the_index(path: Path) -> None:
 
 class _Raising:
     @hookimpl
-    def omniroute_ranking_keys(self, setup: Any) -> list[RankingKey]:
+    def omniroute_ranking_keys(self, context: Any) -> list[RankingKey]:
         return [RankingKey("boom", lambda _task, _agent: 1 / 0, Indexing())]
 
 

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omniroute.core import DeploymentError, Engine, EngineOptions, OmnirouteError, load_deployment
-from omniroute.plugins import capacity_share
 
 
 def engine_for(
@@ -203,7 +202,7 @@ def test_the_occupancy_floor_is_a_floor_in_floor_order(steps: list[Any]) -> None
     above the best key found: each floor must be at most the key, and floors must rise
     in floor order among agents holding the same share (as tied agents do)."""
     engine = engine_for(options=EngineOptions(auto_accept=True, record_decisions=False))
-    model = capacity_share._MODELS[engine]
+    model = engine.pipeline.contexts["capacity_share"].shared["model"]
     for n in range(4):
         engine.add_agent(f"a{n}", {"chat": 3})
     for index, (kind, who, wait) in enumerate(steps):

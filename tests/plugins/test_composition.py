@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omniroute.core import Engine, EngineOptions, OmnirouteError, load_deployment, read_mapping_file
+from omniroute.core.context import json_like
+from omniroute.core.undo import plain
 
 RAW = read_mapping_file(
     Path(__file__).resolve().parents[2] / "examples" / "contact-center" / "deployment.yaml"
@@ -95,3 +98,25 @@ def test_any_subset_in_any_order(plugins: list[str], seed: int) -> None:
     assert {t.id: (t.state, t.reason) for t in first.tasks} == {
         t.id: (t.state, t.reason) for t in again.tasks
     }
+
+
+def test_plugin_state_and_timers_are_json_like() -> None:
+    """What engine.save() writes: every built-in plugin keeps JSON-like state, and every
+    timer is a name and a JSON-like payload, with a handler declared for it."""
+    engine = run(list(PLUGINS), seed=7)
+    state = engine.state
+    kept = [
+        plain(state.plugin_state),
+        *(plain(agent.plugin_state) for agent in engine.agents),
+        *(plain(task.plugin_state) for task in engine.tasks),
+    ]
+    assert any(kept)
+    for value in kept:
+        assert json_like(value), value
+        json.dumps(value)
+    owners = set()
+    for _at, _id, owner, name, payload in state.timers:
+        assert json_like(payload), (owner, name, payload)
+        assert (owner, name) in engine._timer_handlers
+        owners.add(owner)
+    assert {"off_hours", None} <= owners

@@ -1,6 +1,6 @@
-"""The core's default behaviour, registered as the `core` plugin through an entry point.
-
-It is always active. Its filters make TaskRouter's rules: an agent must be ready, have
+"""The built-in core plugin: the core's default behaviour, registered as the `core` plugin
+through an entry point like any other plugin, and always active.
+ Its filters make TaskRouter's rules: an agent must be ready, have
 room on the task's channel, belong to the task's queue (`target_workers`) and satisfy the
 workflow target's expression. Its ranking is longest idle first (only when no other
 plugin ranks); its task order is higher priority first, then longest waiting (newest
@@ -13,14 +13,14 @@ import math
 from collections.abc import Iterable
 
 from .components import Filter, Indexing, RankingKey, TaskOrdering
+from .context import PluginContext
 from .hookspecs import hookimpl
-from .setup import Setup
+from .spec import Deployment
 from .state import Agent, Task
 
 
 @hookimpl
-def omniroute_filters(setup: Setup) -> Iterable[Filter]:
-    engine = setup.engine
+def omniroute_filters(context: PluginContext) -> Iterable[Filter]:
 
     def ready(_task: Task, agent: Agent) -> bool:
         return agent.status == "ready"
@@ -38,59 +38,58 @@ def omniroute_filters(setup: Setup) -> Iterable[Filter]:
     # agent: decide it here, not once per candidate.
     fixed = {
         name: queue.target_workers.evaluate({})
-        for name, queue in setup.deployment.queues.items()
+        for name, queue in context.deployment.queues.items()
         if not queue.target_workers.references
     }
 
     def in_queue(task: Task, agent: Agent) -> bool:
         if task.queue in fixed:
             return fixed[task.queue]
-        queue = engine.queue_of(task)
+        queue = context.queue_of(task)
         return queue is None or queue.target_workers.evaluate(
-            engine.expression_context(task, agent)
+            context.expression_context(task, agent)
         )
 
     def target(task: Task, agent: Agent) -> bool:
-        current = engine.target_of(task)
+        current = context.target_of(task)
         if current is None or current.expression is None:
             return True
-        return current.expression.evaluate(engine.expression_context(task, agent))
+        return current.expression.evaluate(context.expression_context(task, agent))
 
     return [
-        Filter("status", ready, lambda _t, agent: f"not ready ({agent.status})"),
-        Filter("capacity", room, no_room),
+        Filter("status", ready, lambda _t, agent: f"not ready ({agent.status})", index_kept=True),
+        Filter("capacity", room, no_room, index_kept=True),
         Filter(
             "queue",
             in_queue,
             lambda task, _a: f"not in queue {task.queue!r} (target_workers false)",
+            index_kept=True,
         ),
         Filter(
             "target",
             target,
-            lambda task, _a: f"{engine.target_label(task)}.expression is false",
+            lambda task, _a: f"{context.target_label(task)}.expression is false",
         ),
     ]
 
 
 @hookimpl
-def omniroute_ranking_keys(setup: Setup) -> Iterable[RankingKey]:
+def omniroute_ranking_keys() -> Iterable[RankingKey]:
     def longest_idle(_task: Task, agent: Agent) -> tuple[int, float]:
         if agent.held_count() == 0:
             return (0, agent.free_since if agent.free_since is not None else -math.inf)
         return (1, agent.last_offer_at if agent.last_offer_at is not None else -math.inf)
 
-    return [RankingKey("longest_idle", longest_idle, Indexing())]
+    return [RankingKey("longest_idle", longest_idle, Indexing(), fallback=True)]
 
 
 @hookimpl
-def omniroute_task_orderings(setup: Setup) -> Iterable[TaskOrdering]:
-    engine = setup.engine
-
+def omniroute_task_orderings(deployment: Deployment) -> Iterable[TaskOrdering]:
     def priority(task: Task) -> int:
-        return -engine.effective_priority(task)
+        return -deployment.effective_priority(task)
 
     def waiting(task: Task) -> float:
-        queue = engine.queue_of(task)
+        queue = deployment.queue_of(task)
         return (
             -task.queued_at if queue is not None and queue.task_order == "lifo" else task.queued_at
         )
