@@ -305,3 +305,45 @@ def test_sigterm_is_graceful(make_server: type[Server], tmp_path: Path) -> None:
     assert not stream.is_alive()
     server.restart()
     assert served_state(server) == before
+
+
+def test_event_stream_resumes_across_a_kill(make_server: type[Server], tmp_path: Path) -> None:
+    """Follow the stream, kill the server, resume from the last id seen: every event once."""
+    server = make_server(tmp_path, "--reservation-timeout", "none").start()
+    client = server.client()
+    client.put_agent(D, "ana", channels={"chat": 3})
+    seen: list[int] = []
+
+    def follow(url: str, after: int, until: int) -> None:
+        with httpx.stream(
+            "GET",
+            f"{url}/v1/deployments/{D}/events",
+            headers={"Last-Event-ID": str(after)},
+            timeout=httpx.Timeout(5, read=10),
+        ) as response:
+            try:
+                for line in response.iter_lines():
+                    if line.startswith("id: "):
+                        seen.append(int(line[4:]))
+                        if seen[-1] >= until:
+                            return
+            except httpx.HTTPError:
+                return  # killed under us
+
+    for number in range(5):
+        client.create_task(D, id=f"a{number}", channel="chat")
+    before = len(client.events(D, limit=1000))
+    reader = threading.Thread(target=follow, args=(server.url, 0, 10_000))
+    reader.start()
+    wait = time.monotonic() + 10
+    while len(seen) < before and time.monotonic() < wait:
+        time.sleep(0.05)
+    server.kill()
+    reader.join(timeout=10)
+    server.restart()
+    client = server.client()
+    client.cancel(D, "a4")
+    client.create_task(D, id="b1", channel="chat")
+    total = len(client.events(D, limit=1000))
+    follow(server.url, seen[-1], total)
+    assert seen == list(range(1, total + 1))
