@@ -43,7 +43,9 @@ def test_tokens_and_roles(tmp_path: Path, make_server: type[Server]) -> None:
     (tmp_path / "tokens.json").write_text(
         json.dumps({"tokens": [line for _, line in tokens.values()]})
     )
-    server = make_server(tmp_path, "--tokens", str(tmp_path / "tokens.json")).start()
+    server = make_server(
+        tmp_path, "--tokens", str(tmp_path / "tokens.json"), "--log-format", "json"
+    ).start()
     admin, platform, supervisor = (
         server.client(tokens[r][0]) for r in ("admin", "platform", "supervisor")
     )
@@ -76,6 +78,13 @@ def test_tokens_and_roles(tmp_path: Path, make_server: type[Server]) -> None:
         admin.replace_deployment(D, {"queues": {"q": {"target_workers": "x =="}}})
     assert problem.value.status == 422
     assert problem.value.errors
+    # Structured logs: one JSON object a line, never a token.
+    lines = [line for line in server.log.read_text().splitlines() if line.strip()]
+    assert lines
+    for line in lines:
+        entry = json.loads(line)
+        assert {"time", "level", "logger", "message"} <= set(entry)
+        assert all(token not in line for token, _ in tokens.values())
     # Health needs no token; metrics need one.
     assert httpx.get(server.url + "/healthz").status_code == 200
     assert httpx.get(server.url + "/metrics").status_code == 401
