@@ -917,8 +917,17 @@ def build_app(service: Service) -> Starlette:
         finally:
             await service.shutdown()
 
+    # The commands of every interaction first: Starlette tries routes in order.
+    hot = (
+        BASE + "/tasks",
+        BASE + "/reservations/{rid}/accept",
+        BASE + "/tasks/{id}/complete",
+        BASE + "/reservations/{rid}/decline",
+        BASE + "/tasks/{id}",
+    )
+    routes = sorted(ROUTES, key=lambda r: hot.index(r.path) if r.path in hot else len(hot))
     app = Starlette(
-        routes=ROUTES,
+        routes=routes,
         exception_handlers={HTTPException: _not_found, Exception: _not_found},
         lifespan=lifespan,
     )
