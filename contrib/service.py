@@ -153,6 +153,9 @@ class Runner:
         self._batch = Batch(name)
         self._writer: asyncio.Task[None] | None = None
         self._stopping = False
+        #: while restoring: what a record derives is in the store already, so only the
+        #: bookkeeping is redone (no JSON, no rows)
+        self._replaying = False
         #: called after each commit that wrote events (webhook delivery wakes on it)
         self.on_commit: list[Callable[[], None]] = []
 
@@ -205,11 +208,13 @@ class Runner:
             )
         self.engine.on_close = self._closed.append
         self._rebuild_seen()
+        self._replaying = True
         for seq, at, record in store.journal(self.name, self.seq):
             self._replay(at, record)
             self.seq = seq
             replayed += 1
             self._batch = Batch(self.name)
+        self._replaying = False
         self.event_id = store.last_event_id(self.name)
         self.version = int(store.meta(self.name, "version") or self.version)
         stored = json.loads(store.meta(self.name, "deployment") or "null")
@@ -502,7 +507,7 @@ class Runner:
         self._closed.clear()
         transfer = event.task if isinstance(event, events.Transfer) else None
         for task in outcome.tasks:
-            view = _dumps(self.task_view(task))
+            view = "" if self._replaying else _dumps(self.task_view(task))
             before = self._seen.get(task.id)
             previous_state, previous, previous_state_of_reservation = before or (None, None, None)
             if before is None:
@@ -513,7 +518,7 @@ class Runner:
             if transfer == task.id:
                 self._emit("task.transferred", view)
             for reservation in made.get(task.id, ()):
-                text = _dumps(self.reservation_view(reservation))
+                text = "" if self._replaying else _dumps(self.reservation_view(reservation))
                 self._emit("reservation.created", text)
                 self._batch.reservations[reservation.id] = (reservation.state, text)
                 if reservation.state != "pending":
@@ -546,7 +551,7 @@ class Runner:
                 pass
 
     def _reservation_changed(self, reservation: Reservation, task: Task) -> None:
-        text = _dumps(self.reservation_view(reservation))
+        text = "" if self._replaying else _dumps(self.reservation_view(reservation))
         self._emit(f"reservation.{reservation.state}", text)
         self._batch.reservations[reservation.id] = (reservation.state, text)
         if reservation.state == "accepted":
@@ -570,11 +575,13 @@ class Runner:
         self._seen.pop(task.id, None)
         for reservation_id in [r for r, res in self.reservations.items() if res.task == task.id]:
             reservation = self.reservations.pop(reservation_id)
-            self._batch.reservations[reservation_id] = (
-                reservation.state,
-                _dumps(self.reservation_view(reservation)),
-            )
-        self._batch.explanations[task.id] = _dumps(self.explain(task))
+            if not self._replaying:
+                self._batch.reservations[reservation_id] = (
+                    reservation.state,
+                    _dumps(self.reservation_view(reservation)),
+                )
+        if not self._replaying:
+            self._batch.explanations[task.id] = _dumps(self.explain(task))
         # The decisions leave memory with the task; the explanation stays in the store.
         self.engine.decisions.pop(task.id, None)
         self.engine.last_attempt.pop(task.id, None)
@@ -591,6 +598,8 @@ class Runner:
 
     def _emit(self, kind: str, data: str) -> None:
         """An event out; `data` is JSON text (a view serialized once for all its uses)."""
+        if self._replaying:
+            return
         self.event_id += 1
         at = iso(self.engine.wall_time())
         body = (
