@@ -1,12 +1,19 @@
 """The `omniroute` console script.
 
-Errors a user can fix (a bad expression, file or event) are printed to stderr with a
-non-zero exit and no traceback; `--debug` shows the traceback too.
+Conventions shared by every command (the reference is docs/cli.md):
+
+- exit status: 0 ok, 1 failures found (a scenario failed, `check` found errors), 2 bad
+  input or usage, 3 internal error;
+- `--json` prints JSON objects that carry `"schema": "omniroute.<command>/<version>"`;
+- an argument that takes `@file` takes `@-` for standard input;
+- errors go to stderr without a traceback unless `--debug`;
+- a reader that closes the pipe (`| head`) ends the command quietly.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -20,7 +27,22 @@ from omniroute.grammar import KNOWN_ROOTS, ExpressionError, compile_expression
 
 from . import scenario as scenarios
 
+EXIT_OK = 0
+EXIT_FAILURES = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+#: The version of each command's JSON output; bumped when a key changes meaning or goes.
+SCHEMA_VERSION = 1
+
+
+def schema(command: str) -> str:
+    """The `schema` value of a command's JSON objects, such as "omniroute.test/1"."""
+    return f"omniroute.{command}/{SCHEMA_VERSION}"
+
+
+def echo_json(command: str, value: dict[str, Any]) -> None:
+    click.echo(json.dumps({"schema": schema(command), **value}))
 
 
 class UserError(click.ClickException):
@@ -44,10 +66,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except DeploymentError as error:
-            _maybe_traceback(ctx)
-            raise UserError(str(error), exit_code=1) from error
+        except BrokenPipeError:
+            # The reader went away (`| head`): end quietly, not with click's exit status 1.
+            _silence_stdout()
+            raise click.exceptions.Exit(EXIT_OK) from None
         except (ExpressionError, OmnirouteError) as error:
+            # A deployment, scenario, workload, expression or event that cannot be used.
             _maybe_traceback(ctx)
             raise UserError(str(error)) from error
         except Exception as error:
@@ -55,7 +79,7 @@ class _Group(click.Group):
             raise UserError(
                 f"internal error: {type(error).__name__}: {error}"
                 + ("" if _debug(ctx) else " (run with --debug for the traceback)"),
-                exit_code=1,
+                exit_code=EXIT_INTERNAL,
             ) from error
 
 
@@ -86,86 +110,167 @@ def _debug_option(command: Any) -> Any:
     )(command)
 
 
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """`--version`: omniroute's version, Python's, and every installed plugin's."""
+    if not value or ctx.resilient_parsing:
+        return
+    import platform
+
+    import omniroute
+
+    click.echo(f"omniroute {omniroute.__version__} (Python {platform.python_version()})")
+    click.echo("plugins:")
+    for info in plugin_registry.describe():
+        click.echo(f"  {info.name} {info.version} ({info.distribution})")
+    ctx.exit(EXIT_OK)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.version_option(package_name="omniroute")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version of omniroute and of every installed plugin, and exit.",
+)
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """omniroute: omni-channel contact-center routing as a plugin framework.
 
     Evaluate routing expressions, validate deployments, test routing policies with
     scenario files and try what-if workloads.
+
+    \b
+    Every command takes --json (objects with a "schema" key) and --debug.
+    Exit status: 0 ok, 1 failures found, 2 bad input or usage, 3 internal error.
     """
     if debug:
         ctx.ensure_object(dict)["debug"] = True
 
 
+class _Stdin:
+    """Standard input, read at most once per command (`@-` in two options is an error)."""
+
+    def __init__(self) -> None:
+        self.taken_by: str | None = None
+
+    def read(self, option: str) -> str:
+        if self.taken_by is not None:
+            raise UserError(
+                f"{option}: standard input (@-) was already read for {self.taken_by}; "
+                "give one of them from a file"
+            )
+        self.taken_by = option
+        return sys.stdin.read()
+
+
+def _stdin(ctx: click.Context | None = None) -> _Stdin:
+    root = (ctx or click.get_current_context()).find_root()
+    stdin: _Stdin = root.ensure_object(dict).setdefault("stdin", _Stdin())
+    return stdin
+
+
+def _read_text(value: str, option: str) -> str:
+    """The text of `@path`, or of standard input for `@-`."""
+    if value == "@-":
+        return _stdin().read(option)
+    path = Path(value[1:])
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"{option}: cannot read {path}: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise UserError(f"{option}: {path} is not UTF-8 text: {error.reason}") from error
+
+
 def _load_json(value: str | None, option: str) -> Any:
-    """A JSON value given inline, or `@path` to read it from a file."""
+    """A JSON value given inline, `@path` to read it from a file, or `@-` from stdin."""
     if value is None:
         return None
-    text = value
-    if value.startswith("@"):
-        path = Path(value[1:])
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise UserError(f"{option}: cannot read {path}: {error.strerror}") from error
+    text = _read_text(value, option) if value.startswith("@") else value
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        where = value if value.startswith("@") else "the value"
+        where = (
+            "standard input" if value == "@-" else value if value.startswith("@") else "the value"
+        )
         raise UserError(
             f"{option}: {where} is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
         ) from error
 
 
+JSON_OPTION = click.option(
+    "--json", "as_json", is_flag=True, help='Print JSON (objects with a "schema" key).'
+)
+
+
 @cli.command("eval")
 @click.argument("expression")
 @click.option(
-    "--task", "task_json", metavar="JSON", help="The task's attributes (JSON or @file.json)."
+    "--task",
+    "task_json",
+    metavar="JSON",
+    help="The task's attributes (JSON, @file.json, or @- for stdin).",
 )
 @click.option(
-    "--worker", "worker_json", metavar="JSON", help="The agent's attributes (JSON or @file.json)."
+    "--worker",
+    "worker_json",
+    metavar="JSON",
+    help="The agent's attributes (JSON, @file.json, or @- for stdin).",
 )
 @click.option(
     "--context",
     "context_json",
     metavar="JSON",
-    help="The whole context, with roots such as task, worker, workers, taskrouter (JSON or @file.json).",
+    help="The whole context, with roots such as task, worker, workers, taskrouter (JSON, @file.json, or @- for stdin).",
+)
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    metavar="NAME",
+    help="A root of your own data, instead of TaskRouter's (repeat for several): --root customer.",
 )
 @click.option(
     "--default-root",
-    type=click.Choice(sorted(KNOWN_ROOTS)),
+    metavar="NAME",
     help="Root for bare references, as in queue target_workers (worker) or workflow filters (task).",
 )
+@JSON_OPTION
 @_debug_option
 def eval_command(
     expression: str,
     task_json: str | None,
     worker_json: str | None,
     context_json: str | None,
+    roots: tuple[str, ...],
     default_root: str | None,
+    as_json: bool,
 ) -> None:
     """Evaluate EXPRESSION and print true or false.
 
-    EXPRESSION is the text of the expression, or @file to read it from a file.
+    EXPRESSION is the text of the expression, @file to read it from a file, or @- to read
+    it from standard input.
 
     \b
     Examples:
       omniroute eval 'task.language IN worker.languages' \\
           --task '{"language": "es"}' --worker '{"languages": ["es", "en"]}'
-      omniroute eval 'skills HAS "sales"' --default-root worker --worker @agent.json
+      omniroute eval 'customer.tier == "gold"' --root customer \\
+          --context '{"customer": {"tier": "gold"}}'
 
     Exit status: 0 when evaluated (whatever the result), 2 for a bad expression or input.
     """
     if expression.startswith("@"):
-        path = Path(expression[1:])
-        try:
-            expression = path.read_text(encoding="utf-8").strip()
-        except OSError as error:
-            raise UserError(f"EXPRESSION: cannot read {path}: {error.strerror}") from error
-    compiled = compile_expression(expression, default_root=default_root)
+        expression = _read_text(expression, "EXPRESSION").strip()
+    known = frozenset(roots) if roots else KNOWN_ROOTS
+    if default_root is not None and default_root not in known:
+        raise UserError(
+            f"--default-root: {default_root!r} is not a root; choose from {', '.join(sorted(known))}"
+            + ("" if roots else ", or name your own with --root")
+        )
     context = _load_json(context_json, "--context")
     if context is None:
         context = {}
@@ -175,38 +280,91 @@ def eval_command(
         loaded = _load_json(value, option)
         if loaded is not None:
             context[root] = loaded
-    click.echo("true" if compiled.evaluate(context) else "false")
+    try:
+        compiled = compile_expression(
+            expression, default_root=default_root, roots=roots if roots else None
+        )
+    except ExpressionError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise UserError(f"--root: {error}") from error
+    result = compiled.evaluate(context)
+    if as_json:
+        echo_json(
+            "eval",
+            {
+                "expression": compiled.source,
+                "result": result,
+                "references": sorted(compiled.references),
+            },
+        )
+    else:
+        click.echo("true" if result else "false")
 
 
 @cli.command("check")
-@click.argument("deployment", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("deployment", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--agents",
     "agents_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A roster (a list of agents, or a scenario or workload with `agents`) to check the queues and groups against.",
 )
+@JSON_OPTION
 @_debug_option
-def check_command(deployment: Path, agents_file: Path | None) -> None:
+def check_command(deployment: Path, agents_file: Path | None, as_json: bool) -> None:
     """Validate a DEPLOYMENT file (TOML, YAML or JSON) and list every problem.
 
     Errors fail the check; policy warnings (unreachable filters and targets, channels
     the deployment does not declare, calendars never open, queues or groups no agent of
     the roster can serve, ...) are shown with a fix but do not.
 
-    Exit status: 0 when it is valid (warnings or not), 1 otherwise.
+    Exit status: 0 when it is valid (warnings or not), 1 when it has errors (the check
+    found failures, as `ruff check` does), 2 when the file or the roster cannot be read.
     """
-    loaded = load_deployment(deployment)
+    try:
+        loaded = load_deployment(deployment)
+    except DeploymentError as error:
+        if as_json:
+            echo_json(
+                "check",
+                {
+                    "path": str(deployment),
+                    "valid": False,
+                    "problems": [_problem_json(problem) for problem in error.problems],
+                },
+            )
+        else:
+            click.echo(f"error: {error}", err=True)
+        raise click.exceptions.Exit(EXIT_FAILURES) from error
     warnings = list(loaded.warnings)
     if agents_file is not None:
         warnings += _roster_warnings(loaded, agents_file)
+    filters = len(loaded.workflow.filters) if loaded.workflow else 0
+    if as_json:
+        echo_json(
+            "check",
+            {
+                "path": str(deployment),
+                "valid": True,
+                "problems": [_problem_json(warning) for warning in warnings],
+                "channels": len(loaded.channels),
+                "queues": len(loaded.queues),
+                "workflow_filters": filters,
+                "plugins": list(loaded.plugins),
+            },
+        )
+        return
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
-    filters = len(loaded.workflow.filters) if loaded.workflow else 0
     click.echo(
         f"{deployment}: ok — {len(loaded.channels)} channel(s), {len(loaded.queues)} queue(s), "
         f"{filters} workflow filter(s), plugins: {', '.join(loaded.plugins) or 'none'}"
     )
+
+
+def _problem_json(problem: Any) -> dict[str, str]:
+    return {"path": problem.path, "message": problem.message, "severity": problem.severity}
 
 
 def _roster_warnings(deployment: Any, path: Path) -> list[Any]:
@@ -232,36 +390,64 @@ def _roster_warnings(deployment: Any, path: Path) -> list[Any]:
 
 @cli.command("test")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "-k",
+    "keyword",
+    metavar="TEXT",
+    help="Only the scenarios whose name or file path contains TEXT (any letter case).",
+)
+@click.option("-x", "--exitfirst", is_flag=True, help="Stop at the first failing scenario.")
+@click.option("-q", "--quiet", is_flag=True, help="Show only failing scenarios and the summary.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per scenario, one per line.")
 @_debug_option
-def test_command(paths: tuple[Path, ...], as_json: bool) -> None:
+def test_command(
+    paths: tuple[Path, ...], keyword: str | None, exitfirst: bool, quiet: bool, as_json: bool
+) -> None:
     """Run scenario files, or every scenario under a folder.
 
     Prints a line per scenario and, for a failing one, what differs (expected and actual
-    offers side by side). Exit status: 0 when all pass, 1 when any fails.
+    offers side by side). In a pytest run, `pytest PATH` collects the same files.
+
+    Exit status: 0 when all pass, 1 when any fails, 2 when none is found or selected.
     """
     files = list(scenarios.find_scenarios(paths))
     if not files:
         raise UserError(f"no scenario files found in {', '.join(map(str, paths))}")
-    failed = 0
+    if keyword is not None:
+        wanted = keyword.casefold()
+        files = [
+            path
+            for path in files
+            if wanted in str(path).casefold() or wanted in scenarios.name_of(path).casefold()
+        ]
+        if not files:
+            raise UserError(f"-k {keyword!r}: no scenario's name or path contains it")
+    passed = failed = 0
     for path in files:
         result = scenarios.run_file(path)
+        passed += result.passed
         failed += not result.passed
         if as_json:
-            click.echo(json.dumps(result.to_json()))
-        else:
+            echo_json("test", result.to_json())
+        elif not (quiet and result.passed):
             for line in scenarios.report_lines(result):
                 click.echo(line)
+        if exitfirst and not result.passed:
+            break
     if not as_json:
-        click.echo(f"\n{len(files) - failed} passed, {failed} failed")
+        stopped = len(files) - passed - failed
+        click.echo(
+            f"\n{passed} passed, {failed} failed"
+            + (f" (stopped at the first failure; {stopped} not run)" if stopped else "")
+        )
     if failed:
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(EXIT_FAILURES)
 
 
 @cli.command("explain")
 @click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--task", "task_id", required=True, help="The task to explain.")
-@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@JSON_OPTION
 @_debug_option
 def explain_command(scenario: Path, task_id: str, as_json: bool) -> None:
     """Why a task of a SCENARIO went where it went.
@@ -281,7 +467,7 @@ def explain_command(scenario: Path, task_id: str, as_json: bool) -> None:
         raise UserError(f"{scenario}: no task {task_id!r} in this scenario (tasks: {known})")
     task = engine.state.tasks[task_id]
     if as_json:
-        click.echo(json.dumps(explain_json(engine, task)))
+        echo_json("explain", explain_json(engine, task))
     else:
         for line in explain_lines(engine, task):
             click.echo(line)
@@ -289,7 +475,7 @@ def explain_command(scenario: Path, task_id: str, as_json: bool) -> None:
 
 @cli.command("simulate")
 @click.argument("workload", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@JSON_OPTION
 @click.option(
     "--plot",
     "plot_dir",
@@ -310,15 +496,21 @@ def simulate_command(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .report import print_report, write_plots
+    from .report import PlotsUnavailable, import_matplotlib, print_report, write_plots
     from .simulator import simulate
     from .workload import load_workload
 
+    if plot_dir is not None:
+        # Before the run, not after minutes of it: say what to install.
+        try:
+            import_matplotlib()
+        except PlotsUnavailable as error:
+            raise UserError(str(error)) from error
     loaded = load_workload(workload)
     if seed is not None:
         loaded = attrs.evolve(loaded, seed=seed)
     # Piped output gets room for the whole table rather than rich's 80 columns.
-    console = Console(width=None if sys.stdout.isatty() else 140)
+    console = _console(piped_width=140)
     if as_json or not sys.stdout.isatty():
         result = simulate(loaded)
     else:
@@ -335,7 +527,7 @@ def simulate_command(
                 progress=lambda at: bar.update(job, completed=at, clock=f"{at / 3600:.1f} h"),
             )
     if as_json:
-        click.echo(json.dumps(result.figures()))
+        echo_json("simulate", result.figures())
     else:
         print_report(result, console)
     if plot_dir is not None:
@@ -344,12 +536,56 @@ def simulate_command(
 
 
 @cli.command("plugins")
+@JSON_OPTION
 @_debug_option
-def plugins_command() -> None:
+def plugins_command(as_json: bool) -> None:
     """List installed plugins, built-in and third-party, with their versions and hooks."""
-    for info in plugin_registry.describe():
+    infos = list(plugin_registry.describe())
+    if as_json:
+        echo_json(
+            "plugins",
+            {
+                "plugins": [
+                    {
+                        "name": info.name,
+                        "version": info.version,
+                        "distribution": info.distribution,
+                        "module": info.module,
+                        "hooks": [hook.removeprefix("omniroute_") for hook in info.hooks],
+                    }
+                    for info in infos
+                ]
+            },
+        )
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column in ("plugin", "version", "distribution", "hooks"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
         hooks = ", ".join(hook.removeprefix("omniroute_") for hook in info.hooks)
-        click.echo(f"{info.name:<18} {info.version:<10} {info.distribution:<14} {hooks}")
+        table.add_row(info.name, info.version, info.distribution, hooks)
+    _console().print(table)
+
+
+def _console(piped_width: int = 120) -> Any:
+    """A rich console on stdout: plain text when piped, as wide as the terminal or
+    `piped_width` columns so that pipes see the whole table; a closed pipe ends quietly."""
+    from rich.console import Console
+
+    class QuietOnClosedPipe(Console):
+        def on_broken_pipe(self) -> None:
+            # rich's own answer is to exit with status 1; ours is the quiet exit 0.
+            raise BrokenPipeError
+
+    terminal = sys.stdout.isatty()
+    return QuietOnClosedPipe(
+        file=sys.stdout,
+        width=None if terminal else piped_width,
+        color_system="auto" if terminal else None,
+        highlight=False,
+    )
 
 
 def _add_service_commands() -> None:
@@ -364,6 +600,16 @@ _add_service_commands()
 
 def main(argv: list[str] | None = None) -> int:
     try:
+        code = _main(argv)
+        # Piped output is block-buffered: a reader that already went away shows up here.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _closed_pipe()
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
+    try:
         # Without standalone mode click returns the code of a click.exceptions.Exit.
         code = cli.main(args=argv, prog_name="omniroute", standalone_mode=False)
     except click.ClickException as error:
@@ -373,8 +619,24 @@ def main(argv: list[str] | None = None) -> int:
         return exit_.exit_code
     except click.Abort:
         click.echo("aborted", err=True)
-        return 1
-    return code if isinstance(code, int) else 0
+        return EXIT_FAILURES
+    return code if isinstance(code, int) else EXIT_OK
+
+
+def _closed_pipe() -> int:
+    """The reader closed the pipe (`omniroute test . | head`): stop quietly, exit 0."""
+    _silence_stdout()
+    return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: what is left in its buffer cannot be written either, and
+    the interpreter's own flush at exit would otherwise print an error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - stdout without a file descriptor
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,8 @@ from typing import Any
 
 from omniroute.core import Decision, Engine, Task
 
+from .tables import text_table
+
 
 def _at(engine: Engine, seconds: float) -> str:
     return f"{seconds:g} s ({engine.wall_time(seconds).strftime('%Y-%m-%d %H:%M:%S %Z')})"
@@ -62,15 +64,16 @@ def _decision_lines(decision: Decision) -> list[str]:
         f"  why: {decision.why}",
         "  agents considered (ranking keys: smaller comes first):",
     ]
-    width = max((len(c.agent) for c in decision.candidates), default=5)
+    rows = []
     for candidate in decision.candidates:
         if candidate.eligible:
-            mark = "winner  " if candidate.agent == decision.winner else "eligible"
-            lines.append(f"    {candidate.agent:<{width}}  {mark}  {_keys(candidate.keys)}")
+            mark = "winner" if candidate.agent == decision.winner else "eligible"
+            rows.append((candidate.agent, mark, _keys(candidate.keys)))
         else:
-            lines.append(
-                f"    {candidate.agent:<{width}}  excluded  {candidate.excluded_by}: {candidate.reason}"
+            rows.append(
+                (candidate.agent, "excluded", f"{candidate.excluded_by}: {candidate.reason}")
             )
+    lines += text_table(("agent", "", "ranking keys, or why excluded"), rows, indent=4)
     return lines
 
 

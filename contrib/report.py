@@ -72,9 +72,28 @@ def print_report(result: SimulationResult, console: Console) -> None:
         console.print(f"still waiting or in progress when the run stopped: {figures['unfinished']}")
 
 
+PLOT_EXTRA_MISSING = (
+    "--plot needs matplotlib, which the light install leaves out; "
+    "install it with: pip install 'omniroute[plot]'"
+)
+
+
+class PlotsUnavailable(Exception):
+    """`--plot` was asked for where matplotlib is not installed."""
+
+
+def import_matplotlib() -> Any:
+    """matplotlib, or PlotsUnavailable saying what to install (it is the `plot` extra)."""
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise PlotsUnavailable(PLOT_EXTRA_MISSING) from error
+    return matplotlib
+
+
 def write_plots(result: SimulationResult, folder: Path) -> list[Path]:
     """Service level and queue length over time, wait distribution, occupancy by agent, share by group."""
-    import matplotlib
+    matplotlib = import_matplotlib()
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

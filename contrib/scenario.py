@@ -34,6 +34,7 @@ from omniroute.core.durations import parse_duration
 from omniroute.core.spec import Duration
 
 from .inputs import AgentSpec, RosterAgent, expand_roster, load_referenced_deployment, parse_start
+from .tables import text_table
 
 T = TypeVar("T")
 
@@ -171,6 +172,14 @@ class ScenarioResult:
     expected_offers: tuple[tuple[str, str, float | None], ...] | None = None
     engine: Engine | None = attrs.field(default=None, repr=False, eq=False)
 
+    def _final_json(self, task_id: str, state: str, reason: str | None) -> dict[str, Any]:
+        """A task's end state with the keys of the spec: state, reason, message, agent, queue."""
+        entry: dict[str, Any] = {"state": state, "reason": reason}
+        task = self.engine.state.tasks.get(task_id) if self.engine is not None else None
+        if task is not None:
+            entry.update(message=task.message, agent=task.agent, queue=task.queue)
+        return entry
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -178,7 +187,7 @@ class ScenarioResult:
             "passed": self.passed,
             "offers": [{"task": task, "agent": agent, "at": at} for task, agent, at in self.offers],
             "final": {
-                task: {"state": state, "reason": reason}
+                task: self._final_json(task, state, reason)
                 for task, (state, reason) in self.final.items()
             },
             "errors": list(self.errors),
@@ -537,11 +546,12 @@ def run_file(path: str | Path) -> ScenarioResult:
     except DeploymentError as error:
         problems = tuple(str(problem) for problem in error.problems)
         failures = ("the scenario could not be loaded:", *(f"  {problem}" for problem in problems))
-        return ScenarioResult(_name_of(Path(path)), str(path), False, (), {}, problems, failures)
+        return ScenarioResult(name_of(Path(path)), str(path), False, (), {}, problems, failures)
     return run(scenario)
 
 
-def _name_of(path: Path) -> str:
+def name_of(path: Path) -> str:
+    """The scenario's `name:`, or the file's stem when it has none or cannot be read."""
     try:
         raw = read_mapping_file(path)
     except DeploymentError:
@@ -550,12 +560,16 @@ def _name_of(path: Path) -> str:
     return name if isinstance(name, str) else path.stem
 
 
-def looks_like_scenario(path: Path) -> bool:
-    """In a folder, a scenario is a mapping with a `deployment` and `events` or `expect`."""
+def looks_like_scenario(path: Path, *, strict: bool = False) -> bool:
+    """In a folder, a scenario is a mapping with a `deployment` and `events` or `expect`.
+
+    A file that cannot be read counts as one (so the runner says why) unless `strict`, as
+    when pytest walks a whole project that holds other YAML, TOML and JSON files.
+    """
     try:
         raw = read_mapping_file(path)
     except DeploymentError:
-        return True  # let the runner report why it cannot be read
+        return not strict
     return isinstance(raw, Mapping) and "deployment" in raw and ("events" in raw or "expect" in raw)
 
 
@@ -589,7 +603,7 @@ def side_by_side(result: ScenarioResult) -> list[str]:
     """Expected and actual offers in two columns, with `!` where they differ."""
     expected = list(result.expected_offers or ())
     actual = list(result.offers)
-    rows = ["      expected                        actual"]
+    rows = []
     for position in range(max(len(expected), len(actual))):
         left = expected[position] if position < len(expected) else None
         right = actual[position] if position < len(actual) else None
@@ -602,8 +616,10 @@ def side_by_side(result: ScenarioResult) -> list[str]:
             and left[1] == right[1]
             and (left[2] is None or math.isclose(left[2], right[2], abs_tol=1e-6))
         )
-        rows.append(f"  {' ' if same else '!'} {position + 1:>3} {left_text:<30}  {right_text}")
-    return rows
+        rows.append(("" if same else "!", str(position + 1), left_text, right_text))
+    return text_table(
+        ("", "#", "expected", "actual"), rows, indent=2, justify=("left", "right", "left", "left")
+    )
 
 
 def report_lines(result: ScenarioResult) -> list[str]:

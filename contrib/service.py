@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 import time
@@ -237,19 +236,9 @@ class Runner:
         )
 
     def _restored_engine(self, data: dict[str, Any], options: EngineOptions) -> Engine:
-        """`Engine.restore` of a snapshot, with this deployment's start and options."""
-        restore = Engine.restore  # type: ignore[attr-defined]
-        accepted = inspect.signature(restore).parameters
-        extra: dict[str, Any] = {}
-        if "options" in accepted:
-            extra["options"] = options
-        if "start" in accepted:
-            extra["start"] = self.start
-        engine: Engine = restore(load_deployment(self.document, name=self.name), data, **extra)
-        if "options" not in accepted:
-            engine.options = options
-        engine.start = self.start
-        return engine
+        """`Engine.restore` of a snapshot, with this deployment's options."""
+        deployment = load_deployment(self.document, name=self.name)
+        return Engine.restore(deployment, data, options=options)
 
     def _options(self, stored: Mapping[str, Any]) -> EngineOptions:
         return EngineOptions(
@@ -711,7 +700,7 @@ class Runner:
         if not _snapshots_supported():
             return None
         data = {
-            "engine": self.engine.save(),  # type: ignore[attr-defined]
+            "engine": self.engine.save(),
             "service": {
                 "deployment": self.document,
                 "version": self.version,

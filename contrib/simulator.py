@@ -205,7 +205,12 @@ def _member(groups_of: dict[str, tuple[str, ...]], group: str, agent: str) -> bo
 
 
 def _percentile(values: list[float], fraction: float) -> float:
-    """The nearest-rank percentile of sorted values (0 when there are none)."""
+    """The nearest-rank percentile of sorted values (0 when there are none).
+
+    The same as numpy's `percentile(..., method="inverted_cdf")` (a test checks it), kept
+    here because numpy is not part of the light install, and `statistics.quantiles`
+    interpolates: a p90 wait should be a wait some interaction had.
+    """
     if not values:
         return 0.0
     rank = max(math.ceil(fraction * len(values)), 1)

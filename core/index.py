@@ -29,8 +29,8 @@ import attrs
 from sortedcontainers import SortedList
 
 if TYPE_CHECKING:
-    from .engine import Engine
-    from .state import Agent, Task
+    from .spec import Deployment
+    from .state import Agent, EngineState, Task
 
 #: built-in `worker.*` values that change as the agent works (not only when edited)
 _VOLATILE = frozenset({"status", "channel"})
@@ -115,13 +115,18 @@ class RosterIndex:
     """The members, open sets and ladders of one engine (see the module's docstring)."""
 
     def __init__(
-        self, engine: Engine, ladder_key: Callable[[Task, Agent], tuple[Any, ...]]
+        self,
+        deployment: Deployment,
+        state: EngineState,
+        worker_view: Callable[[Agent], dict[str, Any]],
+        ladder_key: Callable[[Task, Agent], tuple[Any, ...]],
     ) -> None:
-        self._engine = engine
+        self._deployment = deployment
+        self._state = state
+        self._worker_view = worker_view
         self._ladder_key = ladder_key
         self.rules = {
-            name: membership_rule(queue.target_workers)
-            for name, queue in engine.deployment.queues.items()
+            name: membership_rule(queue.target_workers) for name, queue in deployment.queues.items()
         }
         self._indexed = [name for name, rule in self.rules.items() if rule.kind != "scan"]
         self._volatile = [name for name, rule in self.rules.items() if rule.kind == "volatile"]
@@ -149,7 +154,7 @@ class RosterIndex:
     def rebuild(self) -> None:
         """Start again from the roster (after a failed event put the state back)."""
         self.reset()
-        for agent in self._engine.state.agents.values():
+        for agent in self._state.agents.values():
             self.agent_added(agent)
 
     # --- changes -----------------------------------------------------------------------
@@ -196,12 +201,12 @@ class RosterIndex:
         stale = self._reevaluate.pop(agent_id, set())
         stale.update(self._volatile)
         if stale:
-            worker = {"worker": self._engine.worker_view(agent)}
+            worker = {"worker": self._worker_view(agent)}
             for name in stale:
                 rule = self.rules[name]
                 admitted = rule.kind == "all" or (
                     rule.kind != "none"
-                    and self._engine.deployment.queues[name].target_workers.evaluate(worker) is True
+                    and self._deployment.queues[name].target_workers.evaluate(worker) is True
                 )
                 if admitted:
                     member_of.add(name)
@@ -268,7 +273,7 @@ class RosterIndex:
         kept = self._ladders_in.setdefault(group, [])
         if len(kept) >= LADDERS_PER_QUEUE_CHANNEL:
             return None
-        agents = self._engine.state.agents
+        agents = self._state.agents
         ladder = Ladder(
             task.copy(),
             partition,

@@ -97,11 +97,15 @@ def state_to_json(state: EngineState) -> dict[str, Any]:
     }
 
 
-def state_from_json(data: Mapping[str, Any], undo: UndoLog) -> EngineState:
-    """An EngineState from `state_to_json`'s output; plugin state recorded in `undo`."""
+def check_format(data: Any) -> None:
     if not isinstance(data, Mapping) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
         raise EventError(f"not a saved engine state of format {FORMAT!r} (found {found!r})")
+
+
+def state_from_json(data: Mapping[str, Any], undo: UndoLog) -> EngineState:
+    """An EngineState from `state_to_json`'s output; plugin state recorded in `undo`."""
+    check_format(data)
     try:
         return _load(data, undo)
     except (KeyError, TypeError, ValueError) as error:

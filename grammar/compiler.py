@@ -25,6 +25,7 @@ from .errors import ExpressionError
 from .nodes import And, Compare, Condition, Literal, Not, Operand, Or, Reference, Truth
 
 KNOWN_ROOTS = frozenset({"task", "worker", "workers", "taskrouter"})
+"""The roots of TaskRouter's expressions: what `compile_expression` knows unless told."""
 
 Evaluator = Callable[[Mapping[str, Any]], bool]
 
@@ -45,16 +46,29 @@ _PYTHON_ORDERING = {"<", "<=", ">", ">="}
 _compiled_count = itertools.count()
 
 
-def resolve_references(node: Condition, default_root: str | None, source: str) -> Condition:
+def resolve_references(
+    node: Condition,
+    default_root: str | None,
+    source: str,
+    roots: frozenset[str] = KNOWN_ROOTS,
+) -> Condition:
     """Put the default root in front of bare references; refuse them without one."""
 
     def operand(item: Operand) -> Operand:
-        if isinstance(item, Literal) or item.path[0] in KNOWN_ROOTS:
+        if isinstance(item, Literal) or item.path[0] in roots:
             return item
         if default_root is None:
+            ordered = sorted(roots)
+            hint = (
+                f"write task.{item.text} or worker.{item.text}"
+                if roots == KNOWN_ROOTS
+                else f"write {ordered[0]}.{item.text}"
+                if ordered
+                else "give a default root"
+            )
             raise ExpressionError(
-                f"{item.text!r} names no root; write task.{item.text} or worker.{item.text}"
-                f" (known roots: {', '.join(sorted(KNOWN_ROOTS))})",
+                f"{item.text!r} names no root; {hint}"
+                f" (known roots: {', '.join(ordered) or 'none'})",
                 source,
                 item.line,
                 item.column,
@@ -115,7 +129,9 @@ class _Emitter:
         self.fast = fast
         self.constants = constants
         self.temporaries = itertools.count()
-        self.roots: set[str] = set()
+        # Root name -> the local variable that holds it. Variables are numbered, not named
+        # after the root: a caller's root may be any expression name, `$` included.
+        self.roots: dict[str, str] = {}
 
     def constant(self, value: Any) -> str:
         name = f"_c{len(self.constants)}"
@@ -148,8 +164,7 @@ class _Emitter:
                     f"index({code}, {part})" if isinstance(part, int) else f"get({code}, {part!r})"
                 )
             return code
-        self.roots.add(str(root))
-        code = f"_root_{root}"
+        code = self.roots.setdefault(str(root), f"_root{len(self.roots)}")
         for position, part in enumerate(rest):
             next_is_name = position + 1 < len(rest) and isinstance(rest[position + 1], str)
             if isinstance(part, int):
@@ -267,7 +282,7 @@ def generate_source(node: Condition) -> tuple[str, str, dict[str, Any]]:
     fast_emitter = _Emitter(fast=True, constants=constants)
     fast_body = fast_emitter.condition(node)
     root_lines = "".join(
-        f"        _root_{root} = ctx[{root!r}]\n" for root in sorted(fast_emitter.roots)
+        f"        {variable} = ctx[{root!r}]\n" for root, variable in fast_emitter.roots.items()
     )
     fast_text = (
         "def fast(ctx):\n"

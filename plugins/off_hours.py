@@ -19,15 +19,18 @@ fast agents answer.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
+import holidays
 
 from omniroute.core import ArrivalCheck, EventHandler, PluginContext, Problem, hookimpl
+from omniroute.core.converter import structure
 from omniroute.core.spec import Deployment, Duration
 from omniroute.core.state import Agent, Task
 
@@ -93,16 +96,86 @@ def _parse_holiday(value: Any) -> date:
             return date.fromisoformat(value)
         except ValueError:
             pass
-    raise ValueError(f"holidays: {value!r} is not a date such as 2026-12-25")
+    raise ValueError(
+        f"{value!r} is not a date such as 2026-12-25, nor a region such as {{country: ES, subdivision: MD}}"
+    )
+
+
+@attrs.frozen
+class PublicHolidays:
+    """`{country: ES, subdivision: MD}`: the region's public holidays, from the `holidays`
+    package (https://pypi.org/project/holidays/), for every year the calendar is asked about."""
+
+    country: str
+    subdivision: str | None = None
+
+
+def _public_holidays(region: PublicHolidays) -> Any:
+    """The `holidays` package's calendar of a region; ValueError naming the key at fault."""
+    supported = holidays.list_supported_countries()
+    if region.country not in supported:
+        close = difflib.get_close_matches(region.country.upper(), supported, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"country: {region.country!r} is not a country the holidays package knows "
+            f"(an ISO 3166 code such as ES, US, DE){hint}"
+        )
+    subdivisions = supported[region.country]
+    if region.subdivision is not None and region.subdivision not in subdivisions:
+        raise ValueError(
+            f"subdivision: {region.subdivision!r} is not a subdivision of {region.country} "
+            f"(known: {', '.join(subdivisions) or 'none'})"
+        )
+    return holidays.country_holidays(region.country, subdiv=region.subdivision)
+
+
+def _read_holidays(
+    raw: Any,
+) -> tuple[frozenset[date], tuple[PublicHolidays, ...], tuple[Any, ...], tuple[Problem, ...]]:
+    """Explicit dates, regions and their calendars from `holidays:`, with every problem
+    under its key path below the calendar (`holidays[2].country`)."""
+    entries = [(f"holidays[{n}]", item) for n, item in enumerate(raw)]
+    if isinstance(raw, Mapping):  # a single region: `holidays: {country: ES}`
+        entries = [("holidays", raw)]
+    elif isinstance(raw, (str, bytes)) or not isinstance(raw, (list, tuple)):
+        return frozenset(), (), (), (Problem("holidays", "expected a list of dates and regions"),)
+    dates: set[date] = set()
+    regions: list[PublicHolidays] = []
+    lookups: list[Any] = []
+    problems: list[Problem] = []
+    for path, item in entries:
+        if isinstance(item, Mapping):
+            region, found = structure(item, PublicHolidays, prefix=path)
+            problems += found
+            if region is None:
+                continue
+            try:
+                lookups.append(_public_holidays(region))
+            except ValueError as error:
+                key, _, message = str(error).partition(": ")
+                problems.append(Problem(f"{path}.{key}", message))
+                continue
+            regions.append(region)
+            continue
+        try:
+            dates.add(_parse_holiday(item))
+        except ValueError as error:
+            problems.append(Problem(path, str(error)))
+    return frozenset(dates), tuple(regions), tuple(lookups), tuple(problems)
 
 
 @attrs.frozen
 class Calendar:
     timezone: str = "UTC"
     weekly: dict[str, str] = attrs.Factory(dict)
-    holidays: tuple[Any, ...] = ()
+    #: dates (2026-12-25) and regions ({country: ES, subdivision: MD}), closed all day
+    holidays: Any = ()
     intervals: tuple[tuple[int, int, int], ...] = attrs.field(init=False)
     holiday_dates: frozenset[date] = attrs.field(init=False)
+    regions: tuple[PublicHolidays, ...] = attrs.field(init=False)
+    #: Problems of `holidays`, reported with their key paths by omniroute_validate.
+    problems: tuple[Problem, ...] = attrs.field(init=False, repr=False)
+    _public: tuple[Any, ...] = attrs.field(init=False, repr=False, eq=False)
     zone: ZoneInfo = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -115,15 +188,21 @@ class Calendar:
         intervals = [
             interval for key, hours in self.weekly.items() for interval in _intervals(key, hours)
         ]
+        dates, regions, public, problems = _read_holidays(self.holidays)
         object.__setattr__(self, "zone", zone)
         object.__setattr__(self, "intervals", tuple(sorted(intervals)))
-        object.__setattr__(
-            self, "holiday_dates", frozenset(_parse_holiday(day) for day in self.holidays)
-        )
+        object.__setattr__(self, "holiday_dates", dates)
+        object.__setattr__(self, "regions", regions)
+        object.__setattr__(self, "_public", public)
+        object.__setattr__(self, "problems", problems)
+
+    def is_holiday(self, day: date) -> bool:
+        """A date given explicitly, or a public holiday of one of the regions."""
+        return day in self.holiday_dates or any(day in region for region in self._public)
 
     def is_open(self, moment: datetime) -> bool:
         local = moment.astimezone(self.zone)
-        if local.date() in self.holiday_dates:
+        if self.is_holiday(local.date()):
             return False
         minute = local.hour * 60 + local.minute + local.second / 60
         day = local.weekday()
@@ -154,7 +233,7 @@ class Calendar:
         local = moment.astimezone(self.zone)
         for offset in range(400):
             day = local.date() + timedelta(days=offset)
-            if day in self.holiday_dates:
+            if self.is_holiday(day):
                 continue
             for weekday, start, _ in self.intervals:
                 if weekday != day.weekday():
@@ -224,6 +303,8 @@ def omniroute_validate(deployment: Deployment, section: OffHoursSection) -> Iter
         },
     )
     for name, calendar in section.calendars.items():
+        for problem in calendar.problems:
+            yield attrs.evolve(problem, path=f"{NAME}.calendars.{name}.{problem.path}")
         if not calendar.intervals:
             yield Problem(
                 f"{NAME}.calendars.{name}",

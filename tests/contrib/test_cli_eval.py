@@ -122,7 +122,7 @@ def test_unexpected_errors_are_one_line_without_debug(
 
     monkeypatch.setattr(cli_module, "compile_expression", explode)
     code, _, err = run(capsys, "eval", "1 == 1")
-    assert code == 1
+    assert code == 3
     assert "internal error: RuntimeError: boom" in err
     assert "--debug" in err
     assert "Traceback" not in err

@@ -39,8 +39,8 @@ def test_check_lists_every_problem_and_exits_1(
 
 def test_check_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, "check", str(tmp_path / "none.yaml"))
-    assert code == 1
-    assert "cannot read the file" in err
+    assert code == 2  # bad input, not a deployment with problems
+    assert "does not exist" in err
 
 
 def test_test_runs_a_folder(capsys: pytest.CaptureFixture[str]) -> None:
@@ -57,7 +57,14 @@ def test_test_json_has_the_spec_keys(capsys: pytest.CaptureFixture[str]) -> None
     result = json.loads(line)
     assert {"name", "passed", "offers", "final", "errors"} <= set(result)
     assert result["offers"][0] == {"task": "c1", "agent": "seller", "at": 0.0}
-    assert result["final"]["c1"] == {"state": "assigned", "reason": None}
+    # offered to seller first, then transferred to billing: the final keys say where it ended
+    assert result["final"]["c1"] == {
+        "state": "assigned",
+        "reason": None,
+        "message": None,
+        "agent": "biller",
+        "queue": "billing",
+    }
     assert len(result["errors"]) == 3
 
 
@@ -79,7 +86,7 @@ def test_a_failing_scenario_shows_offers_side_by_side(
     code, out, _ = run(capsys, "test", str(path))
     assert code == 1
     assert "FAIL  wrong" in out
-    assert "  !   1 c1 -> someone_else at -" in out
+    assert "  !  1  c1 -> someone_else at -  c1 -> helper at 0" in out
     assert "c1 -> helper at 0" in out
     assert "final: task 'c1' is assigned, expected completed" in out
     assert "final: task 'c9' was never created" in out

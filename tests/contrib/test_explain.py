@@ -25,7 +25,7 @@ def test_each_offer_with_every_agent_considered(capsys: pytest.CaptureFixture[st
     assert "why: ana beat bo on capacity_share.skill_level (-300.0 before -200.0)" in out
     assert "Offer 2 at 20 s" in out
     assert (
-        "ana  excluded  least_occupancy.not_declined: ana declined it and another eligible agent has room"
+        "ana    excluded  least_occupancy.not_declined: ana declined it and another eligible agent has room"
         in out
     )
     assert "5 s  declined by ana" in out

@@ -198,7 +198,7 @@ def test_simulate_command_report(capsys: pytest.CaptureFixture[str], tmp_path: P
 def test_simulate_command_bad_workload(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "workload.yaml"
     path.write_text("duration: 1h\n")
-    assert main(["simulate", str(path)]) == 1
+    assert main(["simulate", str(path)]) == 2
     err = capsys.readouterr().err
     assert "required key is missing" in err
     assert "Traceback" not in err
@@ -208,3 +208,20 @@ def test_result_helpers() -> None:
     result = SimulationResult("w", 1, 10.0, 10.0, 20.0, (), {}, {"time": []}, 0)
     assert result.figures()["mean_wait"] == 0.0
     assert result.figures()["service_level"] == 1.0
+
+
+def test_p90_is_numpys_inverted_cdf_percentile() -> None:
+    """The hand-written nearest rank stays (numpy is not in the light install); it must
+    agree with numpy's method of the same name wherever numpy is installed, as in dev."""
+    import random
+
+    numpy = pytest.importorskip("numpy", reason="numpy comes with the plot extra")
+    from omniroute.contrib.simulator import _percentile
+
+    rng = random.Random(5)
+    for size in (1, 2, 3, 9, 10, 11, 99, 100, 1001):
+        values = sorted(rng.expovariate(1 / 30) for _ in range(size))
+        for fraction in (0.5, 0.8, 0.9, 0.95, 0.99, 1.0):
+            expected = float(numpy.percentile(values, fraction * 100, method="inverted_cdf"))
+            assert _percentile(values, fraction) == expected, (size, fraction)
+    assert _percentile([], 0.9) == 0.0

@@ -168,7 +168,7 @@ def test_check_with_a_roster(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     bad.write_text("agents: 3\n")
     assert (
         main(["check", str(ROOT / "examples/contact-center/deployment.yaml"), "--agents", str(bad)])
-        == 1
+        == 2  # a roster that cannot be used is bad input, not a failure of the deployment
     )
     assert "agents: expected a list, got int 3" in capsys.readouterr().err
     # entries go through the same strict reader as scenarios and workloads
@@ -177,7 +177,7 @@ def test_check_with_a_roster(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     )
     assert (
         main(["check", str(ROOT / "examples/contact-center/deployment.yaml"), "--agents", str(bad)])
-        == 1
+        == 2  # a roster that cannot be used is bad input, not a failure of the deployment
     )
     err = capsys.readouterr().err
     assert "agents[0].count: expected a whole number, got text 'lots'" in err

@@ -214,8 +214,8 @@ def test_the_index_decides_as_the_scan_does(
 ) -> None:
     reference = play(raw, roster, stream, True, reservation_timeout)
     indexed = play(raw, roster, stream, False, reservation_timeout)
-    assert indexed._index is not None
-    assert reference._index is None
+    assert indexed.index is not None
+    assert reference.index is None
     assert [(o.task, o.agent, o.at) for o in indexed.offers] == [
         (o.task, o.agent, o.at) for o in reference.offers
     ]
@@ -247,7 +247,7 @@ def test_every_scenario_routes_the_same_through_the_index(path: Path) -> None:
         pytest.skip("a scenario that does not load (tested for its error elsewhere)")
     reference, reference_errors = scenarios.execute(scenario)
     indexed, indexed_errors = scenarios.execute(scenario, record_decisions=False)
-    assert indexed._index is not None
+    assert indexed.index is not None
     assert [(o.task, o.agent, o.at) for o in indexed.offers] == [
         (o.task, o.agent, o.at) for o in reference.offers
     ]

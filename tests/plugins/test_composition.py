@@ -117,6 +117,6 @@ def test_plugin_state_and_timers_are_json_like() -> None:
     owners = set()
     for _at, _id, owner, name, payload in state.timers:
         assert json_like(payload), (owner, name, payload)
-        assert (owner, name) in engine._timer_handlers
+        assert engine.clock.handles(owner, name)
         owners.add(owner)
     assert {"off_hours", None} <= owners

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from omniroute.core import DeploymentError, Engine, EngineOptions, load_deployment
-from omniroute.plugins.off_hours import Calendar
+from omniroute.plugins.off_hours import Calendar, PublicHolidays
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "off_hours" / "deployment.yaml"
 MADRID = ZoneInfo("Europe/Madrid")
@@ -108,9 +108,13 @@ def test_messages_waiting_at_closing_time_wait_for_the_next_opening() -> None:
     engine.complete("m1")
     assert engine.task("m2").state == "queued"
     assert engine.task("m2").hold_reason == "off_hours"  # held at 18:00 by the closing timer
-    engine.run_timers(until=16 * 3600)  # released at Tuesday 09:00
+    # Tuesday 6 January is Epiphany, one of Madrid's public holidays in the example's
+    # calendar: still held on Tuesday, released at Wednesday 09:00.
+    engine.run_timers(until=30 * 3600)
+    assert engine.task("m2").state == "queued"
+    engine.run_timers(until=40 * 3600)
     assert engine.task("m2").state == "assigned"
-    assert engine.offers[-1].at == 16 * 3600
+    assert engine.offers[-1].at == 40 * 3600
 
 
 BASE: dict[str, Any] = {
@@ -137,7 +141,10 @@ BASE: dict[str, Any] = {
             {"calendars": {"c": {"weekly": {"mon": "09:00-09:00"}}}},
             "opens and closes at the same time",
         ),
-        ({"calendars": {"c": {"holidays": ["Christmas"]}}}, "holidays: 'Christmas' is not a date"),
+        (
+            {"calendars": {"c": {"holidays": ["Christmas"]}}},
+            "off_hours.calendars.c.holidays[0]: 'Christmas' is not a date",
+        ),
         (
             {"queues": {"support": {"calendar": "missing"}}},
             "off_hours.queues.support.calendar: unknown calendar 'missing'",
@@ -153,4 +160,89 @@ BASE: dict[str, Any] = {
 def test_config_errors(section: dict[str, Any], message: str) -> None:
     with pytest.raises(DeploymentError) as caught:
         load_deployment({**BASE, "off_hours": section})
+    assert message in str(caught.value)
+
+
+# --- public holidays of a region, through the holidays package -------------------------------
+
+WEEKDAYS = {"mon-fri": "09:00-18:00"}
+
+
+def test_a_regions_public_holidays_beside_explicit_dates() -> None:
+    madrid = Calendar(
+        "Europe/Madrid", WEEKDAYS, ["2026-12-24", {"country": "ES", "subdivision": "MD"}]
+    )
+    spain = Calendar("Europe/Madrid", WEEKDAYS, {"country": "ES"})  # one region, no list
+    assert madrid.regions == (PublicHolidays("ES", "MD"),)
+    # Epiphany (Tuesday 6 January) is a national holiday; Maundy Thursday (2 April 2026) is
+    # Madrid's, not Spain's; 24 December is closed only because the file says so.
+    assert not madrid.is_open(at(2026, 1, 6, 12, 0))
+    assert not spain.is_open(at(2026, 1, 6, 12, 0))
+    assert not madrid.is_open(at(2026, 4, 2, 12, 0))
+    assert spain.is_open(at(2026, 4, 2, 12, 0))
+    assert not madrid.is_open(at(2026, 12, 24, 12, 0))
+    assert spain.is_open(at(2026, 12, 24, 12, 0))
+    # Any year, not only the one the calendar was made in.
+    assert not madrid.is_open(at(2031, 1, 6, 12, 0))
+    # Thursday 2 and Friday 3 April (Good Friday) closed: the next opening is Monday the 6th.
+    assert madrid.next_opening(at(2026, 4, 1, 19, 0)) == at(2026, 4, 6, 9, 0)
+    assert spain.next_opening(at(2026, 4, 1, 19, 0)) == at(2026, 4, 2, 9, 0)
+
+
+def test_a_region_in_a_deployment_closes_the_queue_on_its_holidays() -> None:
+    deployment = load_deployment(
+        {
+            **BASE,
+            "off_hours": {
+                "calendars": {
+                    "c": {
+                        "timezone": "Europe/Madrid",
+                        "weekly": WEEKDAYS,
+                        "holidays": [{"country": "ES", "subdivision": "MD"}],
+                    }
+                },
+                "queues": {"support": {"calendar": "c"}},
+            },
+        }
+    )
+    engine = Engine(
+        deployment,
+        start=datetime(2026, 4, 2, 10, 0, tzinfo=MADRID),
+        options=EngineOptions(auto_accept=True),
+    )
+    engine.add_agent("ana", channels={"chat": 1})
+    engine.create_task("c1", channel="chat", queue="support")
+    task = engine.state.tasks["c1"]
+    assert (task.state, task.reason) == ("rejected", "off_hours")
+
+
+@pytest.mark.parametrize(
+    ("holidays", "message"),
+    [
+        (
+            [{"country": "XX"}],
+            "off_hours.calendars.c.holidays[0].country: 'XX' is not a country the holidays package knows",
+        ),
+        ([{"country": "es"}], "did you mean 'ES'?"),
+        (
+            ["2026-01-01", {"country": "ES", "subdivision": "ZZ"}],
+            "off_hours.calendars.c.holidays[1].subdivision: 'ZZ' is not a subdivision of ES (known: AN, AR",
+        ),
+        (
+            {"country": "ES", "subdivison": "MD"},
+            "off_hours.calendars.c.holidays.subdivison: unknown key; did you mean 'subdivision'?",
+        ),
+        (
+            [{"subdivision": "MD"}],
+            "off_hours.calendars.c.holidays[0].country: required key is missing",
+        ),
+        ([{"country": 34}], "off_hours.calendars.c.holidays[0].country: expected text, got int 34"),
+        ("2026-12-25", "off_hours.calendars.c.holidays: expected a list of dates and regions"),
+    ],
+)
+def test_region_errors_name_their_key_path(holidays: Any, message: str) -> None:
+    with pytest.raises(DeploymentError) as caught:
+        load_deployment(
+            {**BASE, "off_hours": {"calendars": {"c": {"weekly": WEEKDAYS, "holidays": holidays}}}}
+        )
     assert message in str(caught.value)

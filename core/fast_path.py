@@ -1,0 +1,246 @@
+"""Choosing an agent through the roster index, without scanning the roster.
+
+The index (`index.py`) keeps, per queue and channel, the open agents: ready, with room,
+admitted by the queue's `target_workers`. Its ladders keep them ordered by the leading
+ranking keys that promise an `Indexing` and do not move with time. Routing a task walks
+its ladder from the top and stops at the first agent the reference scan
+(`selection.py`) would also choose; only the filters the index does not answer itself
+are tested, and only on the agents the walk reaches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .components import RankingKey
+from .contexts import Contexts
+from .decisions import Decision
+from .errors import EventError, PluginError
+from .index import RosterIndex
+from .pipeline import Pipeline
+from .plugin_calls import blame, call_named, keys_of
+from .selection import AgentSelection
+from .spec import Deployment
+from .state import Agent, EngineState, Task, latest_agent_version
+
+#: no group of tied agents (the walk of a ladder starts before the first)
+_NO_GROUP = object()
+
+
+class _Top:
+    """Above every value: a bound that finds the end of a run of equal ladder keys."""
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return True
+
+
+_TOP = _Top()
+
+
+class FastPath:
+    """The roster index of one engine, and the walk of its ladders."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        state: EngineState,
+        pipeline: Pipeline,
+        contexts: Contexts,
+        selection: AgentSelection,
+    ) -> None:
+        self.deployment = deployment
+        self._state = state
+        self.pipeline = pipeline
+        self._contexts = contexts
+        self._selection = selection
+        static = []
+        for plugin, ranking in pipeline.ranking_keys:
+            if ranking.indexing is None or ranking.indexing.time_dependent:
+                break
+            static.append((plugin, ranking))
+        self._ladder_keys = tuple(static)
+        self._ranking_ties = len(static) < len(pipeline.ranking_keys)
+        # The first key left out may give a floor: tied agents are then kept in the order
+        # of their floors, and the walk leaves a group once floors pass the best key found.
+        self._floored: tuple[str | None, RankingKey] | None = None
+        if self._ranking_ties:
+            plugin, ranking = pipeline.ranking_keys[len(static)]
+            indexing = ranking.indexing
+            if indexing is not None and indexing.floor is not None:
+                self._floored = (plugin, ranking)
+        self._open_filters = tuple(
+            (plugin, item) for plugin, item in pipeline.filters if not item.index_kept
+        )
+        self.index = RosterIndex(deployment, state, contexts.worker_view, self._ladder_key)
+
+    def _ladder_key(self, task: Task, agent: Agent) -> tuple[Any, ...]:
+        keys: list[Any] = []
+        target = self.deployment.target_of(task)
+        if target is not None and target.order_by is not None:
+            keys.append(target.order_by.key({"worker": self._contexts.worker_view(agent)}))
+        keys += keys_of(self._ladder_keys, task, agent)
+        if self._floored is not None:
+            plugin, ranking = self._floored
+            assert ranking.indexing is not None
+            assert ranking.indexing.floor_order is not None
+            keys.append(
+                call_named(
+                    plugin,
+                    "the floor order of ranking key {!r}",
+                    ranking.name,
+                    ranking.indexing.floor_order,
+                    task,
+                    agent,
+                )
+            )
+        keys.append(agent.roster_index)
+        return tuple(keys)
+
+    def _partition(self, task: Task) -> tuple[Any, ...] | None:
+        """What of the task the ladder keys read (None: they read nothing worth a ladder)."""
+        target = self.deployment.target_of(task)
+        ordered = target is not None and target.order_by is not None
+        if not ordered and not self._ladder_keys:
+            return None
+        parts: list[Any] = [(task.filter_index, task.target_index) if ordered else None]
+        for plugin, ranking in self._ladder_keys:
+            assert ranking.indexing is not None
+            if ranking.indexing.partition is not None:
+                parts.append(
+                    call_named(
+                        plugin,
+                        "the partition of ranking key {!r}",
+                        ranking.name,
+                        ranking.indexing.partition,
+                        task,
+                    )
+                )
+        return tuple(parts)
+
+    def choose(self, task: Task, now: float) -> Decision:
+        self.index.sync()
+        selection = self._selection
+        since = selection.unchanged_since(task)
+        stamp = latest_agent_version()
+        winner = self._best_open_agent(task, since, now)
+        selection.noted(task, winner is not None, stamp)
+        if winner is None:
+            return Decision(task.id, now, task.queue, None, (), None, "no agent is eligible")
+        return Decision(task.id, now, task.queue, None, (), winner.id, "")
+
+    def _best_open_agent(self, task: Task, since: int | None, now: float) -> Agent | None:
+        """The agent the reference path would choose, found by walking the ladder.
+
+        The reference's winner has the smallest (preferences failed, ranking key). The
+        ladder holds open agents in ranking order, in groups tied on the keys it holds;
+        without preferences the first group with an agent passing the filters decides,
+        and with them the walk stops at the first group whose best agent passes every
+        preference, since no later agent can beat it. Within a group kept in floor
+        order, the walk leaves the group once the next floor is above the best key found,
+        and steps over agents whose floor order (hence key) equals the best's when only
+        the roster order follows.
+        """
+        index = self.index
+        open_ids = index.open.get((task.queue, task.channel))
+        if not open_ids:
+            return None
+        partition = self._partition(task)
+        ladder = index.ladder(task, partition) if partition is not None else None
+        best: tuple[tuple[Any, ...], Agent] | None = None
+        if ladder is None:  # no ladder for this task: rank every open agent in full
+            target = self.deployment.target_of(task)
+            agents = self._state.agents
+            for agent in (agents[agent_id] for agent_id in open_ids):
+                if (since is None or agent.version > since) and self._passes_filters(task, agent):
+                    scored: tuple[Any, ...] = (
+                        self._failed_preferences(task, agent),
+                        self._selection.ranking_key(task, agent, target),
+                    )
+                    if best is None or scored < best[0]:
+                        best = (scored, agent)
+            return best[1] if best is not None else None
+        entries = ladder.entries
+        if not self._ranking_ties:  # every agent is a group of its own
+            ranked: Iterable[tuple[Any, Agent]] = entries
+            for _key, agent in ranked:
+                if (since is None or agent.version > since) and self._passes_filters(task, agent):
+                    failed = self._failed_preferences(task, agent)
+                    if not any(failed):
+                        return agent
+                    if best is None or failed < best[0]:
+                        best = (failed, agent)
+            return best[1] if best is not None else None
+        floor = None
+        if self._floored is not None:
+            plugin, ranking = self._floored
+            assert ranking.indexing is not None
+            floor = ranking.indexing.floor
+        # ladder keys: (order_by?, ladder keys..., floor order?, roster index)
+        tied_length = len(entries[0][0]) - (1 if floor is None else 2)
+        only_roster_after = len(self.pipeline.ranking_keys) == len(self._ladder_keys) + 1
+        best_order: Any = None
+        current: Any = _NO_GROUP
+        number = 0  # groups come in ranking order: the number stands for the ladder's keys
+        position, count = 0, len(entries)
+        while position < count:
+            key, agent = entries[position]
+            position += 1
+            tied = key[:tied_length]
+            if tied != current:
+                if best is not None and not any(best[0][0]):
+                    break
+                current = tied
+                number += 1
+            if since is not None and agent.version <= since:
+                continue
+            if floor is not None and best is not None and not any(best[0][0]):
+                # best is in this group: one from an earlier group would have ended the walk
+                order = key[tied_length]
+                if only_roster_after and order == best_order:
+                    position = entries.bisect_right(((*tied, order, _TOP),))
+                    continue
+                lowest = call_named(
+                    plugin, "the floor of ranking key {!r}", ranking.name, floor, task, agent, now
+                )
+                if lowest > best[0][2][0]:
+                    position = entries.bisect_right(((*tied, _TOP),))
+                    continue
+            if not self._passes_filters(task, agent):
+                continue
+            scored = (self._failed_preferences(task, agent), number, self._tail_key(task, agent))
+            if best is None or scored < best[0]:
+                best = (scored, agent)
+                best_order = key[tied_length] if floor is not None else None
+        return best[1] if best is not None else None
+
+    def _failed_preferences(self, task: Task, agent: Agent) -> tuple[bool, ...]:
+        preferences = self.pipeline.preferences
+        failed: list[bool] = []
+        try:
+            for _plugin, preference in preferences:
+                failed.append(not preference.prefer(task, agent))
+        except Exception as error:
+            blame(preferences, len(failed), "preference", error)
+        return tuple(failed)
+
+    def _tail_key(self, task: Task, agent: Agent) -> tuple[Any, ...]:
+        """The ranking keys the ladders leave out (from the first time-dependent one on)."""
+        keys = keys_of(self.pipeline.ranking_keys[len(self._ladder_keys) :], task, agent)
+        return (*keys, agent.roster_index)
+
+    def _passes_filters(self, task: Task, agent: Agent) -> bool:
+        for plugin, item in self._open_filters:
+            try:
+                if not item.test(task, agent):
+                    return False
+            except (EventError, PluginError):
+                raise
+            except Exception as error:
+                if plugin is None:
+                    raise
+                raise PluginError(plugin, f"the filter {item.name!r}", error) from error
+        return True

@@ -1,0 +1,277 @@
+"""The lifecycle of tasks and reservations: queued, reserved, assigned, closed.
+
+Every change of a task's state, of an agent's hold on it, and of its reservation goes
+through here, recorded in the undo log before it is made. This also keeps what a task's
+life leaves behind: its history, the reservations made (`EngineState.offers`), the
+decision behind each offer, and the tasks an event changed and closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .clock import Clock
+from .decisions import Candidate, Decision
+from .errors import EventError
+from .options import EngineOptions
+from .state import Agent, EngineState, Reservation, Task
+from .undo import UndoLog
+from .waiting import WaitingTasks
+
+Notify = Callable[[str, Task | None, Agent | None], None]
+
+
+class TaskLifecycle:
+    """Moves tasks and reservations between states, for one engine."""
+
+    def __init__(
+        self,
+        state: EngineState,
+        undo: UndoLog,
+        clock: Clock,
+        waiting: WaitingTasks,
+        options: EngineOptions,
+        notify: Notify,
+    ) -> None:
+        self.state = state
+        self._undo = undo
+        self._clock = clock
+        self.waiting = waiting
+        self.options = options
+        self._notify = notify
+        #: what the workflow does with a task back in its queue after its target expired
+        self.on_target_expired: Callable[[Task], None] = lambda task: None
+        #: the decision behind each offer, per task, and each task's last failed attempt
+        self.decisions: dict[str, list[Decision]] = {}
+        self.last_attempt: dict[str, Decision] = {}
+        #: the tasks the event under way changed, and those it closed
+        self.changed: dict[str, Task] = {}
+        self.closed: list[Task] = []
+        clock.on_timer(None, "reservation_timeout", self._reservation_timed_out)
+        clock.on_timer(None, "release_hold", self._release_if_held)
+
+    # --- reservations ------------------------------------------------------------------
+
+    def reservation(self, reservation_id: str) -> Reservation:
+        """A reservation by its id (`r<n>`: the n-th made)."""
+        state = self.state
+        number = reservation_id[1:] if reservation_id.startswith("r") else ""
+        if number.isdigit() and 0 < int(number) <= state.forgotten_offers + len(state.offers):
+            if int(number) <= state.forgotten_offers:
+                raise EventError(f"reservation {reservation_id!r} is no longer kept")
+            return state.offers[int(number) - 1 - state.forgotten_offers]
+        raise EventError(f"unknown reservation {reservation_id!r}")
+
+    def forget_offers(self) -> list[Reservation]:
+        offers = self.state.offers
+        taken = list(offers)
+        self.state.forgotten_offers += len(offers)
+        offers.clear()
+        return taken
+
+    def reserve(self, task: Task, agent: Agent, decision: Decision) -> None:
+        now = self._clock.now
+        self._undo.keep(task)
+        self._undo.keep(agent)
+        task.state = "reserved"
+        task.agent = agent.id
+        task.offered_at = now
+        self.waiting.remove(task)
+        agent.held.setdefault(task.channel, set()).add(task.id)
+        agent.last_offer_at = now
+        agent.touch()
+        options = self.options
+        timeout = None if options.auto_accept else options.reservation_timeout
+        reservation = Reservation(
+            f"r{self.state.forgotten_offers + len(self.state.offers) + 1}",
+            task.id,
+            agent.id,
+            now,
+            now + timeout if timeout is not None else None,
+            task.queue,
+        )
+        task.reservation = reservation
+        self.state.offers.append(reservation)
+        if options.record_decisions:
+            if task.id not in self.decisions:
+                self._undo.added(self.decisions, task.id)
+            records = self.decisions.setdefault(task.id, [])
+            self._undo.push(records.pop)
+            records.append(decision)
+            self.record_attempt(task.id, None)
+        self.log(task, f"offered to {agent.id}")
+        self._notify("offered", task, agent)
+        if options.auto_accept:
+            self.accept(task)
+        elif reservation.expires_at is not None:
+            self._clock.set_timer(
+                reservation.expires_at, "reservation_timeout", [task.id, reservation.id]
+            )
+
+    def record_attempt(self, task_id: str, decision: Decision | None) -> None:
+        """Keep (None: drop) the task's last unsuccessful attempt, recorded for the undo log."""
+        attempts = self.last_attempt
+        if task_id in attempts:
+            self._undo.removed(attempts, task_id)
+        elif decision is not None:
+            self._undo.added(attempts, task_id)
+        if decision is None:
+            attempts.pop(task_id, None)
+        else:
+            attempts[task_id] = decision
+
+    def _reservation_timed_out(self, payload: list[Any]) -> None:
+        task_id, reservation_id = payload
+        task = self.state.tasks.get(task_id)
+        if task is None or task.reservation is None:
+            return
+        if task.reservation.id == reservation_id and task.reservation.state == "pending":
+            self.return_to_queue(task, "timed_out")
+
+    # --- task states -------------------------------------------------------------------
+
+    def log(self, task: Task, what: str) -> None:
+        self._undo.keep(task)
+        self.changed[task.id] = task
+        task.history.append((self._clock.now, what))
+
+    def queue(self, task: Task) -> None:
+        """The task waits in `task.queue` (newly, or again, or in another target)."""
+        self._undo.keep(task)
+        task.state = "queued"
+        task.agent = None
+        self.waiting.add(task)
+
+    def close(self, task: Task, state: str, reason: str | None, message: str | None = None) -> None:
+        self._undo.keep(task)
+        task.state = state
+        task.reason = reason
+        task.message = message
+        task.agent = None
+        self.waiting.remove(task)
+        self.closed.append(task)
+        self.log(task, state + (f" ({reason})" if reason else ""))
+
+    def release_agent(self, task: Task, ending: str = "revoked") -> Agent | None:
+        """Free the capacity the task holds on its agent, if any; a pending reservation
+        ends as `ending`."""
+        if task.agent is None:
+            return None
+        agent = self.state.agents[task.agent]
+        self._undo.keep(agent)
+        self._undo.keep(task)
+        reservation = task.reservation
+        if reservation is not None:
+            if reservation.state == "pending":
+                self._undo.keep(reservation)
+                reservation.state = ending
+            task.reservation = None
+        agent.held.get(task.channel, set()).discard(task.id)
+        was_assigned = task.id in agent.assigned.get(task.channel, set())
+        agent.assigned.get(task.channel, set()).discard(task.id)
+        if was_assigned and agent.held_count() == 0:
+            agent.free_since = self._clock.now
+        agent.touch()
+        task.agent = None
+        return agent
+
+    def accept(self, task: Task) -> None:
+        agent = self.state.agents[task.agent] if task.agent else None
+        assert agent is not None
+        self._undo.keep(agent)
+        self._undo.keep(task)
+        reservation = task.reservation
+        if reservation is not None:
+            self._undo.keep(reservation)
+            reservation.state = "accepted"
+        task.state = "assigned"
+        agent.assigned.setdefault(task.channel, set()).add(task.id)
+        agent.last_accept_at = self._clock.now
+        agent.touch()
+        self.log(task, f"accepted by {agent.id}")
+        self._notify("accepted", task, agent)
+
+    def return_to_queue(self, task: Task, why: str, ending: str | None = None) -> None:
+        agent = self.release_agent(task, ending or why)
+        if agent is not None:
+            self._undo.keep(task)
+            task.declined_by.append(agent.id)
+        self.queue(task)
+        self.log(task, why + (f" by {agent.id}" if agent else ""))
+        self._notify(why, task, agent)
+        if task.target_expired and task.state == "queued":
+            self.on_target_expired(task)
+
+    def complete(self, task: Task) -> None:
+        agent = self.release_agent(task)
+        self.close(task, "completed", None)
+        self._notify("completed", task, agent)
+
+    def cancel(self, task: Task, reason: str) -> None:
+        agent = self.release_agent(task)
+        self.close(task, "canceled", reason)
+        self._notify("canceled", task, agent)
+
+    def transfer_to_queue(self, task: Task, queue: str) -> None:
+        agent = self.release_agent(task)
+        self._undo.keep(task)
+        task.queue = queue
+        task.filter_index = task.target_index = None
+        task.target_expired = False
+        task.transferred = True
+        task.queued_at = self._clock.now
+        self.queue(task)
+        self.log(task, f"transferred to queue {queue}")
+        self._notify("transferred", task, agent)
+        self._notify("entered_queue", task, None)
+
+    def transfer_to_agent(self, task: Task, agent: Agent) -> None:
+        previous = self.release_agent(task)
+        self.waiting.remove(task)
+        self._undo.keep(task)
+        task.transferred = True
+        self.log(task, f"transferred to agent {agent.id}")
+        self._notify("transferred", task, previous)
+        decision = Decision(
+            task=task.id,
+            at=self._clock.now,
+            queue=task.queue,
+            target="transfer to agent",
+            candidates=(Candidate(agent.id, None, None, ()),),
+            winner=agent.id,
+            why=f"transferred directly to {agent.id}, bypassing routing",
+        )
+        self.reserve(task, agent, decision)
+
+    # --- holds and agents --------------------------------------------------------------
+
+    def hold(self, task: Task, until: float | None, reason: str) -> None:
+        self._undo.keep(task)
+        task.hold_reason = reason
+        task.held_until = until
+        if until is not None:
+            self._clock.set_timer(until, "release_hold", [task.id, until])
+
+    def release(self, task: Task) -> None:
+        self._undo.keep(task)
+        task.hold_reason = None
+        task.held_until = None
+        self.waiting.released(task)
+
+    def _release_if_held(self, payload: list[Any]) -> None:
+        task_id, until = payload
+        task = self.state.tasks.get(task_id)
+        if task is not None and task.hold_reason is not None and task.held_until == until:
+            self.release(task)
+
+    def set_status(self, agent: Agent, status: str) -> None:
+        self._undo.keep(agent)
+        agent.status = status
+        agent.status_since = self._clock.now
+        agent.touch()
+
+    def set_capacity(self, agent: Agent, channel: str, capacity: int) -> None:
+        self._undo.keep(agent)
+        agent.capacity[channel] = capacity
+        agent.touch()

@@ -1,0 +1,109 @@
+"""Events as transactions: one writer at a time, and everything undone on failure.
+
+`Transactions.run` applies an event's changes and the routing that follows; if anything
+raises, the undo log (`undo.py`) puts back what the event changed and the counters it
+moved, and the engine rebuilds what it derives from its state. A second thread calling in
+while an event is under way gets a `ConcurrentWriteError`: an engine has one writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+
+from .errors import ConcurrentWriteError, EventError, PluginError
+from .state import EngineState
+from .undo import UndoLog
+
+#: what only grows, measured before an event instead of recorded as it changes: the
+#: offers made, and the task, wait and agent counters (timer ids are never given back:
+#: an undone timer stays canceled under its id)
+Mark = tuple[int, int, float, int, int]
+
+
+class Transactions:
+    """The undo log and the writer of one engine."""
+
+    def __init__(self, state: EngineState, *, recorded: bool) -> None:
+        self.undo = UndoLog()
+        self._state = state
+        #: False: no undo log (a failing event leaves what it changed; the simulator)
+        self.recorded = recorded
+        self.in_event = False
+        self._writer: int | None = None
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the engine for this thread (again, if it holds it already)."""
+        me = threading.get_ident()
+        if self._writer == me:
+            yield
+            return
+        if not self._lock.acquire(blocking=False):
+            raise ConcurrentWriteError(
+                "the engine is already applying an event in another thread: an engine has "
+                "one writer (see docs/api.md, 'One writer')"
+            )
+        self._writer = me
+        try:
+            yield
+        finally:
+            self._writer = None
+            self._lock.release()
+
+    def run(
+        self,
+        what: str,
+        apply: Callable[[], None],
+        owner: str | None,
+        rebuild: Callable[[], None],
+    ) -> bool:
+        """Apply an event (with the routing it causes) as one transaction; False when it
+        ran inside an event already under way, which owns the transaction."""
+        if self.in_event:
+            if self._writer is not None and self._writer != threading.get_ident():
+                raise ConcurrentWriteError(
+                    "the engine is applying an event in another thread: an engine has one writer"
+                )
+            apply()
+            return False
+        with self.writing():
+            self.in_event = True
+            mark = self._begin()
+            try:
+                apply()
+            except BaseException as error:
+                if mark is not None:
+                    self._rollback(mark)
+                    rebuild()
+                if owner is not None and not isinstance(error, (EventError, PluginError)):
+                    raise PluginError(owner, what, error) from error
+                raise
+            else:
+                self.undo.commit()
+            finally:
+                self.in_event = False
+        return True
+
+    def _begin(self) -> Mark | None:
+        if not self.recorded:
+            return None
+        self.undo.begin()
+        state = self._state
+        return (
+            len(state.offers),
+            state.task_sequence,
+            state.now,
+            state.wait_sequence,
+            state.agent_sequence,
+        )
+
+    def _rollback(self, mark: Mark) -> None:
+        self.undo.rollback()
+        state = self._state
+        offers, state.task_sequence, state.now, state.wait_sequence, state.agent_sequence = mark
+        del state.offers[offers:]
+        # An agent removed and put back returns at the end: roster order is its index.
+        state.agents = dict(sorted(state.agents.items(), key=lambda item: item[1].roster_index))

@@ -1,0 +1,202 @@
+"""The tasks waiting for an agent, grouped by queue and channel.
+
+`EngineState.waiting` holds every queued task in the order it started waiting. Beside
+it, this keeps what routing needs to visit only where something can happen: the waiting
+tasks of each (queue, channel) group, the groups where something changed since their
+tasks were last tried, and, when every task ordering is fixed while a task waits, each
+group's tasks sorted by their order keys, each key computed once per wait.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from .index import GroupKey, RosterIndex
+from .state import EngineState, Task
+from .undo import UndoLog
+
+OrderKey = Callable[[Task], tuple[Any, ...]]
+
+
+class WaitingTasks:
+    """The waiting tasks of one engine, by group, and which groups to try next."""
+
+    def __init__(
+        self, state: EngineState, undo: UndoLog, index: RosterIndex | None, orders_fixed: bool
+    ) -> None:
+        self._state = state
+        self._undo = undo
+        self._index = index
+        #: task orderings are fixed while a task waits: keep each group sorted
+        self.orders_fixed = orders_fixed
+        self.groups: dict[GroupKey, dict[str, None]] = {}
+        self._group_of: dict[str, GroupKey] = {}
+        #: groups where a task joined or was released since the last routing pass
+        self._fresh: set[GroupKey] = set()
+        #: groups of queues the index cannot hold (any change may help their tasks)
+        self._scanned: set[GroupKey] = set()
+        self._check_every_group = True
+        self._last_pass_at: float | None = None
+        self._ordered: dict[GroupKey, SortedList] = {}
+        self._entry: dict[str, tuple[tuple[Any, ...], str]] = {}
+        #: tasks whose order key is still to be computed (at the next routing pass, after
+        #: the handlers of the event that queued them have run)
+        self._unordered: dict[str, None] = {}
+
+    def add(self, task: Task) -> None:
+        """The task (queued now, in `task.queue`) waits, or moves to another group."""
+        waiting = self._state.waiting
+        if task.id not in waiting:
+            task.wait_seq = self._state.wait_sequence
+            self._state.wait_sequence += 1
+            self._undo.added(waiting, task.id)
+            waiting[task.id] = None
+        group = (task.queue, task.channel)
+        previous = self._group_of.get(task.id)
+        if previous is not None and previous != group:
+            self.groups[previous].pop(task.id, None)
+        self.groups.setdefault(group, {})[task.id] = None
+        if self._index is not None and not self._index.indexed(group[0]):
+            self._scanned.add(group)
+        self._group_of[task.id] = group
+        self._fresh.add(group)
+        if self.orders_fixed:
+            self._drop_entry(task.id, previous)
+            self._unordered[task.id] = None
+
+    def remove(self, task: Task) -> None:
+        self._undo.removed(self._state.waiting, task.id)
+        self._state.waiting.pop(task.id, None)
+        group = self._group_of.pop(task.id, None)
+        if group is not None:
+            self.groups[group].pop(task.id, None)
+            if self.orders_fixed:
+                self._drop_entry(task.id, group)
+                self._unordered.pop(task.id, None)
+
+    def released(self, task: Task) -> None:
+        """A hold on the task ended: try its group again."""
+        group = self._group_of.get(task.id)
+        if group is not None:
+            self._fresh.add(group)
+
+    def check_every_group(self) -> None:
+        """Something no stamp tracks changed (a timer fired): try every group."""
+        self._check_every_group = True
+
+    def _drop_entry(self, task_id: str, group: GroupKey | None) -> None:
+        entry = self._entry.pop(task_id, None)
+        if entry is not None and group is not None:
+            self._ordered[group].remove(entry)
+
+    def regroup(self) -> None:
+        """Rebuild the groups from `EngineState.waiting` (after an undo or a restore)."""
+        state = self._state
+        state.waiting = dict.fromkeys(sorted(state.waiting, key=lambda t: state.tasks[t].wait_seq))
+        self.groups.clear()
+        self._group_of.clear()
+        self._scanned.clear()
+        self._ordered.clear()
+        self._entry.clear()
+        self._unordered.clear()
+        self._check_every_group = True
+        for task_id in state.waiting:
+            task = state.tasks[task_id]
+            group = (task.queue, task.channel)
+            self.groups.setdefault(group, {})[task_id] = None
+            if self._index is not None and not self._index.indexed(group[0]):
+                self._scanned.add(group)
+            self._group_of[task_id] = group
+            if self.orders_fixed:
+                self._unordered[task_id] = None
+
+    def in_queue(self, queue: str | None) -> list[Task]:
+        """The tasks waiting in a queue, in the order they started waiting."""
+        tasks = self._state.tasks
+        found = [
+            tasks[task_id]
+            for (name, _channel), ids in self.groups.items()
+            if name == queue
+            for task_id in ids
+        ]
+        found.sort(key=lambda task: task.wait_seq)
+        return found
+
+    def groups_to_try(self, now: float, time_dependent: bool) -> list[GroupKey]:
+        """The groups whose waiting tasks could find an agent now.
+
+        Those where something happened since their tasks were last tried (a task joined,
+        an agent opened there, a timer fired, or time moved when eligibility reads the
+        clock), and where some agent is open. A task of a group left out would find
+        nobody, exactly as at its last try.
+        """
+        index = self._index
+        assert index is not None
+        index.sync()
+        opened, changed = index.take_changes()
+        if self._check_every_group or (time_dependent and now != self._last_pass_at):
+            named = set(self.groups)
+        else:
+            named = self._fresh | opened
+            if changed:
+                named |= self._scanned
+        self._fresh = set()
+        self._check_every_group = False
+        self._last_pass_at = now
+        return [
+            group
+            for group in named
+            if self.groups.get(group) and (not index.indexed(group[0]) or index.open.get(group))
+        ]
+
+    def tasks_of(self, groups: list[GroupKey]) -> list[Task]:
+        tasks = self._state.tasks
+        return [
+            task
+            for group in groups
+            for task_id in self.groups[group]
+            if (task := tasks[task_id]).hold_reason is None
+        ]
+
+    def walk_in_order(self, groups: list[GroupKey], order_key: OrderKey) -> Iterator[Task]:
+        """The waiting tasks of the groups, merged in task order from each group's
+        ordered list (task orderings are fixed while a task waits, so each key was
+        computed once). A group is left as soon as no agent is open in it: its remaining
+        tasks could not be offered."""
+        tasks = self._state.tasks
+        for task_id in self._unordered:
+            entry = (order_key(tasks[task_id]), task_id)
+            group = self._group_of[task_id]
+            self._ordered.setdefault(group, SortedList()).add(entry)
+            self._entry[task_id] = entry
+        self._unordered.clear()
+        for _key, task_id in heapq.merge(*(self._walk_group(group) for group in groups)):
+            task = tasks[task_id]
+            if task.hold_reason is None:
+                yield task
+
+    def _walk_group(self, group: GroupKey) -> Iterator[tuple[tuple[Any, ...], str]]:
+        index = self._index
+        assert index is not None
+        entries = self._ordered.get(group)
+        indexed = index.indexed(group[0])
+        last = None
+        while entries:
+            if indexed:
+                index.sync()
+                if not index.open.get(group):
+                    return
+            following = (
+                iter(entries)
+                if last is None
+                else entries.irange(minimum=last, inclusive=(False, False))
+            )
+            entry = next(following, None)
+            if entry is None:
+                return
+            last = entry
+            yield entry

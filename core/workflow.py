@@ -1,0 +1,188 @@
+"""The TaskRouter workflow: where a task waits, and where it goes next.
+
+A new task is placed by the first workflow filter whose expression it matches, in that
+filter's first target; without a workflow it goes to the queue it names, or to the only
+queue. A target may time out (the task moves to the next target; after the last, it is
+canceled with `workflow_timeout`) or be skipped at once (`skip_if`: the task tries the
+next target, then later filters, then the default queue).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .clock import Clock
+from .contexts import Contexts
+from .lifecycle import Notify, TaskLifecycle
+from .spec import Deployment, Target
+from .state import EngineState, Task
+from .undo import UndoLog
+
+QueueCounts = Callable[[str | None, str], dict[str, int]]
+
+
+class WorkflowRouter:
+    """Places tasks in queues and moves them along their workflow targets."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        state: EngineState,
+        undo: UndoLog,
+        clock: Clock,
+        contexts: Contexts,
+        lifecycle: TaskLifecycle,
+        notify: Notify,
+        queue_counts: QueueCounts,
+    ) -> None:
+        self.deployment = deployment
+        self._state = state
+        self._undo = undo
+        self._clock = clock
+        self._contexts = contexts
+        self._tasks = lifecycle
+        self._notify = notify
+        self._queue_counts = queue_counts
+        #: (task, filter, target) entered with a `skip_if` still to evaluate
+        self._skip_checks: list[tuple[str, int, int]] = []
+        clock.on_timer(None, "target_timeout", self._target_timed_out)
+        lifecycle.on_target_expired = lambda task: self.leave_target(task, timed_out=True)
+
+    def forget_pending(self) -> None:
+        self._skip_checks.clear()
+
+    def place(self, task: Task) -> None:
+        """Put a new task in its first queue: by the workflow, its own queue field, or the
+        only queue; without a match and a default queue, reject it."""
+        workflow = self.deployment.workflow
+        self._undo.keep(task)
+        if workflow is None:
+            queue = task.requested_queue
+            if queue is None and len(self.deployment.queues) == 1:
+                queue = next(iter(self.deployment.queues))
+            task.queue = queue
+            self._tasks.queue(task)
+            self._notify("entered_queue", task, None)
+            return
+        if self._enter_matching_filter(task, start=0):
+            return
+        if workflow.default_queue is not None:
+            self._enter_default_queue(task)
+            return
+        self._tasks.close(
+            task,
+            "rejected",
+            "no_matching_filter",
+            "no workflow filter matches the task and there is no default_queue",
+        )
+
+    def _enter_matching_filter(self, task: Task, start: int) -> bool:
+        workflow = self.deployment.workflow
+        assert workflow is not None
+        contexts = self._contexts
+        context = {"task": contexts.task_view(task), "taskrouter": contexts.clock_context()}
+        for item in workflow.filters[start:]:
+            if item.targets and item.expression.evaluate(context):
+                self._tasks.log(task, f"matched filter {item.name!r}")
+                self._enter_target(task, item.targets[0])
+                return True
+        return False
+
+    def _enter_default_queue(self, task: Task) -> None:
+        workflow = self.deployment.workflow
+        assert workflow is not None
+        self._undo.keep(task)
+        task.queue = workflow.default_queue
+        task.filter_index = task.target_index = None
+        task.target_expired = False
+        self._tasks.log(task, f"default queue {task.queue}")
+        self._tasks.queue(task)
+        self._notify("entered_queue", task, None)
+
+    def _enter_target(self, task: Task, target: Target) -> None:
+        now = self._clock.now
+        self._undo.keep(task)
+        task.filter_index, task.target_index = target.filter_index, target.index
+        task.queue = target.queue
+        task.target_entered_at = now
+        task.target_expired = False
+        self._tasks.log(task, f"entered {target.label} (queue {target.queue})")
+        self._tasks.queue(task)
+        self._contexts.forget_task()
+        self._notify("entered_queue", task, None)
+        if target.timeout is not None:
+            self._clock.set_timer(
+                now + target.timeout,
+                "target_timeout",
+                [task.id, target.filter_index, target.index, now],
+            )
+        if target.skip_if is not None:
+            self._skip_checks.append((task.id, target.filter_index, target.index))
+
+    def _target_timed_out(self, payload: list[Any]) -> None:
+        task_id, filter_index, target_index, entered = payload
+        task = self._state.tasks.get(task_id)
+        if task is None:
+            return
+        if (task.filter_index, task.target_index, task.target_entered_at) != (
+            filter_index,
+            target_index,
+            entered,
+        ):
+            return
+        if task.state == "queued":
+            self.leave_target(task, timed_out=True)
+        elif task.state == "reserved":
+            self._undo.keep(task)
+            task.target_expired = True
+
+    def leave_target(self, task: Task, *, timed_out: bool) -> None:
+        """Go on to the next target; after the last one, time out or try later filters."""
+        workflow = self.deployment.workflow
+        assert workflow is not None
+        assert task.filter_index is not None
+        assert task.target_index is not None
+        targets = workflow.filters[task.filter_index].targets
+        what = "timed out of " if timed_out else "skipped "
+        self._tasks.log(task, what + targets[task.target_index].label)
+        if task.target_index + 1 < len(targets):
+            self._enter_target(task, targets[task.target_index + 1])
+            return
+        if timed_out:
+            self._tasks.close(task, "canceled", "workflow_timeout")
+            self._notify("canceled", task, None)
+            return
+        if self._enter_matching_filter(task, start=task.filter_index + 1):
+            return
+        if workflow.default_queue is not None:
+            self._enter_default_queue(task)
+            return
+        self._tasks.close(task, "canceled", "workflow_exhausted")
+        self._notify("canceled", task, None)
+
+    def run_skip_checks(self) -> bool:
+        """Evaluate the `skip_if` of targets entered since the last call; whether any
+        task moved on."""
+        moved = False
+        contexts = self._contexts
+        while self._skip_checks:
+            task_id, filter_index, target_index = self._skip_checks.pop(0)
+            task = self._state.tasks[task_id]
+            if task.state != "queued" or (task.filter_index, task.target_index) != (
+                filter_index,
+                target_index,
+            ):
+                continue
+            target = self.deployment.target_of(task)
+            assert target is not None
+            assert target.skip_if is not None
+            context = {
+                "workers": self._queue_counts(task.queue, task.channel),
+                "task": contexts.task_view(task),
+                "taskrouter": contexts.clock_context(),
+            }
+            if target.skip_if.evaluate(context):
+                self.leave_target(task, timed_out=False)
+                moved = True
+        return moved
