@@ -421,13 +421,6 @@ async def put_deployment(service: Service, request: Request) -> Response:
     runner = service.runner(request)
     document = await read_body(request)
     validate_document(document, runner.name)
-    if not hasattr(runner.engine, "replace_deployment"):
-        raise ServiceError(
-            501,
-            "Not Implemented",
-            "replacing a live deployment needs the engine's ReplaceDeployment, which this "
-            "build does not have yet; restart with the new file and a new --db",
-        )
 
     def plan() -> Plan:
         version = runner.version + 1

@@ -322,7 +322,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 _answer(200, DeploymentInfo, components, "the new version"),
                 body=dict[str, Any],
                 parameters=[d],
-                errors=(400, 401, 403, 404, 409, 413, 422, 501),
+                errors=(400, 401, 403, 404, 409, 413, 422),
             ),
         },
         base + "/agents": {

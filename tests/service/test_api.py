@@ -332,3 +332,35 @@ def test_health_ready_and_metrics(server: Server) -> None:
     assert 'omniroute_queue_depth{deployment="d",queue="support"} 1.0' in text
     assert "omniroute_routing_seconds_bucket" in text
     assert "omniroute_journal_lag" in text
+
+
+def test_put_deployment_applies_live_and_survives_a_kill(server: Server) -> None:
+    client = server.client()
+    client.put_agent(D, "ana", channels={"chat": 1}, attributes={"skills": ["sales"]})
+    client.create_task(D, id="busy", channel="chat")
+    waiting = client.create_task(D, id="s1", channel="chat", attributes={"type": "sales"})
+    assert (waiting["state"], waiting["queue"]) == ("queued", "sales")
+    document = {
+        "channels": {"chat": {}, "voice": {}},
+        "queues": {"support": {}, "vip": {}},
+        "workflow": {"filters": [], "default_queue": "support"},
+    }
+    answer = client.replace_deployment(D, document)
+    assert answer == {"name": D, "version": 2}
+    assert client.deployments() == [{"name": D, "version": 2}]
+    assert client.deployment(D) == document
+    moved = client.task(D, "s1")
+    assert moved["queue"] == "support"  # its queue is gone: to the default queue
+    assert client.events(D, limit=1000)[-1]["type"] == "deployment.updated"
+    with pytest.raises(ProblemError) as problem:  # invalid: every problem, nothing changed
+        client.replace_deployment(D, {"queues": {"q": {"target_workers": "x =="}}, "colour": 1})
+    assert problem.value.status == 422
+    assert len(problem.value.errors) >= 2
+    assert client.deployment(D) == document
+    server.kill()
+    server.restart()
+    client = server.client()
+    assert client.deployments() == [{"name": D, "version": 2}]
+    assert client.deployment(D) == document
+    assert client.task(D, "s1")["queue"] == "support"
+    assert [queue["name"] for queue in client.queues(D)] == ["support", "vip"]

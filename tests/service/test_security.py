@@ -73,7 +73,7 @@ def test_tokens_and_roles(tmp_path: Path, make_server: type[Server]) -> None:
             call()
         assert problem.value.status == 403
     assert supervisor.events(D) == before
-    # The admin may replace the deployment (501 until the engine can do it live).
+    # The admin may replace the deployment; an invalid one is refused with every problem.
     with pytest.raises(ProblemError) as problem:
         admin.replace_deployment(D, {"queues": {"q": {"target_workers": "x =="}}})
     assert problem.value.status == 422
