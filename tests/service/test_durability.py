@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 import uuid
@@ -257,6 +258,9 @@ def test_kill_9_at_random_points(tmp_path: Path, make_server: type[Server], seed
     server.restart()
     wait_quiet(server)
     assert served_state(server) == before
+    # The restarts went through snapshots (every 50 records) and the journal after them.
+    restored = re.findall(r"snapshot at (\d+), (\d+) journal records", server.log.read_text())
+    assert any(int(at) > 0 for at, _ in restored)
 
 
 def test_timers_due_while_down_fire_at_restart_in_order(
