@@ -14,7 +14,9 @@ disagree with it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -23,6 +25,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import attrs
+
+log = logging.getLogger("omniroute.store")
 
 
 @attrs.define
@@ -192,12 +196,30 @@ class SQLiteStore(Store):
     returns. One connection writes (under a lock), another reads; WAL lets reads go on
     while a commit is in flight."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, checkpoint_every: float = 1.0) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._writer = self._connect()
         self._writer.executescript(_SCHEMA)
+        # Commits never checkpoint (copying the WAL into the database in a commit stalls
+        # every command waiting on it); a thread of its own does, passively, beside them.
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")
         self._reader = self._connect()
+        self._closing = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, args=(checkpoint_every,), daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self, every: float) -> None:
+        connection = self._connect()
+        try:
+            while not self._closing.wait(every):
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            log.exception("checkpoint of %s failed; commits go on", self.path)
+        finally:
+            connection.close()
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -388,8 +410,12 @@ class SQLiteStore(Store):
             )
 
     def close(self) -> None:
+        self._closing.set()
+        self._checkpointer.join(timeout=30)
         with self._lock:
             self._reader.close()
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._writer.close()
 
 
