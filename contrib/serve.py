@@ -36,6 +36,7 @@ class JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
+            "schema": "omniroute.serve/1",
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -118,6 +119,12 @@ def validate_or_exit(document: Any, label: str) -> None:
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Log JSON objects (with a "schema" key), the same as --log-format json.',
+)
 def serve_command(
     deployments: tuple[str, ...],
     db: str,
@@ -130,11 +137,12 @@ def serve_command(
     decisions: bool,
     log_format: str,
     log_level: str,
+    as_json: bool,
 ) -> None:
     """Serve DEPLOYMENT... over HTTP, with durable state (see docs/service.md)."""
     import uvicorn
 
-    setup_logging(log_format, log_level)
+    setup_logging("json" if as_json else log_format, log_level)
     documents = parse_deployments(deployments)
     timeout = None if reservation_timeout.lower() == "none" else parse_duration(reservation_timeout)
     tokens = load_tokens(tokens_file) if tokens_file else None
@@ -217,12 +225,16 @@ def serve_command(
 @click.command("token")
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--name", default="", help="who the token is for")
-def token_command(role: str, name: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help='Print JSON (an object with a "schema" key).')
+def token_command(role: str, name: str, as_json: bool) -> None:
     """Print a new random token, and the line for the --tokens file (only its hash)."""
     token = secrets.token_urlsafe(32)
     digest = hashlib.sha256(token.encode()).hexdigest()
-    click.echo(f"token: {token}")
     entry = {"sha256": digest, "role": role}
     if name:
         entry["name"] = name
+    if as_json:
+        click.echo(json.dumps({"schema": "omniroute.token/1", "token": token, "line": entry}))
+        return
+    click.echo(f"token: {token}")
     click.echo("line:  - " + json.dumps(entry))

@@ -35,6 +35,16 @@ def new_token(role: str) -> tuple[str, dict[str, str]]:
     token = output.split("token: ")[1].split()[0]
     line = json.loads(output.split("line:  - ")[1])
     assert line["sha256"] == hashlib.sha256(token.encode()).hexdigest()
+    as_json = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "omniroute.contrib.cli", "token", "--role", role, "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert as_json["schema"] == "omniroute.token/1"
+    assert as_json["line"]["sha256"] == hashlib.sha256(as_json["token"].encode()).hexdigest()
     return token, line
 
 
@@ -83,7 +93,7 @@ def test_tokens_and_roles(tmp_path: Path, make_server: type[Server]) -> None:
     assert lines
     for line in lines:
         entry = json.loads(line)
-        assert {"time", "level", "logger", "message"} <= set(entry)
+        assert {"schema", "time", "level", "logger", "message"} <= set(entry)
         assert all(token not in line for token, _ in tokens.values())
     # Health needs no token; metrics need one.
     assert httpx.get(server.url + "/healthz").status_code == 200
