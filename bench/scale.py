@@ -101,6 +101,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-mmc", action="store_true", help="skip the M/M/c comparison")
     parser.add_argument(
+        "--end-to-end",
+        type=int,
+        nargs="*",
+        default=[10000],
+        metavar="AGENTS",
+        help="also time `omniroute simulate --json` from process start, 30 simulated minutes "
+        "(setup included: add_agent, membership, ladders, figures); none to skip",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=3,
@@ -167,12 +176,38 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {plugin} peak memory at 50000 agents: {peak:.0f} MB (under 1024 MB): {_verdict(peak < 1024)}"
             )
+    for agents in args.end_to_end:
+        for plugin in args.plugins:
+            seconds, count = end_to_end(agents, plugin, 30)
+            print(
+                f"  end to end: omniroute simulate, {plugin}, {agents} agents, 30 min: "
+                f"{seconds:.1f} s from process start, {count / seconds:.0f} interactions/s"
+            )
     if not args.no_mmc:
         print()
         from bench import simulator
 
         simulator.main([])
     return 0
+
+
+def end_to_end(agents: int, plugin: str, minutes: float) -> tuple[float, int]:
+    """Seconds from process start to report of `omniroute simulate --json`, and the
+    interactions it simulated."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    command = shutil.which("omniroute") or str(Path(sys.executable).parent / "omniroute")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "workload.json"
+        path.write_text(json.dumps(workload(agents, minutes, plugin)))
+        start = time.perf_counter()
+        done = subprocess.run(
+            [command, "simulate", str(path), "--json"], capture_output=True, text=True, check=True
+        )
+        seconds = time.perf_counter() - start
+    return seconds, int(json.loads(done.stdout)["interactions"])
 
 
 def _verdict(met: bool) -> str:

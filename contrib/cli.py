@@ -483,9 +483,31 @@ def explain_command(scenario: Path, task_id: str, as_json: bool) -> None:
     help="Write PNG charts to this folder.",
 )
 @click.option("--seed", type=int, help="Override the workload's seed.")
+@click.option(
+    "--interval",
+    metavar="DURATION",
+    help="Add figures per interval of the clock (15m, 30m) to --json, and the planner's charts to --plot.",
+)
+@click.option(
+    "--target",
+    metavar="LEVEL/SECONDS",
+    help="The service-level target drawn in the charts, such as 80/20 (default: 80% within the workload's threshold).",
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write one self-contained HTML page with the tables and charts.",
+)
 @_debug_option
 def simulate_command(
-    workload: Path, as_json: bool, plot_dir: Path | None, seed: int | None
+    workload: Path,
+    as_json: bool,
+    plot_dir: Path | None,
+    seed: int | None,
+    interval: str | None = None,
+    target: str | None = None,
+    report_file: Path | None = None,
 ) -> None:
     """Run a what-if WORKLOAD (YAML, TOML or JSON) through its deployment.
 
@@ -509,6 +531,7 @@ def simulate_command(
     loaded = load_workload(workload)
     if seed is not None:
         loaded = attrs.evolve(loaded, seed=seed)
+    planner = _planner_options(loaded, interval, target)
     # Piped output gets room for the whole table rather than rich's 80 columns.
     console = _console(piped_width=140)
     if as_json or not sys.stdout.isatty():
@@ -527,12 +550,48 @@ def simulate_command(
                 progress=lambda at: bar.update(job, completed=at, clock=f"{at / 3600:.1f} h"),
             )
     if as_json:
-        echo_json("simulate", result.figures())
+        figures = result.figures()
+        if interval is not None:
+            from .intervals import interval_figures
+
+            staffed = sum(1 for agent in loaded.agents if agent.status == "ready")
+            figures["intervals"] = interval_figures(result, loaded.start, planner[0], staffed)
+        echo_json("simulate", figures)
     else:
         print_report(result, console)
     if plot_dir is not None:
-        for path in write_plots(result, plot_dir):
+        from .charts import write_simulation_plots
+
+        # The planner's charts (clock time, intervals) join the four of old with --interval.
+        planned = write_simulation_plots(result, loaded, plot_dir, *planner) if interval else []
+        for path in [*write_plots(result, plot_dir), *planned]:
             click.echo(f"wrote {path}", err=as_json)
+    if report_file is not None:
+        from .charts import write_simulation_report
+
+        write_simulation_report(result, loaded, report_file, *planner)
+        click.echo(f"wrote {report_file}", err=as_json)
+
+
+def _planner_options(
+    workload: Any, interval: str | None, target: str | None
+) -> tuple[float, float]:
+    """The interval (seconds) and the service-level target (a fraction) for charts and reports."""
+    from .intervals import parse_interval
+    from .staffing import parse_target
+
+    try:
+        seconds = parse_interval(interval) if interval is not None else 1800.0
+        parsed = parse_target(target) if target is not None else None
+    except ValueError as error:
+        raise UserError(f"--interval/--target: {error}") from error
+    if parsed is not None and parsed.threshold not in (None, workload.service_level_threshold):
+        raise UserError(
+            f"--target {target}: this workload measures answers within "
+            f"{workload.service_level_threshold:g} s; change its service_level_threshold, "
+            "or give the level alone (--target 80)"
+        )
+    return seconds, parsed.level if parsed is not None else 0.8
 
 
 @cli.command("plugins")
@@ -591,11 +650,21 @@ def _console(piped_width: int = 120) -> Any:
 def _add_service_commands() -> None:
     from .serve import serve_command, token_command
 
-    cli.add_command(_debug_option(serve_command))
-    cli.add_command(_debug_option(token_command))
+    for command in (serve_command, token_command):
+        # `python -m omniroute.contrib.cli` imports this module twice (as __main__ and by
+        # planning_cli): the command objects are shared, so give them --debug once.
+        if not any("--debug" in param.opts for param in command.params):
+            _debug_option(command)
+        cli.add_command(command)
 
 
 _add_service_commands()
+
+
+# sweep and staff live in their own module and register themselves on `cli`.
+from . import planning_cli as _planning_cli  # noqa: E402
+
+del _planning_cli
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from omniroute.core import Engine, EngineOptions, Task
+from omniroute.core import Engine, EngineOptions, Task, events
 
 from .workload import Stream, Workload
 
@@ -272,7 +272,15 @@ def simulate(
         ),
     )
     for agent in workload.agents:
-        engine.add_agent(agent.id, agent.channels, agent.attributes, agent.groups, agent.status)
+        engine.apply(
+            events.AddAgent(
+                agent=agent.id,
+                channels=agent.channels,
+                attributes=agent.attributes,
+                groups=agent.groups,
+                status=agent.status,
+            )
+        )
 
     heap: list[tuple[float, int, str, Any]] = []
     sequence = 0
@@ -320,7 +328,7 @@ def simulate(
     step = max(workload.duration / SERIES_POINTS, 1.0)
     next_sample = 0.0
     bin_counts = {"answered": 0, "answered_in_threshold": 0, "abandoned": 0}
-    events = 0
+    handled = 0
     limit = workload.duration + DRAIN_LIMIT
 
     def harvest() -> None:
@@ -360,7 +368,7 @@ def simulate(
             if due > limit or (not heap and not engine.state.waiting):
                 break
             sample(due)
-            engine.advance_to(due)
+            engine.apply(events.AdvanceClock(to=due))
             harvest()
             continue
         if not heap:
@@ -369,9 +377,9 @@ def simulate(
         if at > limit:
             break
         sample(at)
-        engine.advance_to(at)
+        engine.apply(events.AdvanceClock(to=at))
         harvest()
-        events += 1
+        handled += 1
         if kind == "arrival":
             stream = workload.streams[payload]
             rng = task_rngs[payload]
@@ -386,9 +394,17 @@ def simulate(
             )
             interactions[task_id] = interaction
             attributes = stream.attributes(rng)
-            task = engine.create_task(
-                task_id, stream.channel, attributes, stream.priority, stream.queue, stream.profile
+            outcome = engine.apply(
+                events.CreateTask(
+                    task=task_id,
+                    channel=stream.channel,
+                    attributes=attributes,
+                    priority=stream.priority,
+                    queue=stream.queue,
+                    profile=stream.profile,
+                )
             )
+            task = outcome.tasks[0]
             if interaction.queue is None:
                 interaction.queue = task.queue
             if interaction.patience is not None and task.state == "queued":
@@ -397,13 +413,13 @@ def simulate(
             if following is not None:
                 push(following, "arrival", payload)
         elif kind == "complete":
-            engine.complete(payload)
+            engine.apply(events.Complete(task=payload))
         elif (
             kind == "abandon"
             and (waiting := engine.state.tasks.get(payload)) is not None
             and waiting.state == "queued"
         ):
-            engine.cancel(payload, reason="abandoned")
+            engine.apply(events.Cancel(task=payload, reason="abandoned"))
             bin_counts["abandoned"] += 1
         harvest()
         if progress is not None:
@@ -423,7 +439,7 @@ def simulate(
         interactions=tuple(interactions.values()),
         agents={agent.id: agent.groups for agent in engine.state.agents.values()},
         series=series,
-        events=events,
+        events=handled,
     )
 
 

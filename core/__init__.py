@@ -8,7 +8,7 @@
 [('c1', 'ana', 0.0)]
 """
 
-from . import checks
+from . import checks, events
 from .components import (
     ArrivalCheck,
     EventHandler,
@@ -62,6 +62,7 @@ __all__ = [
     "Task",
     "TaskOrdering",
     "checks",
+    "events",
     "hookimpl",
     "load_deployment",
     "read_mapping_file",

@@ -13,7 +13,7 @@ offered to the best eligible agent with room. A failing event changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,10 +31,13 @@ from .index import RosterIndex
 from .lifecycle import TaskLifecycle
 from .options import EngineOptions
 from .pipeline import Pipeline, build_pipeline
-from .plugin_calls import blame, call_named
+from .plugin_calls import call_named
+from .roster import AgentRoster
+from .router import Router
 from .selection import AgentSelection
-from .spec import Deployment, Queue, Target
-from .state import AGENT_STATUSES, Agent, EngineState, Reservation, Task
+from .services import PluginServices
+from .spec import Deployment
+from .state import Agent, EngineState, Reservation, Task
 from .transaction import Transactions
 from .undo import RecordedDict
 from .waiting import WaitingTasks
@@ -76,7 +79,8 @@ class Engine:
         self.clock = Clock(self.start, state, undo)
         self.contexts = Contexts(deployment, self.clock)
         self._routing = False
-        self.pipeline: Pipeline = build_pipeline(deployment, self)
+        self.services = PluginServices(deployment, state, self.clock, self.contexts)
+        self.pipeline: Pipeline = build_pipeline(deployment, self.services)
         self.selection = AgentSelection(deployment, state, self.pipeline, self.contexts, self.clock)
         self.fast_path = (
             FastPath(deployment, state, self.pipeline, self.contexts, self.selection)
@@ -89,6 +93,11 @@ class Engine:
         )
         self.waiting = WaitingTasks(state, undo, index, orders_fixed)
         self.lifecycle = TaskLifecycle(state, undo, self.clock, self.waiting, options, self._notify)
+        self.services.index, self.services.waiting = index, self.waiting
+        self.services.lifecycle = self.lifecycle
+        self.roster = AgentRoster(
+            deployment, state, undo, self.clock, self.contexts, self.lifecycle, index, self._notify
+        )
         self.workflow = WorkflowRouter(
             deployment,
             state,
@@ -97,7 +106,17 @@ class Engine:
             self.contexts,
             self.lifecycle,
             self._notify,
-            self.queue_counts,
+            self.services.queue_counts,
+        )
+        self.router = Router(
+            state,
+            options,
+            self.pipeline,
+            self.waiting,
+            self.selection,
+            self.fast_path,
+            self.lifecycle,
+            self.workflow,
         )
 
     @classmethod
@@ -140,10 +159,7 @@ class Engine:
             raise EventError(f"unknown task {task_id!r}") from None
 
     def agent(self, agent_id: str) -> Agent:
-        try:
-            return self.state.agents[agent_id]
-        except KeyError:
-            raise EventError(f"unknown agent {agent_id!r}") from None
+        return self.roster.agent(agent_id)
 
     @property
     def agents(self) -> list[Agent]:
@@ -172,77 +188,12 @@ class Engine:
     def wall_time(self, at: float | None = None) -> datetime:
         return self.clock.wall_time(at)
 
-    # --- what plugins and expressions read (`context.EngineServices`) -----------------
-
-    def queue_of(self, task: Task) -> Queue | None:
-        return self.deployment.queue_of(task)
-
-    def target_of(self, task: Task) -> Target | None:
-        return self.deployment.target_of(task)
-
-    def target_label(self, task: Task) -> str:
-        return self.deployment.target_label(task)
-
-    def effective_priority(self, task: Task) -> int:
-        return self.deployment.effective_priority(task)
-
-    def clock_context(self) -> dict[str, Any]:
-        return self.contexts.clock_context()
-
-    def worker_view(self, agent: Agent) -> dict[str, Any]:
-        return self.contexts.worker_view(agent)
-
-    def task_view(self, task: Task) -> dict[str, Any]:
-        return self.contexts.task_view(task)
-
-    def expression_context(self, task: Task, agent: Agent | None = None) -> dict[str, Any]:
-        return self.contexts.expression_context(task, agent)
-
     def queue_counts(self, queue_name: str | None, channel: str) -> dict[str, int]:
         """`workers.available` and `workers.total` for a queue and a task's channel."""
-        index = self.index
-        if index is not None and index.indexed(queue_name):
-            assert queue_name is not None
-            index.sync()
-            return index.counts(queue_name, channel)
-        queue = self.deployment.queues.get(queue_name) if queue_name else None
-        available = total = 0
-        for agent in self.state.agents.values():
-            if agent.status == "offline":
-                continue
-            if queue is not None and not queue.target_workers.evaluate(
-                {"worker": self.contexts.worker_view(agent), "taskrouter": self.clock_context()}
-            ):
-                continue
-            total += 1
-            if agent.status == "ready" and agent.has_room(channel):
-                available += 1
-        return {"available": available, "total": total}
-
-    def waiting_in(self, queue: str | None) -> Iterator[Task]:
-        """The tasks waiting in a queue, in the order they started waiting."""
-        return iter(self.waiting.in_queue(queue))
-
-    def on_timer(self, owner: str | None, name: str, handler: TimerHandler) -> None:
-        self.clock.on_timer(owner, name, handler)
-
-    def set_timer(self, at: float, name: str, payload: Any = None, owner: str | None = None) -> int:
-        return self.clock.set_timer(at, name, payload, owner)
-
-    def cancel_timer(self, timer_id: int) -> None:
-        self.clock.cancel_timer(timer_id)
+        return self.services.queue_counts(queue_name, channel)
 
     def next_timer_at(self) -> float | None:
         return self.clock.next_timer_at()
-
-    def set_capacity(self, agent: Agent, channel: str, capacity: int) -> None:
-        self.lifecycle.set_capacity(agent, channel, capacity)
-
-    def hold_task(self, task: Task, until: float | None, reason: str) -> None:
-        self.lifecycle.hold(task, until, reason)
-
-    def release_task(self, task: Task) -> None:
-        self.lifecycle.release(task)
 
     # --- the clock ----------------------------------------------------------------------
 
@@ -346,37 +297,8 @@ class Engine:
         status: str = "ready",
     ) -> Agent:
         """Put an agent on the roster (ready, not_ready or offline)."""
-        if agent_id in self.state.agents:
-            raise EventError(f"agent {agent_id!r} is already on the roster")
-        if status not in AGENT_STATUSES:
-            raise EventError(
-                f"agent {agent_id!r}: status must be one of {', '.join(AGENT_STATUSES)}, not {status!r}"
-            )
-        self._check_channels(channels, f"agent {agent_id!r}")
-
-        def apply() -> None:
-            state, now = self.state, self.now
-            agent = Agent(
-                id=agent_id,
-                roster_index=state.agent_sequence,
-                attributes=dict(attributes or {}),
-                groups=tuple(groups),
-                capacity=dict(channels),
-                status=status,
-                status_since=now,
-                plugin_state=RecordedDict(self._undo),
-            )
-            if status != "offline":
-                agent.login_at = agent.free_since = now
-            self._undo.added(state.agents, agent_id)
-            state.agents[agent_id] = agent
-            state.agent_sequence += 1
-            if self.index is not None:
-                self.index.agent_added(agent)
-            if status != "offline":
-                self._notify("login", None, agent)
-
-        self._transaction(f"adding agent {agent_id!r}", apply)
+        add = self.roster.adding(agent_id, channels, attributes, groups, status)
+        self._transaction(f"adding agent {agent_id!r}", add)
         return self.state.agents[agent_id]
 
     def create_task(
@@ -392,7 +314,7 @@ class Engine:
         deployment = self.deployment
         if task_id in self.state.tasks:
             raise EventError(f"task {task_id!r} already exists")
-        self._check_channels({channel: 1}, f"task {task_id!r}")
+        self.roster.check_channels({channel: 1}, f"task {task_id!r}")
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise EventError(f"task {task_id!r}: priority must be a whole number, not {priority!r}")
         if queue is not None and queue not in deployment.queues:
@@ -449,7 +371,7 @@ class Engine:
     ) -> None:
         """The agent takes the offered task. Name the reservation, or the task (with the
         agent, a late answer from an agent the task has moved on from is refused)."""
-        task = self._answered(task_id, agent, reservation, "accept")
+        task = self.lifecycle.answered(self._task_in, task_id, agent, reservation, "accept")
         self._transaction(f"accepting {task.id!r}", lambda: self.lifecycle.accept(task))
 
     def decline(
@@ -459,7 +381,7 @@ class Engine:
         agent: str | None = None,
         reservation: str | None = None,
     ) -> None:
-        task = self._answered(task_id, agent, reservation, "decline")
+        task = self.lifecycle.answered(self._task_in, task_id, agent, reservation, "decline")
         self._transaction(
             f"declining {task.id!r}", lambda: self.lifecycle.return_to_queue(task, "declined")
         )
@@ -471,42 +393,10 @@ class Engine:
         agent: str | None = None,
         reservation: str | None = None,
     ) -> None:
-        task = self._answered(task_id, agent, reservation, "time out")
+        task = self.lifecycle.answered(self._task_in, task_id, agent, reservation, "time out")
         self._transaction(
             f"timing out {task.id!r}", lambda: self.lifecycle.return_to_queue(task, "timed_out")
         )
-
-    def _answered(
-        self, task_id: str | None, agent_id: str | None, reservation_id: str | None, action: str
-    ) -> Task:
-        """The reserved task an answer is for, once the answer is known to be current."""
-        if reservation_id is None:
-            if task_id is None:
-                raise EventError(f"{action}: name the task or the reservation")
-            task = self._task_in(task_id, ("reserved",), action)
-            if agent_id is not None and agent_id != task.agent:
-                pending = task.reservation.id if task.reservation else None
-                raise EventError(
-                    f"cannot {action} task {task_id!r} as {agent_id!r}: its pending reservation "
-                    f"{pending!r} is for {task.agent!r}"
-                )
-            return task
-        reservation = self.reservation(reservation_id)
-        for given, kind, actual in (
-            (task_id, "task", reservation.task),
-            (agent_id, "agent", reservation.agent),
-        ):
-            if given is not None and given != actual:
-                raise EventError(
-                    f"cannot {action} reservation {reservation_id!r}: it is for {kind} "
-                    f"{actual!r}, not {given!r}"
-                )
-        if reservation.state != "pending":
-            raise EventError(
-                f"cannot {action} reservation {reservation_id!r} (task {reservation.task!r}, "
-                f"agent {reservation.agent!r}): it is {reservation.state}, not pending"
-            )
-        return self.state.tasks[reservation.task]
 
     def complete(self, task_id: str) -> None:
         task = self._task_in(task_id, ("assigned",), "complete")
@@ -550,73 +440,21 @@ class Engine:
         )
 
     def login(self, agent_id: str) -> None:
-        agent = self.agent(agent_id)
-        if agent.status != "offline":
-            raise EventError(f"login of {agent_id!r}: already logged in ({agent.status})")
-        self._transaction(f"logging in {agent_id!r}", lambda: self._log_in(agent, "ready"))
-
-    def _log_in(self, agent: Agent, status: str) -> None:
-        self.lifecycle.set_status(agent, status)
-        agent.login_at = self.now
-        if agent.held_count() == 0:
-            agent.free_since = self.now
-        self._notify("login", None, agent)
+        self._transaction(f"logging in {agent_id!r}", self.roster.logging_in(agent_id))
 
     def logout(self, agent_id: str) -> None:
-        """Log an agent out; its pending reservations go back to their queues."""
-        agent = self.agent(agent_id)
-        if agent.status == "offline":
-            raise EventError(f"logout of {agent_id!r}: not logged in")
-        assigned = sorted(task for ids in agent.assigned.values() for task in ids)
-        if assigned:
-            raise EventError(
-                f"logout of {agent_id!r} refused: it still has assigned tasks ({', '.join(assigned)}); complete or transfer them first"
-            )
-        self._transaction(f"logging out {agent_id!r}", lambda: self._log_out(agent))
-
-    def _log_out(self, agent: Agent) -> None:
-        for task_id in sorted(task for ids in agent.held.values() for task in ids):
-            self.lifecycle.return_to_queue(self.state.tasks[task_id], "timed_out", ending="revoked")
-        self.lifecycle.set_status(agent, "offline")
-        agent.login_at = None
-        self._notify("logout", None, agent)
+        """Log an agent out; its pending reservations are revoked and go back to their queues."""
+        self._transaction(f"logging out {agent_id!r}", self.roster.logging_out(agent_id))
 
     def set_status(self, agent_id: str, status: str) -> None:
         """`ready` or `not_ready` (from offline, this logs the agent in)."""
-        if status not in ("ready", "not_ready"):
-            raise EventError(f"status of {agent_id!r}: must be ready or not_ready, not {status!r}")
-        agent = self.agent(agent_id)
-
-        def apply() -> None:
-            if agent.status == "offline":
-                self._log_in(agent, status)
-            else:
-                self.lifecycle.set_status(agent, status)
-            self._notify("status_changed", None, agent)
-
-        self._transaction(f"setting {agent_id!r} {status}", apply)
+        change = self.roster.setting_status(agent_id, status)
+        self._transaction(f"setting {agent_id!r} {status}", change)
 
     def remove_agent(self, agent_id: str) -> None:
         """Take an agent off the roster; refused while it holds tasks. A logged-in agent
         is logged out first (plugins see the logout)."""
-        agent = self.agent(agent_id)
-        held = sorted(task for ids in agent.held.values() for task in ids)
-        if held:
-            raise EventError(
-                f"cannot remove agent {agent_id!r}: it holds {', '.join(held)}; complete, "
-                "transfer or cancel them first"
-            )
-
-        def apply() -> None:
-            if agent.status != "offline":
-                self._log_out(agent)
-            self._undo.removed(self.state.agents, agent_id)
-            del self.state.agents[agent_id]
-            self.contexts.forget_agent(agent_id)
-            if self.index is not None:
-                self.index.agent_removed(agent)
-
-        self._transaction(f"removing agent {agent_id!r}", apply)
+        self._transaction(f"removing agent {agent_id!r}", self.roster.removing(agent_id))
 
     def set_agent(
         self,
@@ -625,23 +463,8 @@ class Engine:
         channels: Mapping[str, int] | None = None,
     ) -> None:
         """Change attributes (a null value removes one) and capacities of an agent."""
-        agent = self.agent(agent_id)
-        if channels is not None:
-            self._check_channels(channels, f"agent {agent_id!r}")
-
-        def apply() -> None:
-            self._undo.keep(agent)
-            for key, value in (attributes or {}).items():
-                if value is None:
-                    agent.attributes.pop(key, None)
-                else:
-                    agent.attributes[key] = value
-            agent.capacity.update(channels or {})
-            if self.index is not None:
-                self.index.attributes_changed(agent, list(attributes or {}))
-            agent.touch()
-
-        self._transaction(f"changing agent {agent_id!r}", apply)
+        change = self.roster.changing(agent_id, attributes, channels)
+        self._transaction(f"changing agent {agent_id!r}", change)
 
     # --- saved state and a new deployment ---------------------------------------------
 
@@ -699,51 +522,18 @@ class Engine:
                 self.state.plugin_state = RecordedDict(self._undo)
                 self._assemble(deployment)
                 self._load(data)
-                self._transaction("replacing the deployment", self._move_to_deployment, None)
+                self._transaction("replacing the deployment", self._adopt, None)
             except BaseException:
                 self.__dict__.clear()
                 self.__dict__.update(before)
                 raise
 
-    def _move_to_deployment(self) -> None:
-        state, deployment = self.state, self.deployment
-        workflow = deployment.workflow
-        default = workflow.default_queue if workflow is not None else None
-        state.timers[:] = [
-            timer for timer in state.timers if self.clock.handles(timer[2], timer[3])
-        ]
-        for task in sorted(state.tasks.values(), key=lambda task: task.seq):
-            if not task.is_open:
-                continue
-            if task.filter_index is not None and not _target_kept(deployment, task):
-                self._undo.keep(task)
-                task.filter_index = task.target_index = None
-            if task.queue in deployment.queues or task.state == "assigned":
-                continue
-            if task.state == "reserved":
-                self.lifecycle.return_to_queue(task, "timed_out", ending="revoked")
-            if default is not None:
-                self._undo.keep(task)
-                task.queue = default
-                task.filter_index = task.target_index = None
-                self.lifecycle.log(task, f"queue removed: default queue {default}")
-                self.lifecycle.queue(task)
-            else:
-                self.lifecycle.cancel(task, "queue_removed")
-
     # --- event mechanics ------------------------------------------------------------------
 
-    def _check_channels(self, channels: Mapping[str, Any], who: str) -> None:
-        declared = self.deployment.channels
-        for channel, capacity in channels.items():
-            if declared and channel not in declared:
-                raise EventError(
-                    f"{who}: unknown channel {channel!r} (channels: {', '.join(declared)})"
-                )
-            if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
-                raise EventError(
-                    f"{who}: capacity on {channel!r} must be a whole number >= 0, not {capacity!r}"
-                )
+    def _adopt(self) -> None:
+        timers = self.state.timers
+        timers[:] = [timer for timer in timers if self.clock.handles(timer[2], timer[3])]
+        self.workflow.adopt_tasks()
 
     def _task_in(self, task_id: str, states: tuple[str, ...], action: str) -> Task:
         task = self.task(task_id)
@@ -758,7 +548,7 @@ class Engine:
 
         def apply_and_route() -> None:
             apply()
-            self._route()
+            self.router.route()
 
         try:
             outermost = self.transactions.run(what, apply_and_route, owner, self._rebuild)
@@ -792,96 +582,6 @@ class Engine:
         for plugin, handler in self.pipeline.handlers.get(event, ()):
             call_named(plugin, "the {} event", event, handler.handler, task, agent)
 
-    # --- routing ------------------------------------------------------------------------------
-
-    def _route(self) -> None:
-        if self._routing:
-            return
-        self._routing = True
-        try:
-            while True:
-                offered = self._route_once()
-                moved = self.workflow.run_skip_checks()
-                if (not offered and not moved) or not self.state.waiting:
-                    break
-        finally:
-            self._routing = False
-
-    def task_order_key(self, task: Task) -> tuple[Any, ...]:
-        orderings = self.pipeline.task_orderings
-        keys: list[Any] = []
-        try:
-            for _plugin, ordering in orderings:
-                keys.append(ordering.key(task))
-        except Exception as error:
-            blame(orderings, len(keys), "task ordering", error)
-        return tuple(keys)
-
-    def _route_once(self) -> bool:
-        state = self.state
-        if not state.agents:
-            return False
-        waiting: Iterable[Task]
-        if self.index is None:
-            waiting = [
-                task
-                for task_id in state.waiting
-                if (task := state.tasks[task_id]).hold_reason is None
-            ]
-            waiting.sort(key=self.task_order_key)
-        else:
-            groups = self.waiting.groups_to_try(self.now, self.selection.time_dependent)
-            if self.waiting.orders_fixed:
-                waiting = self.waiting.walk_in_order(groups, self.task_order_key)
-            else:
-                waiting = sorted(self.waiting.tasks_of(groups), key=self.task_order_key)
-        offered = False
-        record = self.options.record_decisions
-        skip_closed_channels = self.index is None and not record
-        open_channels = self._channels_with_room() if skip_closed_channels else set()
-        for task in waiting:
-            if task.state != "queued" or task.hold_reason is not None:
-                continue
-            if skip_closed_channels and task.channel not in open_channels:
-                continue  # no ready agent has room on this channel: no filter could pass
-            decision = self.choose_agent(task, record=record)
-            if decision.winner is not None:
-                self.lifecycle.reserve(task, state.agents[decision.winner], decision)
-                offered = True
-                if skip_closed_channels:
-                    open_channels = self._channels_with_room()
-            elif record:
-                self.lifecycle.record_attempt(task.id, decision)
-        return offered
-
     def choose_agent(self, task: Task, *, record: bool) -> Decision:
-        """The best eligible agent for a task now, with the reasons when `record` is set.
-
-        With `record` (or without the index, or for a queue the index cannot hold) every
-        agent on the roster is considered (`selection.py`): this is the reference the
-        indexed path (`fast_path.py`) must agree with.
-        """
-        fast = self.fast_path
-        if not record and fast is not None and fast.index.indexed(task.queue):
-            return fast.choose(task, self.now)
-        return self.selection.choose(task, record=record)
-
-    def _channels_with_room(self) -> set[str]:
-        return {
-            channel
-            for agent in self.state.agents.values()
-            if agent.status == "ready"
-            for channel, capacity in agent.capacity.items()
-            if len(agent.held.get(channel, ())) < capacity
-        }
-
-
-def _target_kept(deployment: Deployment, task: Task) -> bool:
-    """Whether the task's workflow target is still there, on the same queue."""
-    workflow = deployment.workflow
-    if workflow is None or task.filter_index is None or task.target_index is None:
-        return False
-    if task.filter_index >= len(workflow.filters):
-        return False
-    targets = workflow.filters[task.filter_index].targets
-    return task.target_index < len(targets) and targets[task.target_index].queue == task.queue
+        """The best eligible agent for a task now, with the reasons when `record` is set."""
+        return self.router.choose_agent(task, record=record)

@@ -63,6 +63,42 @@ class TaskLifecycle:
             return state.offers[int(number) - 1 - state.forgotten_offers]
         raise EventError(f"unknown reservation {reservation_id!r}")
 
+    def answered(
+        self,
+        task_in: Callable[[str, tuple[str, ...], str], Task],
+        task_id: str | None,
+        agent_id: str | None,
+        reservation_id: str | None,
+        action: str,
+    ) -> Task:
+        """The reserved task an answer is for, once the answer is known to be current:
+        by its reservation, or by the task (and the agent it must be reserved for)."""
+        if reservation_id is None:
+            if task_id is None:
+                raise EventError(f"{action}: name the task or the reservation")
+            task = task_in(task_id, ("reserved",), action)
+            if agent_id is not None and agent_id != task.agent:
+                pending = task.reservation.id if task.reservation else None
+                raise EventError(
+                    f"cannot {action} task {task_id!r} as {agent_id!r}: its pending reservation "
+                    f"{pending!r} is for {task.agent!r}"
+                )
+            return task
+        reservation = self.reservation(reservation_id)
+        given = ((task_id, "task", reservation.task), (agent_id, "agent", reservation.agent))
+        for named, kind, actual in given:
+            if named is not None and named != actual:
+                raise EventError(
+                    f"cannot {action} reservation {reservation_id!r}: it is for {kind} "
+                    f"{actual!r}, not {named!r}"
+                )
+        if reservation.state != "pending":
+            raise EventError(
+                f"cannot {action} reservation {reservation_id!r} (task {reservation.task!r}, "
+                f"agent {reservation.agent!r}): it is {reservation.state}, not pending"
+            )
+        return self.state.tasks[reservation.task]
+
     def forget_offers(self) -> list[Reservation]:
         offers = self.state.offers
         taken = list(offers)

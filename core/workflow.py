@@ -186,3 +186,40 @@ class WorkflowRouter:
                 self.leave_target(task, timed_out=False)
                 moved = True
         return moved
+
+    def adopt_tasks(self) -> None:
+        """After the deployment was replaced: tasks whose workflow target is gone wait on
+        in their queue, outside the workflow; tasks waiting or reserved in a queue that is
+        gone go to the default queue, or are canceled (`queue_removed`). Assigned tasks
+        stay with their agents."""
+        deployment = self.deployment
+        default = deployment.workflow.default_queue if deployment.workflow is not None else None
+        for task in sorted(self._state.tasks.values(), key=lambda task: task.seq):
+            if not task.is_open:
+                continue
+            if task.filter_index is not None and not self._target_kept(task):
+                self._undo.keep(task)
+                task.filter_index = task.target_index = None
+                task.target_expired = False
+            if task.queue in deployment.queues or task.state == "assigned":
+                continue
+            if task.state == "reserved":
+                self._tasks.return_to_queue(task, "timed_out", ending="revoked")
+            if default is None:
+                self._tasks.cancel(task, "queue_removed")
+                continue
+            self._undo.keep(task)
+            task.queue = default
+            task.filter_index = task.target_index = None
+            self._tasks.log(task, f"queue removed: default queue {default}")
+            self._tasks.queue(task)
+
+    def _target_kept(self, task: Task) -> bool:
+        """Whether the task's workflow target is still there, on the same queue."""
+        workflow = self.deployment.workflow
+        if workflow is None or task.filter_index is None or task.target_index is None:
+            return False
+        if task.filter_index >= len(workflow.filters):
+            return False
+        targets = workflow.filters[task.filter_index].targets
+        return task.target_index < len(targets) and targets[task.target_index].queue == task.queue
