@@ -668,6 +668,20 @@ def _console(piped_width: int = 120) -> Any:
     )
 
 
+def _add_service_commands() -> None:
+    from .serve import serve_command, token_command
+
+    for command in (serve_command, token_command):
+        # `python -m omniroute.contrib.cli` imports this module twice (as __main__ and by
+        # planning_cli): the command objects are shared, so give them --debug once.
+        if not any("--debug" in param.opts for param in command.params):
+            _debug_option(command)
+        cli.add_command(command)
+
+
+_add_service_commands()
+
+
 # sweep and staff live in their own module and register themselves on `cli`.
 from . import planning_cli as _planning_cli  # noqa: E402
 

@@ -95,7 +95,10 @@ def _run(command: str, where: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-CONSOLE = _blocks(("console",))
+# docs/service.md talks to a running server (`$OMNIROUTE`): tests/service/test_docs.py
+# starts one and runs that page's commands against it.
+SERVED = "docs/service.md"
+CONSOLE = [block for block in _blocks(("console",)) if not block[0].startswith(SERVED)]
 BASH = [block for block in _blocks(("bash", "sh", "shell")) if not block[0].startswith("README")]
 
 

@@ -1,0 +1,84 @@
+"""The store on its own: a batch is written whole or not at all, times come back exact,
+snapshots keep the latest two, and URLs name the right back end."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from omniroute.contrib.storage import Batch, SQLiteStore, open_store, sqlite_path
+
+
+def test_a_batch_round_trips_and_times_are_exact(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    rng = random.Random(3)
+    times = [rng.uniform(0, 1e7) for _ in range(200)] + [0.1 + 0.2, 1e-7, 123456.789012345]
+    batch = Batch("d")
+    for seq, at in enumerate(times, start=1):
+        batch.journal.append((seq, at, json.dumps({"type": "advance", "to": at}), f"c{seq}"))
+    batch.events.append((1, "task.created", "2026-01-05T09:00:00Z", '{"id":1}'))
+    batch.tasks["t1"] = (0, "queued", "support", '{"id":"t1","state":"queued"}')
+    batch.reservations["r1"] = ("declined", '{"id":"r1","state":"declined"}')
+    batch.explanations["t0"] = '{"task":"t0"}'
+    batch.meta["start"] = "2026-01-05T09:00:00+00:00"
+    store.write(batch)
+    replayed = list(store.journal("d", 0))
+    assert [at for _, at, _ in replayed] == times  # bit for bit: a replay applies these
+    assert [event["to"] for _, _, event in replayed] == times
+    assert store.last_seq("d") == len(times)
+    assert store.command_ids("d", ["c1", "c2", "nope"]) == {"c1", "c2"}
+    assert store.events("d", 0, 10) == ['{"id":1}']
+    assert store.last_event_id("d") == 1
+    assert json.loads(store.task("d", "t1") or "")["state"] == "queued"
+    assert store.task_seq("d", "t1") == 0
+    assert store.tasks("d", state="queued", queue=None, after_seq=-1, limit=5) == [
+        (0, '{"id":"t1","state":"queued"}')
+    ]
+    assert store.reservation("d", "r1") is not None
+    assert store.explanation("d", "t0") == '{"task":"t0"}'
+    assert store.meta("d", "start") == "2026-01-05T09:00:00+00:00"
+    assert store.meta("other", "start") is None
+    store.close()
+
+
+def test_a_failing_batch_writes_nothing(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    store.write(Batch("d", journal=[(1, 0.0, '{"type":"advance","to":0}', None)]))
+    clash = Batch(
+        "d",
+        journal=[(2, 1.0, '{"type":"advance","to":1}', None), (1, 1.0, "{}", None)],
+        events=[(1, "task.created", "x", "{}")],
+    )
+    with pytest.raises(Exception, match="UNIQUE"):
+        store.write(clash)
+    assert store.last_seq("d") == 1
+    assert store.last_event_id("d") == 0
+
+
+def test_snapshots_keep_the_latest_two_and_webhook_progress(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    assert store.snapshot("d") is None
+    for seq in (10, 20, 30):
+        store.save_snapshot("d", seq, json.dumps({"seq": seq}))
+    latest = store.snapshot("d")
+    assert latest is not None
+    assert latest.seq == 30
+    assert latest.data == {"seq": 30}
+    kept = store._reader.execute("SELECT seq FROM snapshots ORDER BY seq").fetchall()
+    assert kept == [(20,), (30,)]
+    assert store.webhook_progress("d", "http://127.0.0.1:1/x") == 0
+    store.set_webhook_progress("d", "http://127.0.0.1:1/x", 7)
+    assert store.webhook_progress("d", "http://127.0.0.1:1/x") == 7
+
+
+def test_urls() -> None:
+    assert sqlite_path("sqlite:///omniroute.db") == Path("omniroute.db")
+    assert sqlite_path("sqlite:////var/lib/o.db") == Path("/var/lib/o.db")
+    assert sqlite_path("plain.db") == Path("plain.db")
+    with pytest.raises(ValueError, match="not a SQLite URL"):
+        sqlite_path("mysql://x/y")
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        open_store("postgresql://localhost/omniroute")
