@@ -22,7 +22,7 @@ from .options import EngineOptions
 from .pipeline import Pipeline
 from .plugin_calls import blame
 from .selection import AgentSelection
-from .state import EngineState, Task
+from .state import EngineState, Task, last_agent_change
 from .waiting import WaitingTasks
 from .workflow import WorkflowRouter
 
@@ -105,11 +105,9 @@ class Router:
             return False
         waiting: Iterable[Task]
         if self._index is None:
-            waiting = [
-                task
-                for task_id in state.waiting
-                if (task := state.tasks[task_id]).hold_reason is None
-            ]
+            waiting = self._waiting.to_try_without_index(
+                state.now, self._selection.time_dependent, last_agent_change()
+            )
             try:
                 waiting.sort(key=self.task_order_key)
             except TypeError as error:

@@ -19,6 +19,20 @@ AGENT_STATUSES = ("offline", "ready", "not_ready")
 
 #: one counter for every agent, so "changed since" is a single comparison
 _agent_versions = itertools.count(1)
+#: the version last given to an agent (a change, or a new agent)
+_last_given = [0]
+
+
+def _new_version() -> int:
+    version = _last_given[0] = next(_agent_versions)
+    return version
+
+
+def last_agent_change() -> int:
+    """The version of the latest change to any agent (compare with a stamp taken before)."""
+    return _last_given[0]
+
+
 TASK_STATES = ("queued", "reserved", "assigned", "completed", "canceled", "rejected")
 OPEN_STATES = frozenset({"queued", "reserved", "assigned"})
 
@@ -43,7 +57,7 @@ class Agent:
     free_since: float | None = None
     plugin_state: dict[str, dict[str, Any]] = attrs.Factory(dict)
     #: from a counter shared by all agents, bumped on every change a filter could see
-    version: int = attrs.field(factory=lambda: next(_agent_versions))
+    version: int = attrs.field(factory=_new_version)
     #: told of every touch (the engine's roster index); not part of the agent's state
     watcher: Callable[[Agent], None] | None = attrs.field(default=None, repr=False)
 
@@ -57,7 +71,7 @@ class Agent:
 
     def touch(self) -> None:
         """Mark a change an expression or filter could see (caches and routing key on it)."""
-        self.version = next(_agent_versions)
+        self.version = _new_version()
         if self.watcher is not None:
             self.watcher(self)
 
@@ -93,7 +107,7 @@ class Agent:
             self.free_since,
         ) = saved
         # A new stamp: whatever was cached under the stamp of the undone change is stale.
-        self.version = next(_agent_versions)
+        self.version = _new_version()
 
     def copy(self) -> Agent:
         """A copy an event cannot reach: containers copied, plugin state deeply."""

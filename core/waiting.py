@@ -10,7 +10,7 @@ group's tasks sorted by their order keys, each key computed once per wait.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -41,6 +41,10 @@ class WaitingTasks:
         self._scanned: set[GroupKey] = set()
         self._check_every_group = True
         self._last_pass_at: float | None = None
+        #: without the index: the tasks queued or released since the last pass, and the
+        #: latest agent change the last pass saw
+        self._fresh_tasks: dict[str, None] = {}
+        self._agents_seen = -1
         self._ordered: dict[GroupKey, SortedList] = {}
         self._entry: dict[str, tuple[tuple[Any, ...], str]] = {}
         #: tasks whose order key is still to be computed (at the next routing pass, after
@@ -64,6 +68,7 @@ class WaitingTasks:
             self._scanned.add(group)
         self._group_of[task.id] = group
         self._fresh.add(group)
+        self._fresh_tasks[task.id] = None
         if self.orders_fixed:
             self._drop_entry(task.id, previous)
             self._unordered[task.id] = None
@@ -83,6 +88,7 @@ class WaitingTasks:
         group = self._group_of.get(task.id)
         if group is not None:
             self._fresh.add(group)
+            self._fresh_tasks[task.id] = None
 
     def check_every_group(self) -> None:
         """Something no stamp tracks changed (a timer fired): try every group."""
@@ -152,6 +158,29 @@ class WaitingTasks:
             for group in named
             if self.groups.get(group) and (not index.indexed(group[0]) or index.open.get(group))
         ]
+
+    def to_try_without_index(
+        self, now: float, time_dependent: bool, agents_changed: int
+    ) -> list[Task]:
+        """The waiting tasks that could find an agent now, when the engine scans the
+        roster: every one after a change to any agent, a timer, or (when eligibility
+        reads the clock) time moving; otherwise only those queued or released since the
+        last pass, since the others would meet exactly what they met then."""
+        state = self._state
+        if (
+            self._check_every_group
+            or agents_changed != self._agents_seen
+            or (time_dependent and now != self._last_pass_at)
+        ):
+            ids: Iterable[str] = state.waiting
+        else:
+            ids = [task_id for task_id in self._fresh_tasks if task_id in state.waiting]
+        self._fresh_tasks = {}
+        self._check_every_group = False
+        self._last_pass_at = now
+        self._agents_seen = agents_changed
+        tasks = state.tasks
+        return [task for task_id in ids if (task := tasks[task_id]).hold_reason is None]
 
     def tasks_of(self, groups: list[GroupKey]) -> list[Task]:
         tasks = self._state.tasks
