@@ -33,6 +33,7 @@ from omniroute.core.config import check_data
 from omniroute.core.converter import ConfigProblems, key_path, structure
 from omniroute.core.durations import parse_duration
 from omniroute.core.limits import MAX_EVENTS
+from omniroute.core.options import MIN_RESERVATION_TIMEOUT
 from omniroute.core.spec import Duration, PositiveDuration
 
 from .inputs import AgentSpec, RosterAgent, expand_roster, load_referenced_deployment, parse_start
@@ -359,6 +360,14 @@ def load_scenario(
             start = parse_start(spec.options.start)
         except ValueError as error:
             problems.append(Problem("options.start", str(error)))
+        timeout = spec.options.reservation_timeout
+        if timeout is not None and timeout < MIN_RESERVATION_TIMEOUT:
+            problems.append(
+                Problem(
+                    "options.reservation_timeout",
+                    f"must be at least {MIN_RESERVATION_TIMEOUT:g} s, not {timeout!r}",
+                )
+            )
     agents = expand_roster(spec.agents, problems) if spec is not None else []
     deployment = load_referenced_deployment(raw.get("deployment"), base, label, problems)
     if problems or spec is None or deployment is None:

@@ -200,3 +200,16 @@ def test_scenario_agents_may_be_generated_with_count(tmp_path: Path) -> None:
     assert "agents[1].id: agent 'a2' is defined twice" in result.errors
     path.write_text(path.read_text().replace(", {id: a2, channels: {chat: 1}}", ""))
     assert scenarios.run_file(path).passed
+
+
+def test_a_reservation_timeout_under_a_millisecond_is_a_problem_of_the_file() -> None:
+    from omniroute.contrib.scenario import load_scenario
+    from omniroute.core import DeploymentError
+
+    raw = {
+        "name": "tiny timeout",
+        "deployment": {"queues": {"support": {}}},
+        "options": {"auto_accept": False, "reservation_timeout": 0.0001},
+    }
+    with pytest.raises(DeploymentError, match=r"options\.reservation_timeout: must be at least"):
+        load_scenario(raw)
