@@ -197,7 +197,7 @@ def _parse(text: str, suffix: str) -> Any:
             return json.loads(text, object_pairs_hook=_unique_json_object)
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError:
-        message = f"nests too deeply (the limit is {MAX_NESTING} levels)"
+        message = f"nests deeper than {MAX_NESTING} levels"
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
