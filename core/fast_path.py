@@ -16,7 +16,6 @@ from typing import Any
 from .components import RankingKey
 from .contexts import Contexts
 from .decisions import Decision
-from .errors import EventError, PluginError
 from .index import RosterIndex
 from .pipeline import Pipeline
 from .plugin_calls import blame, call_named, keys_of
@@ -247,14 +246,12 @@ class FastPath:
         return (*keys, agent.roster_index)
 
     def _passes_filters(self, task: Task, agent: Agent) -> bool:
-        for plugin, item in self._open_filters:
-            try:
+        filters = self._open_filters
+        position = 0
+        try:
+            for position, (_plugin, item) in enumerate(filters):  # noqa: B007
                 if not item.test(task, agent):
                     return False
-            except (EventError, PluginError):
-                raise
-            except Exception as error:
-                if plugin is None:
-                    raise
-                raise PluginError(plugin, f"the filter {item.name!r}", error) from error
+        except Exception as error:
+            blame(filters, position, "filter", error)
         return True

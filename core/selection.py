@@ -19,9 +19,8 @@ from . import guards
 from .clock import Clock
 from .contexts import Contexts
 from .decisions import Candidate, Decision, explain_winner
-from .errors import EventError, PluginError
 from .pipeline import Pipeline
-from .plugin_calls import call_named, keys_of
+from .plugin_calls import blame, call_named, keys_of
 from .spec import Deployment, Target
 from .state import Agent, EngineState, Task, latest_agent_version
 
@@ -161,13 +160,8 @@ class AgentSelection:
                     plugin, item = filters[position]
                     name = item.name if plugin is None else f"{plugin}.{item.name}"
                     excluded.append(Candidate(agent.id, name, item.reason(task, agent), ()))
-        except (EventError, PluginError):
-            raise
         except Exception as error:
-            plugin, item = filters[position]
-            if plugin is None:
-                raise
-            raise PluginError(plugin, f"the filter {item.name!r}", error) from error
+            blame(filters, position, "filter", error)
         for plugin, preference in self.pipeline.preferences:
             preferred = [
                 agent
