@@ -30,6 +30,7 @@ from omniroute.core import events
 from omniroute.core.converter import structure
 
 from . import models
+from .models import ROLES
 from .service import Metrics, Plan, Reply, Runner, ServiceError, conflict, not_found
 from .storage import Store
 from .webhooks import Webhooks
@@ -37,7 +38,6 @@ from .webhooks import Webhooks
 log = logging.getLogger("omniroute.serve")
 
 MAX_BODY = 1024 * 1024
-ROLES = ("admin", "platform", "supervisor")
 #: what each role may do
 ALLOWED = {
     "admin": {"read", "write", "events", "explain", "admin"},

@@ -22,9 +22,9 @@ import click
 from omniroute.core.config import read_mapping_file
 from omniroute.core.durations import parse_duration
 
-from .http import ROLES, Service, build_app, is_loopback, load_tokens
-from .service import Runner, validate_document
-from .storage import open_store
+# The server (Starlette, uvicorn, the store) is imported when `serve` runs, so that every
+# other command starts without it.
+from .models import ROLES
 
 log = logging.getLogger("omniroute.serve")
 
@@ -84,7 +84,7 @@ def parse_deployments(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 
 
 def validate_or_exit(document: Any, label: str) -> None:
-    from .service import ServiceError
+    from .service import ServiceError, validate_document
 
     try:
         validate_document(document, label)
@@ -141,6 +141,10 @@ def serve_command(
 ) -> None:
     """Serve DEPLOYMENT... over HTTP, with durable state (see docs/service.md)."""
     import uvicorn
+
+    from .http import Service, build_app, is_loopback, load_tokens
+    from .service import Runner
+    from .storage import open_store
 
     setup_logging("json" if as_json else log_format, log_level)
     documents = parse_deployments(deployments)
