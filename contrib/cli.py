@@ -492,7 +492,7 @@ def explain_command(scenario: Path, task_id: str, as_json: bool) -> None:
 @click.option(
     "--target",
     metavar="LEVEL/SECONDS",
-    help="The service-level target drawn in the charts, such as 80/20 (default: 80% within the workload's threshold).",
+    help="The service-level target of the queues whose deployment declares none, such as 80 or 80/20 (default: the workload's service_level_target, 80%, within its service_level_threshold).",
 )
 @click.option(
     "--report",
@@ -545,7 +545,9 @@ def simulate_command(
             raise UserError(str(error)) from error
     if seed is not None:
         loaded = attrs.evolve(loaded, seed=seed)
-    planner = _planner_options(loaded, interval, target)
+    seconds, level = _planner_options(loaded, interval, target)
+    if level is not None:
+        loaded = attrs.evolve(loaded, service_level_target=level)
     # Piped output gets room for the whole table rather than rich's 80 columns.
     console = _console(piped_width=140)
     if as_json or not sys.stdout.isatty():
@@ -569,7 +571,7 @@ def simulate_command(
             from .intervals import interval_figures
 
             staffed = sum(1 for agent in loaded.agents if agent.status == "ready")
-            figures["intervals"] = interval_figures(result, loaded.start, planner[0], staffed)
+            figures["intervals"] = interval_figures(result, loaded.start, seconds, staffed)
         echo_json("simulate", figures)
     else:
         print_report(result, console)
@@ -581,20 +583,21 @@ def simulate_command(
         except OSError as error:
             raise UserError(str(error)) from error
         # The planner's charts (clock time, intervals) join the four of old with --interval.
-        planned = write_simulation_plots(result, loaded, plot_dir, *planner) if interval else []
+        planned = write_simulation_plots(result, loaded, plot_dir, seconds) if interval else []
         for path in [*written, *planned]:
             click.echo(f"wrote {path}", err=as_json)
     if report_file is not None:
         from .charts import write_simulation_report
 
-        write_simulation_report(result, loaded, report_file, *planner)
+        write_simulation_report(result, loaded, report_file, seconds)
         click.echo(f"wrote {report_file}", err=as_json)
 
 
 def _planner_options(
     workload: Any, interval: str | None, target: str | None
-) -> tuple[float, float]:
-    """The interval (seconds) and the service-level target (a fraction) for charts and reports."""
+) -> tuple[float, float | None]:
+    """The interval (seconds) for charts and reports, and the service-level target (a
+    fraction) of the queues whose deployment declares none (None: the workload's)."""
     from .intervals import parse_interval
     from .staffing import parse_target
 
@@ -609,7 +612,7 @@ def _planner_options(
             f"{workload.service_level_threshold:g} s; change its service_level_threshold, "
             "or give the level alone (--target 80)"
         )
-    return seconds, parsed.level if parsed is not None else 0.8
+    return seconds, parsed.level if parsed is not None else None
 
 
 @cli.command("plugins")

@@ -36,9 +36,7 @@ def _level(interactions: list[Interaction], objectives: Objectives) -> dict[str,
     answered = [i for i in interactions if i.wait is not None]
     abandoned = sum(1 for i in interactions if i.reason == "abandoned")
     within = sum(
-        1
-        for i in answered
-        if i.wait is not None and i.wait <= objectives.threshold_of(i.queue)
+        1 for i in answered if i.wait is not None and i.wait <= objectives.threshold_of(i.queue)
     )
     waits = [i.wait for i in answered if i.wait is not None]
     offered = len(answered) + abandoned

@@ -108,6 +108,32 @@ def objectives(deployment: Deployment, threshold: float, target: float) -> Objec
     return Objectives(by_queue, default)
 
 
+# --- lines on charts ----------------------------------------------------------------------
+
+
+def target_lines(objectives: Objectives, queues: Iterable[str]) -> list[tuple[float, list[str]]]:
+    """The targets to draw, lowest first, each with the queues it is the target of; none are
+    named when one target is every queue's. The deployment's own target is drawn too."""
+    by_target: dict[float, list[str]] = {}
+    for queue in queues:
+        by_target.setdefault(objectives.of(queue).target, []).append(queue)
+    if not by_target or objectives.default.source == "deployment":
+        by_target.setdefault(objectives.default.target, [])
+    if len(by_target) == 1:
+        return [(target, []) for target in by_target]
+    return sorted(by_target.items())
+
+
+def threshold_lines(objectives: Objectives, queues: Iterable[str]) -> list[tuple[float, list[str]]]:
+    """The queues' thresholds, lowest first, each with its queues (none named when all share one)."""
+    by_threshold: dict[float, list[str]] = {}
+    for queue in queues:
+        by_threshold.setdefault(objectives.threshold_of(queue), []).append(queue)
+    if len(by_threshold) <= 1:
+        return [(next(iter(by_threshold), objectives.default.threshold), [])]
+    return sorted(by_threshold.items())
+
+
 # --- the warning of `check --workload` and `simulate` -------------------------------------
 
 

@@ -156,9 +156,7 @@ class SimulationResult:
             elif interaction.state == "canceled" and interaction.reason != "abandoned":
                 canceled[interaction.reason or "?"] = canceled.get(interaction.reason or "?", 0) + 1
         threshold_of = self.service_levels.threshold_of
-        within = sum(
-            1 for i in answered if i.wait is not None and i.wait <= threshold_of(i.queue)
-        )
+        within = sum(1 for i in answered if i.wait is not None and i.wait <= threshold_of(i.queue))
         offered_to = answered + [i for i in interactions if i.reason == "abandoned"]
         return {
             "interactions": len(interactions),
