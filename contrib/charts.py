@@ -598,8 +598,19 @@ def sweep_chart(result: SweepResult, metric: str = "service_level") -> Any:
             )
     if x_key is not None and all(isinstance(p.point.parameters[x_key], int) for p in result.points):
         axis.xaxis.set_major_locator(import_module("matplotlib.ticker").MaxNLocator(integer=True))
-    if metric == "service_level":
-        axis.axhline(80, color="red", linestyle="--", linewidth=1, label="80% (a common target)")
+    if metric == "service_level" or metric.endswith(".service_level"):
+        targets = sorted(
+            {
+                p.figures[f"{metric}_target"]["mean"]
+                for p in result.points
+                if f"{metric}_target" in p.figures
+            }
+        )
+        for n, target in enumerate(targets):
+            line = axis.axhline(
+                100 * target, color="red", linestyle="--", linewidth=1, label=f"target {target:.0%}"
+            )
+            line.set_gid(f"service-level-target-{n}")
     axis.set_xlabel(x_key or "point")
     axis.set_ylabel(metric.replace("_", " ") + (" (%)" if percent else " (s)"))
     axis.set_title(

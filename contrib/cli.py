@@ -311,14 +311,23 @@ def eval_command(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A roster (a list of agents, or a scenario or workload with `agents`) to check the queues and groups against.",
 )
+@click.option(
+    "--workload",
+    "workload_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A simulator workload whose traffic the deployment will take: warns about the queues it uses that declare no service level.",
+)
 @JSON_OPTION
 @_debug_option
-def check_command(deployment: Path, agents_file: Path | None, as_json: bool) -> None:
+def check_command(
+    deployment: Path, agents_file: Path | None, as_json: bool, workload_file: Path | None = None
+) -> None:
     """Validate a DEPLOYMENT file (TOML, YAML or JSON) and list every problem.
 
     Errors fail the check; policy warnings (unreachable filters and targets, channels
     the deployment does not declare, calendars never open, queues or groups no agent of
-    the roster can serve, ...) are shown with a fix but do not.
+    the roster can serve, queues a --workload uses without a service level, ...) are shown
+    with a fix but do not.
 
     Exit status: 0 when it is valid (warnings or not), 1 when it has errors (the check
     found failures, as `ruff check` does), 2 when the file or the roster cannot be read.
@@ -341,6 +350,10 @@ def check_command(deployment: Path, agents_file: Path | None, as_json: bool) -> 
     warnings = list(loaded.warnings)
     if agents_file is not None:
         warnings += _roster_warnings(loaded, agents_file)
+    if workload_file is not None:
+        from .workload import load_workload
+
+        warnings += _service_level_warnings(loaded, load_workload(workload_file))
     filters = len(loaded.workflow.filters) if loaded.workflow else 0
     if as_json:
         echo_json(
@@ -366,6 +379,18 @@ def check_command(deployment: Path, agents_file: Path | None, as_json: bool) -> 
 
 def _problem_json(problem: Any) -> dict[str, str]:
     return {"path": problem.path, "message": problem.message, "severity": problem.severity}
+
+
+def _service_level_warnings(deployment: Any, workload: Any) -> list[Any]:
+    """The queues the workload's traffic may use that have no service level to meet."""
+    from .service_levels import missing_service_levels, queues_used
+
+    return missing_service_levels(
+        deployment,
+        queues_used(deployment, workload.streams),
+        workload.service_level_threshold,
+        workload.service_level_target,
+    )
 
 
 def _roster_warnings(deployment: Any, path: Path) -> list[Any]:
@@ -548,6 +573,8 @@ def simulate_command(
     seconds, level = _planner_options(loaded, interval, target)
     if level is not None:
         loaded = attrs.evolve(loaded, service_level_target=level)
+    for warning in _service_level_warnings(loaded.deployment, loaded):
+        click.echo(f"warning: {warning}", err=True)
     # Piped output gets room for the whole table rather than rich's 80 columns.
     console = _console(piped_width=140)
     if as_json or not sys.stdout.isatty():

@@ -171,8 +171,9 @@ def missing_service_levels(
             key_path([name, "service_level"], "queues"),
             f"queue {name!r} has no service level and the workload sends it tasks: they are"
             f" measured against the workload's {fallback}; fix: declare"
-            f" queues.{name}.service_level: {{threshold: 20s, target: 0.8}}, or a"
-            " deployment-wide service_level",
+            f" {key_path([name, 'service_level'], 'queues')}:"
+            f" {{threshold: {threshold:g}s, target: {target:g}}}, or a deployment-wide"
+            " service_level",
             "warning",
         )
         for name in queues
