@@ -72,7 +72,7 @@ def service_level_chart(result: SimulationResult, start: datetime, interval: flo
     figures = interval_figures(result, start, interval, 0)
     objectives = result.service_levels
     figure, axis = plt.subplots(figsize=(10, 4.5))
-    axis.set_gid("service-level-axes")
+    axis.patch.set_gid("service-level-plot-area")  # the 0-105% box, to place the lines by
     centres = _times(start, [(n + 0.5) * interval for n in range(len(figures))])
     width = timedelta(seconds=interval * 0.9)
     levels = [f["service_level"] for f in figures]
