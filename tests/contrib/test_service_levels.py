@@ -3,13 +3,16 @@ warnings of `check --workload` and `simulate`, and the planners' use of them."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import yaml
 
+from omniroute.contrib import scenario as scenarios
 from omniroute.contrib.intervals import interval_figures
 from omniroute.contrib.service_levels import (
     Objective,
@@ -393,3 +396,35 @@ def test_staff_uses_each_queue_s_declared_target(
     assert targets["by_queue"]["q"] == {"level": 0.7, "threshold": 45.0}
     assert targets["by_queue"]["r"] == {"level": 0.9, "threshold": 10.0}
     assert targets["from"] == {"q": "queue", "r": "command line"}
+
+
+# --- measured, never routed on -----------------------------------------------------------
+
+PLUGIN_SCENARIOS = sorted(
+    path
+    for plugin in (
+        "capacity_share",
+        "toggle_to_one",
+        "least_occupancy",
+        "weighted_cascade",
+        "off_hours",
+    )
+    for path in (ROOT / "examples" / plugin).glob("*.yaml")
+    if scenarios.looks_like_scenario(path)
+)
+
+
+@pytest.mark.parametrize("path", PLUGIN_SCENARIOS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_service_levels_change_no_decision_of_any_plugin(path: Path) -> None:
+    """Every vendor plugin's examples give the same offers and end states with a service
+    level on every queue (tight ones: 1 s, 100%) and a deployment-wide one."""
+    scenario = scenarios.load_scenario(path)
+    raw = copy.deepcopy(scenario.deployment.raw)
+    raw["service_level"] = {"threshold": "1s", "target": 1}
+    for queue in (raw.get("queues") or {}).values():
+        queue["service_level"] = {"threshold": 1, "target": 1.0}
+    measured = attrs.evolve(scenario, deployment=load_deployment(raw))
+    before, after = scenarios.run(scenario), scenarios.run(measured)
+    assert after.offers == before.offers
+    assert after.final == before.final
+    assert after.passed == before.passed
