@@ -636,8 +636,9 @@ def _planner_options(
     if parsed is not None and parsed.threshold not in (None, workload.service_level_threshold):
         raise UserError(
             f"--target {target}: this workload measures answers within "
-            f"{workload.service_level_threshold:g} s; change its service_level_threshold, "
-            "or give the level alone (--target 80)"
+            f"{workload.service_level_threshold:g} s where the deployment declares no service"
+            " level; change its service_level_threshold, declare the queues' service_level,"
+            " or give the level alone (--target 80)"
         )
     return seconds, parsed.level if parsed is not None else None
 
