@@ -526,13 +526,21 @@ _SWEEP_COLUMNS = (
 )
 
 
+def _met_count(figure: Mapping[str, Any] | None) -> str:
+    """How many replications met the target: the mean of 1s and 0s times their count."""
+    if figure is None:
+        return "–"
+    return f"{round(figure['mean'] * figure['n'])}/{figure['n']}"
+
+
 def _sweep_rows(result: SweepResult) -> tuple[list[str], list[list[str]]]:
     keys = [v.key for v in result.sweep.variations]
-    headers = [*keys, *(label for label, _, _ in _SWEEP_COLUMNS)]
+    headers = [*keys, *(label for label, _, _ in _SWEEP_COLUMNS), "target met"]
     rows = [
         [
             *(str(p.point.parameters[k]) for k in keys),
             *(_ci(p.figures.get(metric), percent) for _, metric, percent in _SWEEP_COLUMNS),
+            _met_count(p.figures.get("service_level_met")),
         ]
         for p in result.points
     ]

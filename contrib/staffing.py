@@ -146,6 +146,8 @@ class StaffResult:
             for queue, target in sorted(self.targets_by_queue.items())
             if target != self.default_target
         ]
+        if specific and len(specific) == len(self.targets_by_queue):
+            return "; ".join(specific)  # the default is no queue's target
         return text + (f" ({'; '.join(specific)})" if specific else "")
 
     @property

@@ -428,3 +428,27 @@ def test_service_levels_change_no_decision_of_any_plugin(path: Path) -> None:
     assert after.offers == before.offers
     assert after.final == before.final
     assert after.passed == before.passed
+
+
+def test_a_sweep_counts_the_replications_that_met_the_target(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workload = two_queues(service_level={"threshold": 60, "target": 0.5})
+    workload["duration"] = "30m"
+    path = tmp_path / "w.yaml"
+    path.write_text(yaml.safe_dump(workload))
+    arguments = ["sweep", str(path), "--vary", "agents=2:3", "-r", "2", "--workers", "0"]
+    code, out, err = run_cli(capsys, *arguments, "--no-store", "--json")
+    assert code == 0, err
+    points = json.loads(out)["points"]
+    for point in points:
+        figures = point["figures"]
+        assert figures["service_level_target"]["mean"] == 0.5
+        assert figures["queue.fast.service_level_target"]["mean"] == 0.9
+        assert 0 <= figures["service_level_met"]["mean"] <= 1
+    code, out, err = run_cli(capsys, *arguments, "--no-store")
+    assert code == 0, err
+    assert "target met" in out
+    met = [round(p["figures"]["service_level_met"]["mean"] * 2) for p in points]
+    for count in met:
+        assert f"{count}/2" in out
