@@ -452,3 +452,26 @@ def test_a_sweep_counts_the_replications_that_met_the_target(
     met = [round(p["figures"]["service_level_met"]["mean"] * 2) for p in points]
     for count in met:
         assert f"{count}/2" in out
+
+
+def test_explain_judges_the_wait_for_the_first_offer(capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = str(EXAMPLE / "routes-as-before.yaml")
+    code, out, err = run_cli(capsys, "explain", scenario, "--task", "v1")
+    assert code == 0, err
+    assert (
+        "first offered after 20 s: over queue vip's service-level threshold of 10 s (target 90%)"
+        in out
+    )
+    code, out, err = run_cli(capsys, "explain", scenario, "--task", "s1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["service_level"] == {
+        "queue": "support",
+        "threshold": 30.0,
+        "target": 0.8,
+        "waited": 0.0,
+        "in_time": True,
+    }
+    bare = ROOT / "examples" / "least_occupancy" / "least-occupancy.yaml"
+    code, out, err = run_cli(capsys, "explain", str(bare), "--task", "c1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["service_level"] is None
