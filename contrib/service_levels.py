@@ -8,6 +8,8 @@ is the reference.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
@@ -15,6 +17,7 @@ import attrs
 
 from omniroute.core import Deployment, Problem
 from omniroute.core.converter import key_path
+from omniroute.core.spec import Workflow
 
 #: How far a level may fall short of its target and still meet it: float sums of shares.
 TOLERANCE = 1e-12
@@ -137,24 +140,66 @@ def threshold_lines(objectives: Objectives, queues: Iterable[str]) -> list[tuple
 # --- the warning of `check --workload` and `simulate` -------------------------------------
 
 
+#: attribute combinations of a stream tried against the workflow; beyond, every queue it names
+MAX_COMBINATIONS = 4096
+
+
 def queues_used(deployment: Deployment, streams: Iterable[Any]) -> list[str]:
     """The queues a workload's traffic may wait in, in the deployment's order.
 
-    Without a workflow, a stream's `queue` (or the only queue); with one, every queue the
-    workflow names, since which filter a task matches depends on attributes drawn at random.
+    Without a workflow, a stream's `queue` (or the only queue). With one, the queues of the
+    filters each combination of the stream's attribute values can match (all the targets
+    of a filter: timeouts move tasks along), the later filters where a target may be
+    skipped, and the default queue where none matches for sure. A filter that reads the
+    clock (`taskrouter.*`, `task.age`) may match any time.
     """
     wanted: set[str] = set()
-    workflow = deployment.workflow
     for stream in streams:
-        if workflow is not None:
-            wanted.update(target.queue for item in workflow.filters for target in item.targets)
-            if workflow.default_queue is not None:
-                wanted.add(workflow.default_queue)
+        if deployment.workflow is not None:
+            wanted |= _through_workflow(deployment.workflow, stream)
         elif stream.queue is not None:
             wanted.add(stream.queue)
         elif len(deployment.queues) == 1:
             wanted.update(deployment.queues)
     return [name for name in deployment.queues if name in wanted]
+
+
+def _through_workflow(workflow: Workflow, stream: Any) -> set[str]:
+    values: dict[str, tuple[Any, ...]] = getattr(stream, "attribute_values", {}) or {}
+    count = math.prod(len(choices) for choices in values.values())
+    named = {target.queue for item in workflow.filters for target in item.targets}
+    if count > MAX_COMBINATIONS:
+        return named | ({workflow.default_queue} if workflow.default_queue else set())
+    found: set[str] = set()
+    keys = list(values)
+    for combination in itertools.product(*(values[key] for key in keys)):
+        task = {
+            **dict(zip(keys, combination, strict=True)),
+            "id": "",
+            "channel": stream.channel,
+            "priority": stream.priority,
+            "queue": stream.queue,
+            "age": 0.0,
+        }
+        settled = False
+        for item in workflow.filters:
+            if not item.targets:
+                continue
+            timeless = not any(
+                ref.startswith(("taskrouter", "task.age")) for ref in item.expression.references
+            )
+            try:
+                matched = bool(item.expression.evaluate({"task": task}))
+            except Exception:  # a filter that cannot be judged here may match
+                matched, timeless = True, False
+            if matched or not timeless:
+                found.update(target.queue for target in item.targets)
+            if matched and timeless and all(t.skip_if is None for t in item.targets):
+                settled = True
+                break
+        if not settled and workflow.default_queue is not None:
+            found.add(workflow.default_queue)
+    return found
 
 
 def missing_service_levels(
@@ -169,7 +214,7 @@ def missing_service_levels(
     return [
         Problem(
             key_path([name, "service_level"], "queues"),
-            f"queue {name!r} has no service level and the workload sends it tasks: they are"
+            f"queue {name!r} has no service level and the workload's traffic reaches it: it is"
             f" measured against the workload's {fallback}; fix: declare"
             f" {key_path([name, 'service_level'], 'queues')}:"
             f" {{threshold: {threshold:g}s, target: {target:g}}}, or a deployment-wide"

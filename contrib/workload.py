@@ -185,6 +185,8 @@ class Stream:
     priority: int
     queue: str | None
     profile: str | None
+    #: every value each attribute can take (a weight of 0 is never drawn)
+    attribute_values: dict[str, tuple[Any, ...]] = attrs.Factory(dict)
 
 
 @attrs.frozen
@@ -312,4 +314,10 @@ def _stream(index: int, traffic: TrafficSpec, problems: list[Problem]) -> Stream
         priority=traffic.priority,
         queue=traffic.queue,
         profile=traffic.profile,
+        attribute_values={
+            key: tuple(choice for choice, weight in value.items() if weight > 0)
+            if _is_weights(value)
+            else (value,)
+            for key, value in traffic.attributes.items()
+        },
     )

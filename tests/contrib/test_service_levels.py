@@ -313,26 +313,70 @@ def test_a_deployment_default_or_an_unused_queue_is_no_warning(
     assert (code, err) == (0, "")
 
 
-def test_with_a_workflow_every_queue_it_names_is_used() -> None:
-    deployment = load_deployment(
-        {
-            "queues": {"a": {}, "b": {}, "c": {}},
-            "workflow": {
-                "filters": [{"expression": "task.vip == true", "targets": [{"queue": "b"}]}],
-                "default_queue": "a",
-            },
-        }
-    )
-    workload = load_workload(
+def streams(*traffic: dict[str, Any]) -> Any:
+    return load_workload(
         {
             "deployment": {"queues": {"x": {}}},
             "duration": "1h",
             "agents": [],
-            "traffic": [{"channel": "voice", "rate": "1/h", "handle_time": 60, "queue": "x"}],
+            "traffic": [
+                {"channel": "voice", "rate": "1/h", "handle_time": 60, **entry} for entry in traffic
+            ],
+        }
+    ).streams
+
+
+def test_the_workflow_decides_which_queues_a_workload_reaches() -> None:
+    deployment = load_deployment(
+        {
+            "queues": {"a": {}, "b": {}, "c": {}, "d": {}, "e": {}},
+            "workflow": {
+                "filters": [
+                    {
+                        "expression": 'task.tier == "vip"',
+                        "targets": [{"queue": "b", "timeout": 30}, {"queue": "c"}],
+                    },
+                    {"expression": 'task.channel == "chat"', "targets": [{"queue": "d"}]},
+                    {
+                        "expression": "taskrouter.currentTime > 0",
+                        "targets": [{"queue": "e"}],
+                    },
+                ],
+                "default_queue": "a",
+            },
         }
     )
-    assert queues_used(deployment, workload.streams) == ["a", "b"]
+    # No tier, voice: no filter surely matches; the clock-reading one may.
+    assert queues_used(deployment, streams({})) == ["a", "e"]
+    # A weighted tier: vip tasks stay in b then c; the others go on as before.
+    vip_or_not = streams({"attributes": {"tier": {"vip": 1, "std": 3}}})
+    assert queues_used(deployment, vip_or_not) == ["a", "b", "c", "e"]
+    # A weight of 0 is never drawn.
+    assert queues_used(deployment, streams({"attributes": {"tier": {"vip": 0, "std": 1}}})) == [
+        "a",
+        "e",
+    ]
+    assert queues_used(deployment, streams({"channel": "chat"})) == ["d"]
     assert queues_used(deployment, []) == []
+
+
+def test_a_skip_if_target_lets_later_filters_in() -> None:
+    deployment = load_deployment(
+        {
+            "queues": {"a": {}, "b": {}, "c": {}},
+            "workflow": {
+                "filters": [
+                    {
+                        "expression": "1 == 1",
+                        "targets": [{"queue": "b", "skip_if": "workers.available == 0"}],
+                    },
+                    {"expression": "1 == 1", "targets": [{"queue": "c"}]},
+                ],
+                "default_queue": "a",
+            },
+        }
+    )
+    assert queues_used(deployment, streams({})) == ["b", "c"]
 
 
 def test_a_bad_workload_for_check_is_bad_input(
