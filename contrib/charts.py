@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .intervals import clock, interval_figures
+from .service_levels import target_lines, threshold_lines
 from .simulator import SimulationResult
 from .workload import Workload
 
@@ -60,13 +61,18 @@ def _png(figure: Any) -> bytes:
 # --- one simulation ------------------------------------------------------------------------
 
 
-def service_level_chart(
-    result: SimulationResult, start: datetime, interval: float, target: float
-) -> Any:
-    """Service level per interval, overall and per queue, with the target as a line."""
+def service_level_chart(result: SimulationResult, start: datetime, interval: float) -> Any:
+    """Service level per interval, overall and per queue, with each target as a line.
+
+    Queues that share a target share its line. Each target line carries an SVG id
+    (`service-level-target-N`, N from 0 in increasing target order) so that the HTML report,
+    which inlines this chart as SVG, can be checked in a browser to draw it.
+    """
     plt = _pyplot()
     figures = interval_figures(result, start, interval, 0)
+    objectives = result.service_levels
     figure, axis = plt.subplots(figsize=(10, 4.5))
+    axis.patch.set_gid("service-level-plot-area")  # the 0-105% box, to place the lines by
     centres = _times(start, [(n + 0.5) * interval for n in range(len(figures))])
     width = timedelta(seconds=interval * 0.9)
     levels = [f["service_level"] for f in figures]
@@ -78,23 +84,27 @@ def service_level_chart(
         label="all queues",
     )
     queues = sorted({queue for f in figures for queue in f["by_queue"]})
-    for n, queue in enumerate(queues):
+    colour = {q: GROUP_COLOURS[(n + 1) % len(GROUP_COLOURS)] for n, q in enumerate(queues)}
+    for queue in queues:
         values = [f["by_queue"].get(queue, {}).get("service_level") for f in figures]
+        objective = objectives.of(queue)
         axis.plot(
             centres,
             [100 * v if v is not None else float("nan") for v in values],
             marker="o",
-            color=GROUP_COLOURS[(n + 1) % len(GROUP_COLOURS)],
-            label=f"queue {queue}",
+            color=colour[queue],
+            label=f"queue {queue} (within {objective.threshold:g} s)",
         )
-    axis.axhline(
-        100 * target,
-        color="red",
-        linestyle="--",
-        label=f"target {target:.0%} in {result.threshold:g} s",
-    )
+    for n, (target, names) in enumerate(target_lines(objectives, queues)):
+        line = axis.axhline(
+            100 * target,
+            color="red" if len(names) != 1 else colour.get(names[0], "red"),
+            linestyle="--",
+            label=f"target {target:.0%}" + (f": {', '.join(names)}" if names else ""),
+        )
+        line.set_gid(f"service-level-target-{n}")
     axis.set_ylim(0, 105)
-    axis.set_ylabel(f"answered within {result.threshold:g} s (%)")
+    axis.set_ylabel("answered within the queue's threshold (%)")
     axis.set_title(f"service level per {interval / 60:g}-minute interval")
     _clock_axis(axis, start)
     axis.legend(fontsize=8, loc="lower left")
@@ -246,9 +256,13 @@ def wait_chart(result: SimulationResult) -> Any:
             color=GROUP_COLOURS[k % len(GROUP_COLOURS)],
             label=f"{channel} ({len(waits)} answered, longest {waits[-1]:.0f} s)",
         )
-    axis.axvline(
-        result.threshold, color="red", linestyle="--", label=f"threshold {result.threshold:g} s"
-    )
+    for threshold, queues in threshold_lines(result.service_levels, _used_queues(result)):
+        axis.axvline(
+            threshold,
+            color="red",
+            linestyle="--",
+            label=f"threshold {threshold:g} s" + (f": {', '.join(queues)}" if queues else ""),
+        )
     axis.set_yscale("log")
     axis.set_ylim(0.05, 110)
     axis.set_xlim(0, longest * 1.05)
@@ -260,12 +274,16 @@ def wait_chart(result: SimulationResult) -> Any:
     return figure
 
 
+def _used_queues(result: SimulationResult) -> list[str]:
+    return sorted({i.queue for i in result.interactions if i.queue is not None})
+
+
 def simulation_charts(
-    result: SimulationResult, workload: Workload, interval: float, target: float
+    result: SimulationResult, workload: Workload, interval: float
 ) -> dict[str, Any]:
     staffed = sum(1 for agent in workload.agents if agent.status == "ready")
     return {
-        "service-level": service_level_chart(result, workload.start, interval, target),
+        "service-level": service_level_chart(result, workload.start, interval),
         "queue": queue_chart(result, workload.start, staffed),
         "occupancy": occupancy_chart(result),
         "share-vs-split": share_chart(result, workload),
@@ -274,11 +292,11 @@ def simulation_charts(
 
 
 def write_simulation_plots(
-    result: SimulationResult, workload: Workload, folder: Path, interval: float, target: float
+    result: SimulationResult, workload: Workload, folder: Path, interval: float
 ) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, figure in simulation_charts(result, workload, interval, target).items():
+    for name, figure in simulation_charts(result, workload, interval).items():
         path = folder / f"{name}.png"
         path.write_bytes(_png(figure))
         written.append(path)
@@ -293,8 +311,8 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
-th { background: #f3f5f8; } td.miss { color: #b00; font-weight: bold; }
-img { max-width: 100%; } .note { color: #555; font-size: 0.9em; }
+th { background: #f3f5f8; } td.miss { color: #b00; font-weight: bold; } td.met { color: #070; }
+img, svg { max-width: 100%; height: auto; } .note { color: #555; font-size: 0.9em; }
 """
 
 
@@ -315,6 +333,22 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def _image(figure: Any, alt: str) -> str:
     data = base64.b64encode(_png(figure)).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _svg(figure: Any, label: str) -> str:
+    """The figure as inline SVG, so that its parts (the target lines) are elements of the
+    page. Text is drawn as paths: nothing the user wrote reaches the markup but the ids we set."""
+    buffer = io.StringIO()
+    figure.tight_layout()
+    with _pyplot().rc_context({"svg.fonttype": "path", "svg.hashsalt": "omniroute"}):
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    _pyplot().close(figure)
+    text = buffer.getvalue()
+    text = text[text.index("<svg") :]  # the XML declaration and doctype have no place in HTML
+    return (
+        f'<figure role="img" aria-label="{html.escape(label)}">{text}'
+        f"<figcaption class='note'>{html.escape(label)}</figcaption></figure>"
+    )
 
 
 def _page(title: str, sections: list[tuple[str, str, str]]) -> str:
@@ -339,16 +373,32 @@ def _secs(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f} s"
 
 
-def simulation_report(
-    result: SimulationResult, workload: Workload, interval: float, target: float
-) -> str:
+def _level_cell(values: Mapping[str, Any]) -> tuple[str, str]:
+    """A service level, marked `met` or `miss` against its target."""
+    met = values.get("service_level_met")
+    return _pct(values["service_level"]), {True: "met", False: "miss", None: ""}[met]
+
+
+def _target_cell(values: Mapping[str, Any]) -> str:
+    target, threshold = values.get("service_level_target"), values.get("service_level_threshold")
+    if target is None:
+        return "–"
+    return f"{target:.0%}" + (f" in {threshold:g} s" if threshold is not None else "")
+
+
+def _met_cell(values: Mapping[str, Any]) -> tuple[str, str]:
+    met = values.get("service_level_met")
+    return {True: ("met", "met"), False: ("missed", "miss"), None: ("–", "")}[met]
+
+
+def simulation_report(result: SimulationResult, workload: Workload, interval: float) -> str:
     figures = result.figures()
     rows = []
-    for label, values in [
-        ("all", figures),
-        *((f"queue {q}", v) for q, v in figures["by_queue"].items()),
-        *((f"channel {c}", v) for c, v in figures["by_channel"].items()),
-        *((f"group {g}", v) for g, v in figures["by_group"].items()),
+    for label, values, judged in [
+        ("all", figures, True),
+        *((f"queue {q}", v, True) for q, v in figures["by_queue"].items()),
+        *((f"channel {c}", v, False) for c, v in figures["by_channel"].items()),
+        *((f"group {g}", v, False) for g, v in figures["by_group"].items()),
     ]:
         rows.append(
             [
@@ -358,22 +408,23 @@ def simulation_report(
                 values["abandoned"],
                 _secs(values["mean_wait"]),
                 _secs(values["p90_wait"]),
-                _pct(values["service_level"]),
+                _level_cell(values) if judged else _pct(values["service_level"]),
+                _target_cell(values) if judged else "–",
+                _met_cell(values) if judged else "–",
                 _pct(values["occupancy"]),
             ]
         )
     staffed = sum(1 for agent in workload.agents if agent.status == "ready")
     by_interval = interval_figures(result, workload.start, interval, staffed)
+    queues = sorted({queue for f in by_interval for queue in f["by_queue"]})
     interval_rows = [
         [
             f["clock"],
             f["interactions"],
             f["answered"],
             f["abandoned"],
-            (
-                _pct(f["service_level"]),
-                "miss" if f["service_level"] is not None and f["service_level"] < target else "",
-            ),
+            _level_cell(f),
+            *(_level_cell(f["by_queue"][q]) if q in f["by_queue"] else "–" for q in queues),
             _secs(f["mean_wait"]),
             "–" if f["mean_waiting"] is None else f"{f['mean_waiting']:.1f}",
             "–" if f["mean_busy_agents"] is None else f"{f['mean_busy_agents']:.1f}",
@@ -381,13 +432,21 @@ def simulation_report(
         ]
         for f in by_interval
     ]
-    charts = simulation_charts(result, workload, interval, target)
+    charts = simulation_charts(result, workload, interval)
     start = workload.start
+    objectives = result.service_levels
+    targets = "; ".join(
+        f"{html.escape(queue)} {objectives.of(queue).text()} (from the {objectives.of(queue).source})"
+        for queue in sorted(figures["by_queue"])
+    )
+    overall = _target_cell(figures)
     intro = (
         f"<p>{html.escape(workload.name)}: {clock(start, 0)}–{clock(start, result.duration)} on "
         f"{start.strftime('%a %d %b %Y')}, seed {result.seed}, {staffed} agents staffed. "
-        f"Service level: answered within {result.threshold:g} s over answered plus abandoned; "
-        f"target {target:.0%}.</p>"
+        "Service level: answered within the queue's threshold over answered plus abandoned. "
+        f"Targets: {targets or html.escape(objectives.default.text())}"
+        + (f"; overall {html.escape(overall)}" if overall != "–" else "")
+        + ".</p>"
     )
     sections = [
         (
@@ -403,6 +462,8 @@ def simulation_report(
                     "mean wait",
                     "p90 wait",
                     "service level",
+                    "target",
+                    "met",
                     "occupancy",
                 ],
                 rows,
@@ -418,6 +479,7 @@ def simulation_report(
                     "answered",
                     "abandoned",
                     "service level",
+                    *(f"SL {q}" for q in queues),
                     "mean wait",
                     "mean waiting",
                     "mean busy agents",
@@ -425,7 +487,7 @@ def simulation_report(
                 ],
                 interval_rows,
             )
-            + _image(charts["service-level"], "service level per interval"),
+            + _svg(charts["service-level"], "service level per interval, with the targets"),
         ),
         ("queue", "Queue and agents", _image(charts["queue"], "waiting tasks and busy agents")),
         ("occupancy", "Occupancy by group", _image(charts["occupancy"], "occupancy by agent")),
@@ -436,10 +498,10 @@ def simulation_report(
 
 
 def write_simulation_report(
-    result: SimulationResult, workload: Workload, path: Path, interval: float, target: float
+    result: SimulationResult, workload: Workload, path: Path, interval: float
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(simulation_report(result, workload, interval, target), encoding="utf-8")
+    path.write_text(simulation_report(result, workload, interval), encoding="utf-8")
 
 
 # --- sweeps --------------------------------------------------------------------------------
@@ -464,13 +526,21 @@ _SWEEP_COLUMNS = (
 )
 
 
+def _met_count(figure: Mapping[str, Any] | None) -> str:
+    """How many replications met the target: the mean of 1s and 0s times their count."""
+    if figure is None:
+        return "–"
+    return f"{round(figure['mean'] * figure['n'])}/{figure['n']}"
+
+
 def _sweep_rows(result: SweepResult) -> tuple[list[str], list[list[str]]]:
     keys = [v.key for v in result.sweep.variations]
-    headers = [*keys, *(label for label, _, _ in _SWEEP_COLUMNS)]
+    headers = [*keys, *(label for label, _, _ in _SWEEP_COLUMNS), "target met"]
     rows = [
         [
             *(str(p.point.parameters[k]) for k in keys),
             *(_ci(p.figures.get(metric), percent) for _, metric, percent in _SWEEP_COLUMNS),
+            _met_count(p.figures.get("service_level_met")),
         ]
         for p in result.points
     ]
@@ -536,8 +606,19 @@ def sweep_chart(result: SweepResult, metric: str = "service_level") -> Any:
             )
     if x_key is not None and all(isinstance(p.point.parameters[x_key], int) for p in result.points):
         axis.xaxis.set_major_locator(import_module("matplotlib.ticker").MaxNLocator(integer=True))
-    if metric == "service_level":
-        axis.axhline(80, color="red", linestyle="--", linewidth=1, label="80% (a common target)")
+    if metric == "service_level" or metric.endswith(".service_level"):
+        targets = sorted(
+            {
+                p.figures[f"{metric}_target"]["mean"]
+                for p in result.points
+                if f"{metric}_target" in p.figures
+            }
+        )
+        for n, target in enumerate(targets):
+            line = axis.axhline(
+                100 * target, color="red", linestyle="--", linewidth=1, label=f"target {target:.0%}"
+            )
+            line.set_gid(f"service-level-target-{n}")
     axis.set_xlabel(x_key or "point")
     axis.set_ylabel(metric.replace("_", " ") + (" (%)" if percent else " (s)"))
     axis.set_title(

@@ -311,14 +311,23 @@ def eval_command(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A roster (a list of agents, or a scenario or workload with `agents`) to check the queues and groups against.",
 )
+@click.option(
+    "--workload",
+    "workload_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A simulator workload whose traffic the deployment will take: warns about the queues it uses that declare no service level.",
+)
 @JSON_OPTION
 @_debug_option
-def check_command(deployment: Path, agents_file: Path | None, as_json: bool) -> None:
+def check_command(
+    deployment: Path, agents_file: Path | None, as_json: bool, workload_file: Path | None = None
+) -> None:
     """Validate a DEPLOYMENT file (TOML, YAML or JSON) and list every problem.
 
     Errors fail the check; policy warnings (unreachable filters and targets, channels
     the deployment does not declare, calendars never open, queues or groups no agent of
-    the roster can serve, ...) are shown with a fix but do not.
+    the roster can serve, queues a --workload uses without a service level, ...) are shown
+    with a fix but do not.
 
     Exit status: 0 when it is valid (warnings or not), 1 when it has errors (the check
     found failures, as `ruff check` does), 2 when the file or the roster cannot be read.
@@ -341,6 +350,10 @@ def check_command(deployment: Path, agents_file: Path | None, as_json: bool) -> 
     warnings = list(loaded.warnings)
     if agents_file is not None:
         warnings += _roster_warnings(loaded, agents_file)
+    if workload_file is not None:
+        from .workload import load_workload
+
+        warnings += _service_level_warnings(loaded, load_workload(workload_file))
     filters = len(loaded.workflow.filters) if loaded.workflow else 0
     if as_json:
         echo_json(
@@ -366,6 +379,18 @@ def check_command(deployment: Path, agents_file: Path | None, as_json: bool) -> 
 
 def _problem_json(problem: Any) -> dict[str, str]:
     return {"path": problem.path, "message": problem.message, "severity": problem.severity}
+
+
+def _service_level_warnings(deployment: Any, workload: Any) -> list[Any]:
+    """The queues the workload's traffic may use that have no service level to meet."""
+    from .service_levels import missing_service_levels, queues_used
+
+    return missing_service_levels(
+        deployment,
+        queues_used(deployment, workload.streams),
+        workload.service_level_threshold,
+        workload.service_level_target,
+    )
 
 
 def _roster_warnings(deployment: Any, path: Path) -> list[Any]:
@@ -492,7 +517,7 @@ def explain_command(scenario: Path, task_id: str, as_json: bool) -> None:
 @click.option(
     "--target",
     metavar="LEVEL/SECONDS",
-    help="The service-level target drawn in the charts, such as 80/20 (default: 80% within the workload's threshold).",
+    help="The service-level target of the queues whose deployment declares none, such as 80 or 80/20 (default: the workload's service_level_target, 80%, within its service_level_threshold).",
 )
 @click.option(
     "--report",
@@ -545,7 +570,11 @@ def simulate_command(
             raise UserError(str(error)) from error
     if seed is not None:
         loaded = attrs.evolve(loaded, seed=seed)
-    planner = _planner_options(loaded, interval, target)
+    seconds, level = _planner_options(loaded, interval, target)
+    if level is not None:
+        loaded = attrs.evolve(loaded, service_level_target=level)
+    for warning in _service_level_warnings(loaded.deployment, loaded):
+        click.echo(f"warning: {warning}", err=True)
     # Piped output gets room for the whole table rather than rich's 80 columns.
     console = _console(piped_width=140)
     if as_json or not sys.stdout.isatty():
@@ -569,7 +598,7 @@ def simulate_command(
             from .intervals import interval_figures
 
             staffed = sum(1 for agent in loaded.agents if agent.status == "ready")
-            figures["intervals"] = interval_figures(result, loaded.start, planner[0], staffed)
+            figures["intervals"] = interval_figures(result, loaded.start, seconds, staffed)
         echo_json("simulate", figures)
     else:
         print_report(result, console)
@@ -581,20 +610,21 @@ def simulate_command(
         except OSError as error:
             raise UserError(str(error)) from error
         # The planner's charts (clock time, intervals) join the four of old with --interval.
-        planned = write_simulation_plots(result, loaded, plot_dir, *planner) if interval else []
+        planned = write_simulation_plots(result, loaded, plot_dir, seconds) if interval else []
         for path in [*written, *planned]:
             click.echo(f"wrote {path}", err=as_json)
     if report_file is not None:
         from .charts import write_simulation_report
 
-        write_simulation_report(result, loaded, report_file, *planner)
+        write_simulation_report(result, loaded, report_file, seconds)
         click.echo(f"wrote {report_file}", err=as_json)
 
 
 def _planner_options(
     workload: Any, interval: str | None, target: str | None
-) -> tuple[float, float]:
-    """The interval (seconds) and the service-level target (a fraction) for charts and reports."""
+) -> tuple[float, float | None]:
+    """The interval (seconds) for charts and reports, and the service-level target (a
+    fraction) of the queues whose deployment declares none (None: the workload's)."""
     from .intervals import parse_interval
     from .staffing import parse_target
 
@@ -606,10 +636,11 @@ def _planner_options(
     if parsed is not None and parsed.threshold not in (None, workload.service_level_threshold):
         raise UserError(
             f"--target {target}: this workload measures answers within "
-            f"{workload.service_level_threshold:g} s; change its service_level_threshold, "
-            "or give the level alone (--target 80)"
+            f"{workload.service_level_threshold:g} s where the deployment declares no service"
+            " level; change its service_level_threshold, declare the queues' service_level,"
+            " or give the level alone (--target 80)"
         )
-    return seconds, parsed.level if parsed is not None else 0.8
+    return seconds, parsed.level if parsed is not None else None
 
 
 @cli.command("plugins")

@@ -38,6 +38,14 @@ def explain_lines(engine: Engine, task: Task) -> list[str]:
     for number, decision in enumerate(offers, start=1):
         lines.append("")
         lines.append(f"Offer {number} at {_at(engine, decision.at)}: to {decision.winner}")
+        if number == 1 and (answered := _service_level(engine, task)) is not None:
+            # what the simulator counts: the wait for the first offer
+            verdict = "within" if answered["in_time"] else "over"
+            lines.append(
+                f"  first offered after {answered['waited']:g} s: {verdict} queue"
+                f" {answered['queue']}'s service-level threshold of {answered['threshold']:g} s"
+                f" (target {answered['target']:.0%})"
+            )
         lines += _decision_lines(decision)
     failed = [d for d in decisions if d.winner is None]
     if failed:
@@ -77,6 +85,25 @@ def _decision_lines(decision: Decision) -> list[str]:
     return lines
 
 
+def _service_level(engine: Engine, task: Task) -> dict[str, Any] | None:
+    """How long the task waited for its first offer, against the service level of the queue
+    it was offered from (docs/service-levels.md); None when not offered or none declared."""
+    first = next((d for d in engine.decisions_for(task.id) if d.winner is not None), None)
+    if first is None:
+        return None
+    declared = engine.deployment.service_level_of(first.queue)
+    if declared is None:
+        return None
+    waited = first.at - task.created_at
+    return {
+        "queue": first.queue,
+        "threshold": declared.threshold,
+        "target": declared.target,
+        "waited": waited,
+        "in_time": waited <= declared.threshold,
+    }
+
+
 def explain_json(engine: Engine, task: Task) -> dict[str, Any]:
     return {
         "task": task.id,
@@ -86,4 +113,5 @@ def explain_json(engine: Engine, task: Task) -> dict[str, Any]:
         "message": task.message,
         "history": [{"at": at, "event": what} for at, what in task.history],
         "decisions": [decision.to_json() for decision in engine.decisions_for(task.id)],
+        "service_level": _service_level(engine, task),
     }

@@ -12,6 +12,7 @@ from typing import Any
 
 from omniroute.core.durations import parse_duration
 
+from .service_levels import Objectives
 from .simulator import Interaction, SimulationResult
 
 
@@ -30,10 +31,13 @@ def clock(start: datetime, offset: float) -> str:
     return (start + timedelta(seconds=offset)).strftime("%H:%M")
 
 
-def _level(interactions: list[Interaction], threshold: float) -> dict[str, Any]:
+def _level(interactions: list[Interaction], objectives: Objectives) -> dict[str, Any]:
+    """Each interaction's wait against its own queue's threshold."""
     answered = [i for i in interactions if i.wait is not None]
     abandoned = sum(1 for i in interactions if i.reason == "abandoned")
-    within = sum(1 for i in answered if i.wait is not None and i.wait <= threshold)
+    within = sum(
+        1 for i in answered if i.wait is not None and i.wait <= objectives.threshold_of(i.queue)
+    )
     waits = [i.wait for i in answered if i.wait is not None]
     offered = len(answered) + abandoned
     return {
@@ -55,6 +59,7 @@ def interval_figures(
     for interaction in result.interactions:
         buckets[min(int(interaction.arrival // interval), count - 1)].append(interaction)
     series = result.series
+    objectives = result.service_levels
     figures = []
     for index, bucket in enumerate(buckets):
         low, high = index * interval, min((index + 1) * interval, result.duration)
@@ -62,7 +67,7 @@ def interval_figures(
         entry: dict[str, Any] = {
             "start": (start + timedelta(seconds=low)).isoformat(),
             "clock": f"{clock(start, low)}–{clock(start, high)}",
-            **_level(bucket, result.threshold),
+            **_level(bucket, objectives),
             "mean_waiting": (
                 sum(series["waiting"][n] for n in samples) / len(samples) if samples else None
             ),
@@ -71,10 +76,17 @@ def interval_figures(
             ),
             "staffed_agents": staffed,
         }
+        entry.update(objectives.overall({i.queue for i in bucket}, entry["service_level"]))
         queues = sorted({i.queue for i in bucket if i.queue is not None})
-        entry["by_queue"] = {
-            queue: _level([i for i in bucket if i.queue == queue], result.threshold)
-            for queue in queues
-        }
+        entry["by_queue"] = {}
+        for queue in queues:
+            level = _level([i for i in bucket if i.queue == queue], objectives)
+            objective = objectives.of(queue)
+            level.update(
+                service_level_threshold=objective.threshold,
+                service_level_target=objective.target,
+                service_level_met=objective.met(level["service_level"]),
+            )
+            entry["by_queue"][queue] = level
         figures.append(entry)
     return figures

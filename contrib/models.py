@@ -162,6 +162,10 @@ class QueueView:
     answered: int
     abandoned: int
     service_level: float | None
+    #: seconds: the queue's service_level.threshold, else the deployment's, else 20
+    service_level_threshold: float
+    #: the queue's service_level.target, else the deployment's; null when neither declares one
+    service_level_target: float | None
 
 
 @attrs.frozen(kw_only=True)

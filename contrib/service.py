@@ -545,10 +545,15 @@ class Runner:
         self._batch.reservations[reservation.id] = (reservation.state, text)
         if reservation.state == "accepted":
             self._count(task, "answered")
-            if reservation.created_at - task.created_at <= SERVICE_LEVEL_SECONDS:
+            if reservation.created_at - task.created_at <= self._threshold_of(task.queue):
                 self._count(task, "in_time")
         elif reservation.state != "pending":
             self.reservations.pop(reservation.id, None)
+
+    def _threshold_of(self, queue: str | None) -> float:
+        """The queue's service-level threshold, else the deployment's, else 20 s."""
+        declared = self.engine.deployment.service_level_of(queue)
+        return declared.threshold if declared is not None else SERVICE_LEVEL_SECONDS
 
     def _remember(self, task: Task) -> None:
         reservation = task.reservation
@@ -688,6 +693,12 @@ class Runner:
                     "answered": answered,
                     "abandoned": abandoned,
                     "service_level": in_time / handled if handled else None,
+                    "service_level_threshold": self._threshold_of(name),
+                    "service_level_target": (
+                        declared.target
+                        if (declared := engine.deployment.service_level_of(name)) is not None
+                        else None
+                    ),
                 }
             )
         return result

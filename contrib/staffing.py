@@ -38,6 +38,7 @@ from omniroute.core import OmnirouteError, read_mapping_file
 from .fanout import Failure, Job, Runner
 from .intervals import clock
 from .queueing import erlang_c
+from .service_levels import objectives
 from .simulator import simulate
 from .sweep import CONFIDENCE, interval, read_workload_mapping
 from .workload import Workload, load_workload
@@ -72,9 +73,11 @@ def parse_target(text: str) -> Target:
     return Target(level / 100, threshold)
 
 
-def parse_targets(texts: list[str]) -> tuple[Target, dict[str, Target]]:
+def parse_targets(
+    texts: list[str], default: Target | None = None
+) -> tuple[Target, dict[str, Target]]:
     """`--target 80/20` for every queue and `--target QUEUE=90/30` for one."""
-    default = Target(0.8, None)
+    default = default if default is not None else Target(0.8, None)
     by_queue: dict[str, Target] = {}
     for text in texts:
         queue, equals, value = text.rpartition("=")
@@ -132,6 +135,8 @@ class StaffResult:
     threshold: float
     intervals: tuple[IntervalStaff, ...]
     failures: tuple[Failure, ...]
+    #: where each queue's target came from: command line, queue, deployment or workload
+    target_sources: dict[str, str] = attrs.Factory(dict)
 
     @property
     def target_text(self) -> str:
@@ -141,6 +146,8 @@ class StaffResult:
             for queue, target in sorted(self.targets_by_queue.items())
             if target != self.default_target
         ]
+        if specific and len(specific) == len(self.targets_by_queue):
+            return "; ".join(specific)  # the default is no queue's target
         return text + (f" ({'; '.join(specific)})" if specific else "")
 
     @property
@@ -170,6 +177,7 @@ class StaffResult:
                 "default": attrs.asdict(self.default_target),
                 "by_queue": {q: attrs.asdict(t) for q, t in self.targets_by_queue.items()},
                 "threshold": self.threshold,
+                "from": self.target_sources,
             },
             "replications": self.replications,
             "seed": self.seed,
@@ -364,9 +372,12 @@ def staff(
     window: float | None = None,
     done: Callable[[int], None] | None = None,
 ) -> StaffResult:
-    default_target, by_queue = parse_targets(targets or [])
     raw = read_workload_mapping(path)
     workload = load_workload(path)
+    everywhere = [text for text in targets or [] if "=" not in text]
+    default_target, by_queue = parse_targets(
+        targets or [], Target(workload.service_level_target, None)
+    )
     base = path.resolve().parent
     if isinstance(raw.get("deployment"), str):
         raw["deployment"] = read_mapping_file(base / raw["deployment"])
@@ -396,8 +407,26 @@ def staff(
     base_counts = [int(raw["agents"][n].get("count", 1)) for n in entries]
     shares = [count / sum(base_counts) for count in base_counts]
 
+    # A queue's own --target first, then the deployment's service level for it, then a
+    # --target for every queue, then the workload's (docs/service-levels.md).
+    declared = objectives(
+        workload.deployment, workload.service_level_threshold, workload.service_level_target
+    )
+    chosen: dict[str, Target] = {}
+    sources: dict[str, str] = {}
+    for queue in sorted(queues):
+        objective = declared.of(queue)
+        if queue in by_queue:
+            chosen[queue], sources[queue] = by_queue[queue], "command line"
+        elif objective.source != "workload":
+            chosen[queue] = Target(objective.target, objective.threshold)
+            sources[queue] = objective.source
+        else:
+            chosen[queue] = default_target
+            sources[queue] = "command line" if everywhere else "workload"
+
     def target_of(queue: str) -> tuple[float, float]:
-        target = by_queue.get(queue, default_target)
+        target = chosen.get(queue, default_target)
         threshold = (
             target.threshold if target.threshold is not None else workload.service_level_threshold
         )
@@ -497,7 +526,8 @@ def staff(
         window=window,
         groups=labels,
         default_target=default_target,
-        targets_by_queue={q: by_queue.get(q, default_target) for q in sorted(queues)},
+        targets_by_queue=chosen,
+        target_sources=sources,
         threshold=workload.service_level_threshold,
         intervals=tuple(
             IntervalStaff(

@@ -348,6 +348,12 @@ def flatten(figures: Mapping[str, Any]) -> dict[str, float]:
         result[f"{prefix}p90_wait"] = values["p90_wait"]
         result[f"{prefix}abandoned_share"] = values["abandoned"] / count if count else 0.0
         result[f"{prefix}occupancy"] = values["occupancy"]
+        # the target (the same in every replication) and whether it was met (1 or 0), so
+        # that the mean of `service_level_met` is the share of replications that met it
+        if values.get("service_level_target") is not None:
+            result[f"{prefix}service_level_target"] = values["service_level_target"]
+        if values.get("service_level_met") is not None:
+            result[f"{prefix}service_level_met"] = float(values["service_level_met"])
 
     take("", figures)
     for queue, values in figures["by_queue"].items():

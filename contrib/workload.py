@@ -38,7 +38,7 @@ from omniroute.core.config import check_data
 from omniroute.core.converter import key_path, structure
 from omniroute.core.durations import parse_duration
 from omniroute.core.limits import MAX_ARRIVALS, MAX_RATE
-from omniroute.core.spec import Duration, PositiveDuration
+from omniroute.core.spec import Duration, PositiveDuration, fraction_of_tasks
 
 from .inputs import AgentSpec, RosterAgent, expand_roster, load_referenced_deployment, parse_start
 
@@ -165,9 +165,11 @@ class WorkloadSpec:
     traffic: tuple[TrafficSpec, ...]
     seed: int = 0
     start: Any = None
-    #: seconds within which an answer counts towards the service level
+    #: seconds within which an answer counts towards the service level, and the share of
+    #: tasks that should be: for the queues whose deployment declares no service level
     service_level_threshold: Duration = Duration(20.0)
     name: str | None = None
+    service_level_target: float = attrs.field(default=0.8, validator=fraction_of_tasks)
 
 
 @attrs.frozen
@@ -183,6 +185,8 @@ class Stream:
     priority: int
     queue: str | None
     profile: str | None
+    #: every value each attribute can take (a weight of 0 is never drawn)
+    attribute_values: dict[str, tuple[Any, ...]] = attrs.Factory(dict)
 
 
 @attrs.frozen
@@ -195,6 +199,7 @@ class Workload:
     agents: tuple[RosterAgent, ...]
     streams: tuple[Stream, ...]
     service_level_threshold: float
+    service_level_target: float = 0.8
 
 
 def load_workload(source: str | Path | Mapping[str, Any], *, base: Path | None = None) -> Workload:
@@ -244,6 +249,7 @@ def load_workload(source: str | Path | Mapping[str, Any], *, base: Path | None =
         agents=tuple(agents),
         streams=tuple(streams),
         service_level_threshold=spec.service_level_threshold,
+        service_level_target=spec.service_level_target,
     )
 
 
@@ -308,4 +314,10 @@ def _stream(index: int, traffic: TrafficSpec, problems: list[Problem]) -> Stream
         priority=traffic.priority,
         queue=traffic.queue,
         profile=traffic.profile,
+        attribute_values={
+            key: tuple(choice for choice, weight in value.items() if weight > 0)
+            if _is_weights(value)
+            else (value,)
+            for key, value in traffic.attributes.items()
+        },
     )

@@ -32,7 +32,7 @@ from .errors import (
 )
 from .events import Outcome
 from .hookspecs import hookimpl
-from .spec import Deployment
+from .spec import Deployment, ServiceLevel
 from .state import Agent, Offer, Reservation, Task
 
 __all__ = [
@@ -59,6 +59,7 @@ __all__ = [
     "Problem",
     "RankingKey",
     "Reservation",
+    "ServiceLevel",
     "Task",
     "TaskOrdering",
     "checks",

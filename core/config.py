@@ -31,7 +31,7 @@ from .spec import (
 
 __all__ = ["CORE_KEYS", "check_data", "load_deployment", "read_mapping_file"]
 
-CORE_KEYS = ("plugins", "channels", "queues", "workflow")
+CORE_KEYS = ("plugins", "channels", "queues", "workflow", "service_level")
 
 
 # --- the deployment ---------------------------------------------------------------------
@@ -106,6 +106,7 @@ def _build(raw: Any, label: str, problems: list[Problem]) -> Deployment | None:
         workflow=workflow,
         sections=sections,
         raw=dict(raw),
+        service_level=spec.service_level,
     )
     if not any(problem.severity == "error" for problem in problems):
         problems.extend(checks.workflow_warnings(deployment))
@@ -131,6 +132,7 @@ def _build(raw: Any, label: str, problems: list[Problem]) -> Deployment | None:
         sections=sections,
         warnings=tuple(problem for problem in problems if problem.severity != "error"),
         raw=dict(raw),
+        service_level=spec.service_level,
     )
 
 
@@ -244,7 +246,14 @@ def _compile_queues(spec: DeploymentSpec, problems: list[Problem]) -> dict[str, 
             queue.target_workers, key_path([name, "target_workers"], "queues"), problems, "worker"
         )
         if expression is not None:
-            queues[name] = Queue(name, expression, queue.task_order, queue.profile, queue.skill)
+            queues[name] = Queue(
+                name,
+                expression,
+                queue.task_order,
+                queue.profile,
+                queue.skill,
+                service_level=queue.service_level,
+            )
     return queues
 
 

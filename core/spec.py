@@ -30,12 +30,30 @@ class ChannelSpec:
     """A media type of the deployment. No keys of its own yet; plugins key their settings by name."""
 
 
+def fraction_of_tasks(_instance: Any, _attribute: Any, value: float) -> None:
+    if not 0 < value <= 1:
+        hint = f"; did you mean {value / 100:g}?" if 1 < value <= 100 else ""
+        raise ValueError(
+            f"must be a fraction above 0 and at most 1, such as 0.8 for 80%, got {value!r}{hint}"
+        )
+
+
+@attrs.frozen
+class ServiceLevel:
+    """A service-level target: `target` (a fraction) of the tasks answered within `threshold`
+    seconds, over answered plus abandoned. The same class is the file's shape and the value."""
+
+    threshold: PositiveDuration
+    target: float = attrs.field(validator=fraction_of_tasks)
+
+
 @attrs.frozen
 class QueueSpec:
     target_workers: str = "1 == 1"
     task_order: Literal["fifo", "lifo"] = "fifo"
     profile: str | None = None
     skill: str | None = None
+    service_level: ServiceLevel | None = None
 
 
 @attrs.frozen
@@ -69,6 +87,8 @@ class DeploymentSpec:
     channels: dict[str, ChannelSpec] = attrs.Factory(dict)
     queues: dict[str, QueueSpec] = attrs.Factory(dict)
     workflow: WorkflowSpec | None = None
+    #: the default for queues that declare none (and for tasks in no queue)
+    service_level: ServiceLevel | None = None
 
 
 # --- compiled ----------------------------------------------------------------------------
@@ -81,6 +101,8 @@ class Queue:
     task_order: str = "fifo"
     profile: str | None = None
     skill: str | None = None
+    #: the queue's own; `Deployment.service_level_of` falls back to the deployment's
+    service_level: ServiceLevel | None = None
 
 
 @attrs.frozen
@@ -129,10 +151,22 @@ class Deployment:
     sections: dict[str, Any]
     warnings: tuple[Problem, ...] = ()
     raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+    #: the deployment-wide default of `queues.<name>.service_level`
+    service_level: ServiceLevel | None = None
 
     def section(self, plugin: str) -> Any:
         """The structured config section of a plugin (None when the plugin declares none)."""
         return self.sections.get(plugin)
+
+    def service_level_of(self, queue: str | None) -> ServiceLevel | None:
+        """The queue's own service level, else the deployment's (None: neither declares one).
+
+        A task in no queue, or in a queue the deployment does not have, gets the deployment's.
+        """
+        own = self.queues.get(queue) if queue is not None else None
+        if own is not None and own.service_level is not None:
+            return own.service_level
+        return self.service_level
 
     # --- where a task stands in this deployment --------------------------------------------
 

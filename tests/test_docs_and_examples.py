@@ -70,3 +70,34 @@ def test_the_contact_center_uses_all_five() -> None:
     assert sorted(deployment.plugins) == sorted(BUILT_IN)
     assert set(deployment.channels) == {"voice", "callback", "chat", "email", "messaging"}
     assert deployment.warnings == ()
+
+
+def test_the_service_levels_example_simulates_against_each_queue_s_own_target(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from omniroute.contrib.cli import main
+
+    folder = ROOT / "examples" / "service-levels"
+    assert (
+        main(
+            ["check", str(folder / "deployment.yaml"), "--workload", str(folder / "workload.yaml")]
+        )
+        == 0
+    )
+    assert capsys.readouterr().err == ""  # every queue it uses has a service level
+    assert main(["simulate", str(folder / "workload.yaml"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    by_queue = json.loads(captured.out)["by_queue"]
+    assert {queue: values["service_level_from"] for queue, values in by_queue.items()} == {
+        "callbacks": "queue",
+        "support": "deployment",
+        "vip": "queue",
+    }
+    assert {queue: values["service_level_threshold"] for queue, values in by_queue.items()} == {
+        "callbacks": 300.0,
+        "support": 30.0,
+        "vip": 10.0,
+    }

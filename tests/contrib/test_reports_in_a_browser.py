@@ -123,3 +123,50 @@ def test_sweep_and_staff_reports(
     )  # fmt: skip
     assert code == 0, err
     open_report(browser, staffing, ["summary", "chart"])
+
+
+def test_the_service_level_chart_draws_each_target_where_it_belongs(
+    browser: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The example's queues are held to 70%, 80% and 90%: three dashed lines, in the page's
+    own SVG, each at its height on the 0–105% axis, and the missed targets marked."""
+    report = tmp_path / "levels.html"
+    code, _, err = run_cli(
+        capsys, "simulate", str(ROOT / "examples/service-levels/workload.yaml"),
+        "--report", str(report), "--interval", "30m",
+    )  # fmt: skip
+    assert code == 0, err
+    open_report(browser, report, ["summary", "intervals"])
+    page = browser.new_page()
+    page.goto((tmp_path / "alone" / report.name).as_uri())
+    chart = page.locator("section#intervals svg")
+    assert chart.count() == 1
+    chart.scroll_into_view_if_needed()
+    area = page.locator("#service-level-plot-area").bounding_box()
+    assert area is not None
+    assert area["height"] > 100
+    lines = page.locator("[id^='service-level-target-']")
+    assert lines.count() == 3
+    for n, target in enumerate([0.7, 0.8, 0.9]):
+        line = page.locator(f"#service-level-target-{n}")
+        # A horizontal line has no height, which Playwright counts as not visible: ask
+        # the browser for its stroke instead.
+        stroke = line.locator("path").evaluate(
+            "p => [getComputedStyle(p).stroke, getComputedStyle(p).strokeDasharray,"
+            " getComputedStyle(p).visibility]"
+        )
+        colour, dashes, visibility = stroke
+        assert colour not in ("none", "")
+        assert dashes != "none"
+        assert visibility == "visible"
+        box = line.bounding_box()
+        assert box is not None
+        assert box["width"] > 0.9 * area["width"]  # across the whole chart
+        expected = area["y"] + area["height"] * (105 - 100 * target) / 105
+        assert abs(box["y"] + box["height"] / 2 - expected) < 2, (target, box, area)
+    summary = page.locator("section#summary table")
+    rows = {row.locator("td").first.inner_text(): row for row in summary.locator("tbody tr").all()}
+    assert rows["queue vip"].locator("td.miss").count() == 2  # the level and the verdict
+    assert rows["queue callbacks"].locator("td.met").count() == 2
+    assert "90% in 10 s" in rows["queue vip"].inner_text()
+    page.close()

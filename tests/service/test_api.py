@@ -364,3 +364,30 @@ def test_put_deployment_applies_live_and_survives_a_kill(server: Server) -> None
     assert client.deployment(D) == document
     assert client.task(D, "s1")["queue"] == "support"
     assert [queue["name"] for queue in client.queues(D)] == ["support", "vip"]
+
+
+def test_the_queue_view_measures_each_queue_against_its_service_level(server: Server) -> None:
+    client = server.client()
+    client.replace_deployment(
+        D,
+        {
+            "channels": {"chat": {}, "voice": {}},
+            "service_level": {"threshold": "45s", "target": 0.8},
+            "queues": {
+                "support": {"service_level": {"threshold": "5s", "target": 0.9}},
+                "sales": {},
+            },
+            "workflow": {"filters": [], "default_queue": "support"},
+        },
+    )
+    client.put_agent(D, "ana", channels={"chat": 1})
+    task = client.create_task(D, id="c1", channel="chat")
+    client.accept(D, task["reservation"]["id"])  # answered at once: within 5 s
+    queues = {queue["name"]: queue for queue in client.queues(D)}
+    support, sales = queues["support"], queues["sales"]
+    assert (support["service_level_threshold"], support["service_level_target"]) == (5.0, 0.9)
+    assert (sales["service_level_threshold"], sales["service_level_target"]) == (45.0, 0.8)
+    assert (support["answered"], support["service_level"]) == (1, 1.0)
+    client.replace_deployment(D, {"channels": {"chat": {}}, "queues": {"support": {}}})
+    (bare,) = client.queues(D)
+    assert (bare["service_level_threshold"], bare["service_level_target"]) == (20.0, None)
