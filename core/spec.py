@@ -26,8 +26,22 @@ PositiveDuration = NewType("PositiveDuration", float)
 
 
 @attrs.frozen
+class OfferSpec:
+    """How an offer is made to an agent (docs/offer-policy.md). `auto_answer` is true,
+    false or an expression over `task` and `worker`, checked in `config.py`."""
+
+    timeout: PositiveDuration | None = None
+    on_timeout: Literal["stay", "not_ready"] | None = None
+    auto_answer: Any = None
+
+
+@attrs.frozen
 class ChannelSpec:
-    """A media type of the deployment. No keys of its own yet; plugins key their settings by name."""
+    """A media type of the deployment. Plugins key their own settings by its name."""
+
+    #: after-contact work after each task of the channel (docs/wrap-up.md)
+    wrap_up: Duration | None = None
+    offer: OfferSpec | None = None
 
 
 @attrs.frozen
@@ -36,6 +50,9 @@ class QueueSpec:
     task_order: Literal["fifo", "lifo"] = "fifo"
     profile: str | None = None
     skill: str | None = None
+    #: overrides the channel's wrap_up and offer keys for the queue's tasks
+    wrap_up: Duration | None = None
+    offer: OfferSpec | None = None
 
 
 @attrs.frozen
@@ -75,12 +92,34 @@ class DeploymentSpec:
 
 
 @attrs.frozen
+class OfferPolicy:
+    """The offer keys of one channel or queue, compiled; None: not set here. `where` is
+    the key path of the `offer` mapping, for explanations."""
+
+    where: str
+    timeout: float | None = None
+    on_timeout: str | None = None
+    auto_answer: bool | Expression | None = None
+
+
+@attrs.frozen
+class ChannelSettings:
+    """A channel's own keys (`channels.<name>`)."""
+
+    name: str
+    wrap_up: float | None = None
+    offer: OfferPolicy | None = None
+
+
+@attrs.frozen
 class Queue:
     name: str
     target_workers: Expression
     task_order: str = "fifo"
     profile: str | None = None
     skill: str | None = None
+    wrap_up: float | None = None
+    offer: OfferPolicy | None = None
 
 
 @attrs.frozen
@@ -129,6 +168,8 @@ class Deployment:
     sections: dict[str, Any]
     warnings: tuple[Problem, ...] = ()
     raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+    #: the keys set under `channels`, by channel (channels without keys are left out)
+    channel_settings: dict[str, ChannelSettings] = attrs.Factory(dict)
 
     def section(self, plugin: str) -> Any:
         """The structured config section of a plugin (None when the plugin declares none)."""
