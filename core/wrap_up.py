@@ -59,7 +59,7 @@ class WrapUps:
         found = self.duration(task)
         if found is None or found[0] <= 0 or task.agent is None or task.state != "assigned":
             return
-        seconds, where = found
+        seconds = found[0]
         agent = self._state.agents[task.agent]
         until = self._clock.now + seconds
         self._undo.keep(agent)
