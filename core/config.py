@@ -19,6 +19,7 @@ from . import plugins as plugin_registry
 from .converter import key_path, structure
 from .errors import DeploymentError, PluginError, Problem
 from .files import check_data, read_mapping_file
+from .offer_policy import offer_warnings
 from .options import MIN_RESERVATION_TIMEOUT
 from .spec import (
     ChannelSettings,
@@ -116,6 +117,7 @@ def _build(raw: Any, label: str, problems: list[Problem]) -> Deployment | None:
     if not any(problem.severity == "error" for problem in problems):
         problems.extend(checks.workflow_warnings(deployment))
         problems.extend(checks.channel_warnings(deployment))
+        problems.extend(offer_warnings(queue.offer for queue in queues.values()))
         for plugin in active:
             try:
                 found = plugin_registry.call_for(

@@ -9,13 +9,14 @@ wins over everything here).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import attrs
 
 from omniroute.grammar import Expression
 
 from .contexts import Contexts
+from .errors import Problem
 from .options import EngineOptions
 from .spec import Deployment, OfferPolicy
 from .state import Agent, Task
@@ -89,3 +90,20 @@ class OfferPolicies:
             if policy.on_timeout is not None:
                 return policy.on_timeout, f"{policy.where}.on_timeout"
         return STAY, None
+
+
+def offer_warnings(queue_policies: Iterable[OfferPolicy | None]) -> Iterator[Problem]:
+    """Queue offer keys that can never apply: a `timeout` or `on_timeout` beside
+    `auto_answer: true` (a queue's keys come first, so its offers never ring). A channel's
+    may still apply, to queues that set auto_answer otherwise."""
+    for policy in queue_policies:
+        if policy is None or policy.auto_answer is not True:
+            continue
+        for key in ("timeout", "on_timeout"):
+            if getattr(policy, key) is not None:
+                yield Problem(
+                    f"{policy.where}.{key}",
+                    "never applies: auto_answer is true here, so these offers never ring; "
+                    "fix: remove it, or make auto_answer an expression",
+                    "warning",
+                )

@@ -76,6 +76,19 @@ def test_a_timeout_under_a_millisecond_and_an_expression_reading_workers_are_ref
     assert "queues.q.offer.auto_answer: may only read task and worker" in str(raised.value)
 
 
+def test_check_warns_of_queue_offer_keys_that_never_apply() -> None:
+    found = load_deployment(
+        {
+            "channels": {"voice": {"offer": {"auto_answer": True, "timeout": 5}}},
+            "queues": {"q": {"offer": {"auto_answer": True, "on_timeout": "not_ready"}}},
+        }
+    ).warnings
+    assert [(problem.path, problem.severity) for problem in found] == [
+        ("queues.q.offer.on_timeout", "warning")
+    ]
+    assert "never applies: auto_answer is true here" in found[0].message
+
+
 def test_a_deployment_without_the_new_keys_makes_offers_as_before() -> None:
     plain = Engine(load_deployment({}), options=EngineOptions(reservation_timeout=7))
     plain.add_agent("ana", {"chat": 1})
