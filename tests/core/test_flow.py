@@ -76,6 +76,14 @@ def test_a_timeout_under_a_millisecond_and_an_expression_reading_workers_are_ref
     assert "queues.q.offer.auto_answer: may only read task and worker" in str(raised.value)
 
 
+def test_an_auto_answer_of_another_kind_is_an_error_even_when_the_rest_is_right() -> None:
+    with pytest.raises(DeploymentError) as raised:
+        load_deployment({"queues": {"q": {"offer": {"auto_answer": [True]}}}})
+    assert str(raised.value).splitlines()[1:] == [
+        "  queues.q.offer.auto_answer: expected true, false or an expression over task and worker"
+    ]
+
+
 def test_check_warns_of_queue_offer_keys_that_never_apply() -> None:
     found = load_deployment(
         {
