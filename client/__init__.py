@@ -187,6 +187,20 @@ class Client:
         body = {"queue": queue} if queue is not None else {"agent": agent}
         return self.request("POST", f"{self._d(deployment)}/tasks/{task}/transfer", body)  # type: ignore[no-any-return]
 
+    def convert_to_callback(
+        self, deployment: str, task: str, channel: str, *, queue: str | None = None
+    ) -> dict[str, Any]:
+        """A queued or reserved task becomes a task of `channel`, keeping its queue time."""
+        body = {"channel": channel, **({"queue": queue} if queue is not None else {})}
+        path = f"{self._d(deployment)}/tasks/{task}/convert_to_callback"
+        return self.request("POST", path, body)  # type: ignore[no-any-return]
+
+    def end_wrap_up(self, deployment: str, agent: str, task: str | None = None) -> dict[str, Any]:
+        """End an agent's wrap-up early: that of one task, or all of it."""
+        body = {"task": task} if task is not None else None
+        path = f"{self._d(deployment)}/agents/{agent}/end_wrap_up"
+        return self.request("POST", path, body)  # type: ignore[no-any-return]
+
     def explain(self, deployment: str, task: str) -> dict[str, Any]:
         return self.request("GET", f"{self._d(deployment)}/tasks/{task}/explain")  # type: ignore[no-any-return]
 

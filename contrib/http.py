@@ -578,6 +578,23 @@ async def agent_status(service: Service, request: Request) -> Response:
     return _reply(reply)
 
 
+@_add(BASE + "/agents/{id}/end_wrap_up", "POST", "write")
+async def end_wrap_up(service: Service, request: Request) -> Response:
+    runner = service.runner(request)
+    agent_id = request.path_params["id"]
+    data = await read_body(request, optional=True)
+    body: models.EndWrapUpRequest = parse(data if data is not None else {}, models.EndWrapUpRequest)
+
+    def plan() -> Plan:
+        if agent_id not in runner.engine.state.agents:
+            raise not_found(f"unknown agent {agent_id!r}")
+        return [events.EndWrapUp(agent=agent_id, task=body.task)], lambda: Reply(
+            200, runner.agent_view(runner.engine.agent(agent_id))
+        )
+
+    return _reply(await runner.submit(plan, _command_id(request)))
+
+
 # --- tasks ---------------------------------------------------------------------------------
 
 
@@ -758,6 +775,21 @@ async def transfer_task(service: Service, request: Request) -> Response:
         if body.agent is not None and body.agent not in runner.engine.state.agents:
             raise not_found(f"unknown agent {body.agent!r}")
         return events.Transfer(task=task_id, to_queue=body.queue, to_agent=body.agent)
+
+    reply = await runner.submit(_open_task_plan(runner, task_id, make), _command_id(request))
+    return _reply(reply)
+
+
+@_add(BASE + "/tasks/{id}/convert_to_callback", "POST", "write")
+async def convert_to_callback(service: Service, request: Request) -> Response:
+    runner = service.runner(request)
+    task_id = request.path_params["id"]
+    body: models.ConvertRequest = parse(await read_body(request), models.ConvertRequest)
+    if body.queue is not None and body.queue not in runner.engine.deployment.queues:
+        raise not_found(f"unknown queue {body.queue!r}")
+
+    def make() -> events.Event:
+        return events.ConvertToCallback(task=task_id, channel=body.channel, queue=body.queue)
 
     reply = await runner.submit(_open_task_plan(runner, task_id, make), _command_id(request))
     return _reply(reply)

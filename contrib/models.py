@@ -29,6 +29,7 @@ EVENT_TYPES = (
     "task.canceled",
     "task.completed",
     "task.transferred",
+    "task.converted",
     "reservation.created",
     "reservation.accepted",
     "reservation.declined",
@@ -79,6 +80,22 @@ class TransferRequest:
 
 
 @attrs.frozen(kw_only=True)
+class ConvertRequest:
+    """A queued or reserved task becomes a task of `channel`, keeping its queue time;
+    `queue` moves it to another queue (docs/callbacks.md)."""
+
+    channel: str
+    queue: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class EndWrapUpRequest:
+    """End the agent's wrap-up early: that of one `task`, or (no task) all of it."""
+
+    task: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class CancelRequest:
     reason: str = "canceled"
 
@@ -117,7 +134,10 @@ class TaskView:
 @attrs.frozen(kw_only=True)
 class ChannelView:
     capacity: int
+    #: units of capacity taken: reserved and assigned tasks, and wrap-ups
     held: int
+    #: of those, wrap-ups after ended tasks (docs/wrap-up.md)
+    wrap_up: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -370,6 +390,14 @@ def openapi_document(version: str) -> dict[str, Any]:
                 parameters=[d, path_id("id")],
             )
         },
+        base + "/agents/{id}/end_wrap_up": {
+            "post": operation(
+                "End an agent's wrap-up early (409 when it is not wrapping up)",
+                _answer(200, AgentView, components, "the agent"),
+                body=EndWrapUpRequest,
+                parameters=[d, path_id("id")],
+            )
+        },
         base + "/tasks": {
             "post": operation(
                 "A new task, routed at once",
@@ -446,6 +474,11 @@ def openapi_document(version: str) -> dict[str, Any]:
         ("complete", None, "Complete an assigned task"),
         ("cancel", CancelRequest, "Cancel an open task (the body is optional)"),
         ("transfer", TransferRequest, "Transfer to a queue or an agent"),
+        (
+            "convert_to_callback",
+            ConvertRequest,
+            "A queued or reserved task becomes a callback that keeps its queue time",
+        ),
     ):
         paths[base + f"/tasks/{{id}}/{action}"] = {
             "post": operation(

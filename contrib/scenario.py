@@ -55,6 +55,8 @@ ACTIONS = (
     "ready",
     "not_ready",
     "set",
+    "end_wrap_up",
+    "convert_to_callback",
 )
 DEFAULT_RUN_ON = 24 * 3600.0
 
@@ -93,6 +95,19 @@ class SetSpec:
     agent: str
     attributes: dict[str, Any] | None = None
     channels: dict[str, int] | None = None
+
+
+@attrs.frozen
+class EndWrapUpSpec:
+    agent: str
+    task: str | None = None
+
+
+@attrs.frozen
+class ConvertSpec:
+    task: str
+    channel: str
+    queue: str | None = None
 
 
 @attrs.frozen
@@ -426,6 +441,14 @@ def to_event(action: str, payload: Any) -> events.Event:
         return events.SetAgent(
             agent=change.agent, attributes=change.attributes, channels=change.channels
         )
+    if action == "end_wrap_up" and isinstance(payload, Mapping):
+        ending = _structured(payload, EndWrapUpSpec, action)
+        return events.EndWrapUp(agent=ending.agent, task=ending.task)
+    if action == "convert_to_callback":
+        convert = _structured(payload, ConvertSpec, action)
+        return events.ConvertToCallback(
+            task=convert.task, channel=convert.channel, queue=convert.queue
+        )
     if action in _ANSWERS and isinstance(payload, Mapping):
         answer = _structured(payload, AnswerSpec, action)
         if answer.task is None and answer.reservation is None:
@@ -445,6 +468,8 @@ def to_event(action: str, payload: Any) -> events.Event:
         return events.Login(agent=payload)
     if action == "logout":
         return events.Logout(agent=payload)
+    if action == "end_wrap_up":
+        return events.EndWrapUp(agent=payload)
     return events.SetStatus(agent=payload, status=action)
 
 

@@ -495,6 +495,7 @@ class Runner:
         closed = {task.id: task for task in self._closed}
         self._closed.clear()
         transfer = event.task if isinstance(event, events.Transfer) else None
+        converted = event.task if isinstance(event, events.ConvertToCallback) else None
         for task in outcome.tasks:
             view = "" if self._replaying else _dumps(self.task_view(task))
             before = self._seen.get(task.id)
@@ -506,6 +507,8 @@ class Runner:
                 self._reservation_changed(previous, task)
             if transfer == task.id:
                 self._emit("task.transferred", view)
+            if converted == task.id:
+                self._emit("task.converted", view)
             for reservation in made.get(task.id, ()):
                 text = "" if self._replaying else _dumps(self.reservation_view(reservation))
                 self._emit("reservation.created", text)
@@ -530,7 +533,7 @@ class Runner:
             if task.id in self._seen:  # closed without showing as changed (defensive)
                 self._forget(task)
         match event:
-            case events.AddAgent() | events.SetAgent():
+            case events.AddAgent() | events.SetAgent() | events.EndWrapUp():
                 self._emit("agent.updated", _dumps(self.agent_view(self.engine.agent(event.agent))))
             case events.RemoveAgent():
                 self._emit("agent.updated", _dumps({"id": event.agent, "removed": True}))
@@ -648,7 +651,7 @@ class Runner:
         }
 
     def agent_view(self, agent: Agent) -> dict[str, Any]:
-        channels = sorted(set(agent.capacity) | set(agent.held))
+        channels = sorted(set(agent.capacity) | set(agent.held) | set(agent.wrap_up))
         return {
             "id": agent.id,
             "status": agent.status,
@@ -656,6 +659,7 @@ class Runner:
                 channel: {
                     "capacity": agent.capacity.get(channel, 0),
                     "held": agent.held_count(channel),
+                    "wrap_up": len(agent.wrap_up.get(channel, ())),
                 }
                 for channel in channels
             },

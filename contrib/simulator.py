@@ -41,6 +41,10 @@ class Interaction:
     end: float | None = None
     state: str = "queued"
     reason: str | None = None
+    #: the agent's own wrap-up time (None: the deployment's whole wrap_up)
+    wrap_up: float | None = None
+    #: when the agent's wrap-up after it ended (None: no wrap-up)
+    wrap_end: float | None = None
 
     @property
     def wait(self) -> float | None:
@@ -133,11 +137,10 @@ class SimulationResult:
         return result
 
     def _span(self, interaction: Interaction) -> tuple[float, float]:
+        """From the offer to the end of the task, or of the wrap-up after it."""
         assert interaction.first_offer is not None
-        return (
-            interaction.first_offer,
-            interaction.end if interaction.end is not None else self.horizon,
-        )
+        end = interaction.wrap_end if interaction.wrap_end is not None else interaction.end
+        return (interaction.first_offer, end if end is not None else self.horizon)
 
     def _figures(
         self,
@@ -346,10 +349,20 @@ def simulate(
         if interaction is None:
             return
         _settle(interaction, task)
-        if interaction.agent is not None:
-            holding[interaction.agent] -= 1
-            if not holding[interaction.agent]:
-                del holding[interaction.agent]
+        agent = engine.state.agents.get(interaction.agent or "")
+        until = agent.wrap_up.get(task.channel, {}).get(task.id) if agent is not None else None
+        if until is not None:
+            # The agent wraps up: it stays busy until the wrap-up ends (`wrap_end` below).
+            drawn = interaction.wrap_up
+            interaction.wrap_end = until if drawn is None else min(until, engine.now + drawn)
+            push(interaction.wrap_end, "wrap_end", task.id)
+        elif interaction.agent is not None:
+            release(interaction.agent)
+
+    def release(agent: str) -> None:
+        holding[agent] -= 1
+        if not holding[agent]:
+            del holding[agent]
 
     engine.on_close = closed
     series: dict[str, list[float]] = {
@@ -426,6 +439,7 @@ def simulate(
                 at,
                 stream.handle_time(rng),
                 stream.patience(rng) if stream.patience is not None else None,
+                wrap_up=stream.wrap_up(rng) if stream.wrap_up is not None else None,
             )
             interactions[task_id] = interaction
             attributes = stream.attributes(rng)
@@ -449,6 +463,14 @@ def simulate(
                 push(following, "arrival", payload)
         elif kind == "complete":
             engine.apply(events.Complete(task=payload))
+        elif kind == "wrap_end":
+            # ended by the agent, unless the deployment's wrap_up ended it first
+            ended = interactions[payload]
+            assert ended.agent is not None
+            wrapping = engine.state.agents[ended.agent].wrap_up.get(ended.channel, {})
+            if payload in wrapping:
+                engine.apply(events.EndWrapUp(agent=ended.agent, task=payload))
+            release(ended.agent)
         elif (
             kind == "abandon"
             and (waiting := engine.state.tasks.get(payload)) is not None

@@ -155,6 +155,9 @@ class TrafficSpec:
     queue: str | None = None
     profile: str | None = None
     name: str | None = None
+    #: how long agents take to wrap up after each task, when they end it before the
+    #: deployment's wrap_up does (docs/wrap-up.md)
+    wrap_up: Any = None
 
 
 @attrs.frozen
@@ -187,6 +190,8 @@ class Stream:
     profile: str | None
     #: every value each attribute can take (a weight of 0 is never drawn)
     attribute_values: dict[str, tuple[Any, ...]] = attrs.Factory(dict)
+    #: the agent's own wrap-up time, drawn per task (None: the deployment's whole wrap_up)
+    wrap_up: Sampler | None = None
 
 
 @attrs.frozen
@@ -238,6 +243,8 @@ def load_workload(source: str | Path | Mapping[str, Any], *, base: Path | None =
                 )
             )
     deployment = load_referenced_deployment(raw.get("deployment"), base, label, problems)
+    if deployment is not None and spec is not None:
+        problems += _wrap_up_problems(spec.traffic, deployment)
     if problems or spec is None or deployment is None:
         raise DeploymentError(label, problems)
     return Workload(
@@ -251,6 +258,25 @@ def load_workload(source: str | Path | Mapping[str, Any], *, base: Path | None =
         service_level_threshold=spec.service_level_threshold,
         service_level_target=spec.service_level_target,
     )
+
+
+def _wrap_up_problems(traffic: tuple[TrafficSpec, ...], deployment: Deployment) -> list[Problem]:
+    """A stream's wrap_up ends the deployment's wrap-up early; where the deployment sets
+    none for the stream's channel nor any queue, it would have no effect."""
+    queues = any(queue.wrap_up for queue in deployment.queues.values())
+    problems = []
+    for index, stream in enumerate(traffic):
+        channel = deployment.channel_settings.get(stream.channel)
+        if stream.wrap_up is not None and not queues and not (channel and channel.wrap_up):
+            problems.append(
+                Problem(
+                    f"traffic[{index}].wrap_up",
+                    f"the deployment sets no wrap_up for channel {stream.channel!r} "
+                    f"(channels.{stream.channel}.wrap_up) nor for any queue: agents never "
+                    "wrap up, so this would have no effect",
+                )
+            )
+    return problems
 
 
 def _stream(index: int, traffic: TrafficSpec, problems: list[Problem]) -> Stream | None:
@@ -290,7 +316,7 @@ def _stream(index: int, traffic: TrafficSpec, problems: list[Problem]) -> Stream
                 )
                 found_problem = True
     samplers: dict[str, Sampler | None] = {}
-    for key in ("handle_time", "patience"):
+    for key in ("handle_time", "patience", "wrap_up"):
         value = getattr(traffic, key)
         if value is None:
             samplers[key] = None
@@ -320,4 +346,5 @@ def _stream(index: int, traffic: TrafficSpec, problems: list[Problem]) -> Stream
             else (value,)
             for key, value in traffic.attributes.items()
         },
+        wrap_up=samplers["wrap_up"],
     )

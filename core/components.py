@@ -132,6 +132,9 @@ EVENTS = (
     "logout",
     "status_changed",
     "capacity_changed",
+    "wrap_up_started",
+    "wrap_up_ended",
+    "converted",
 )
 
 

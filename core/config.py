@@ -19,10 +19,15 @@ from . import plugins as plugin_registry
 from .converter import key_path, structure
 from .errors import DeploymentError, PluginError, Problem
 from .files import check_data, read_mapping_file
+from .offer_policy import offer_warnings
+from .options import MIN_RESERVATION_TIMEOUT
 from .spec import (
+    ChannelSettings,
     Deployment,
     DeploymentSpec,
     FilterSpec,
+    OfferPolicy,
+    OfferSpec,
     Queue,
     Target,
     Workflow,
@@ -96,6 +101,7 @@ def _build(raw: Any, label: str, problems: list[Problem]) -> Deployment | None:
         return None
 
     channels = tuple(spec.channels)
+    channel_settings = _compile_channels(spec, problems)
     queues = _compile_queues(spec, problems)
     workflow = _compile_workflow(spec, queues, problems)
     deployment = Deployment(
@@ -106,11 +112,13 @@ def _build(raw: Any, label: str, problems: list[Problem]) -> Deployment | None:
         workflow=workflow,
         sections=sections,
         raw=dict(raw),
+        channel_settings=channel_settings,
         service_level=spec.service_level,
     )
     if not any(problem.severity == "error" for problem in problems):
         problems.extend(checks.workflow_warnings(deployment))
         problems.extend(checks.channel_warnings(deployment))
+        problems.extend(offer_warnings(queue.offer for queue in queues.values()))
         for plugin in active:
             try:
                 found = plugin_registry.call_for(
@@ -132,6 +140,7 @@ def _build(raw: Any, label: str, problems: list[Problem]) -> Deployment | None:
         sections=sections,
         warnings=tuple(problem for problem in problems if problem.severity != "error"),
         raw=dict(raw),
+        channel_settings=channel_settings,
         service_level=spec.service_level,
     )
 
@@ -232,6 +241,21 @@ def _check_raw_expressions(raw: Mapping[str, Any], problems: list[Problem]) -> N
                     problems,
                     "worker",
                 )
+    for part in ("channels", "queues"):
+        items = raw.get(part)
+        for name, item in items.items() if isinstance(items, Mapping) else ():
+            offer = item.get("offer") if isinstance(item, Mapping) else None
+            answer = offer.get("auto_answer") if isinstance(offer, Mapping) else None
+            if answer is not None and not isinstance(answer, (bool, str)):
+                problems.append(
+                    Problem(
+                        key_path([name, "offer", "auto_answer"], part),
+                        "expected true, false or an expression over task and worker",
+                    )
+                )
+            elif isinstance(answer, str):
+                path = key_path([name, "offer", "auto_answer"], part)
+                _compile(answer, path, problems, None, frozenset({"task", "worker"}))
     workflow = raw.get("workflow")
     filters = workflow.get("filters") if isinstance(workflow, Mapping) else None
     for index, item in enumerate(filters if isinstance(filters, list) else []):
@@ -245,6 +269,7 @@ def _compile_queues(spec: DeploymentSpec, problems: list[Problem]) -> dict[str, 
         expression = _compile(
             queue.target_workers, key_path([name, "target_workers"], "queues"), problems, "worker"
         )
+        offer = _compile_offer(queue.offer, key_path([name, "offer"], "queues"), problems)
         if expression is not None:
             queues[name] = Queue(
                 name,
@@ -252,9 +277,49 @@ def _compile_queues(spec: DeploymentSpec, problems: list[Problem]) -> dict[str, 
                 queue.task_order,
                 queue.profile,
                 queue.skill,
+                wrap_up=queue.wrap_up,
+                offer=offer,
                 service_level=queue.service_level,
             )
     return queues
+
+
+def _compile_channels(spec: DeploymentSpec, problems: list[Problem]) -> dict[str, ChannelSettings]:
+    """The channels that set keys of their own (wrap_up, offer)."""
+    settings = {}
+    for name, channel in spec.channels.items():
+        offer = _compile_offer(channel.offer, key_path([name, "offer"], "channels"), problems)
+        if channel.wrap_up is not None or offer is not None:
+            settings[name] = ChannelSettings(name, channel.wrap_up, offer)
+    return settings
+
+
+def _compile_offer(
+    spec: OfferSpec | None, path: str, problems: list[Problem]
+) -> OfferPolicy | None:
+    """An `offer` mapping of a channel or a queue (docs/offer-policy.md)."""
+    if spec is None:
+        return None
+    if spec.timeout is not None and spec.timeout < MIN_RESERVATION_TIMEOUT:
+        problems.append(
+            Problem(
+                f"{path}.timeout",
+                f"must be at least {MIN_RESERVATION_TIMEOUT:g} s, got {spec.timeout:g}",
+            )
+        )
+    auto_answer: Any = spec.auto_answer
+    if isinstance(auto_answer, str):
+        auto_answer = _compile(
+            auto_answer, f"{path}.auto_answer", problems, None, frozenset({"task", "worker"})
+        )
+    elif auto_answer is not None and not isinstance(auto_answer, bool):
+        problems.append(
+            Problem(
+                f"{path}.auto_answer", "expected true, false or an expression over task and worker"
+            )
+        )
+        auto_answer = None
+    return OfferPolicy(path, spec.timeout, spec.on_timeout, auto_answer)
 
 
 def _compile_workflow(

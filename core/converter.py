@@ -321,8 +321,10 @@ def _problems_of(
         ]
     if isinstance(error, KeyError):
         return [Problem(where, "required key is missing")]
-    if get_origin(kind) is Literal:
-        choices = ", ".join(repr(choice) for choice in get_args(kind))
+    # a Literal, or an optional one (`Literal[...] | None`)
+    literal = next((k for k in (kind, *get_args(kind)) if get_origin(k) is Literal), None)
+    if literal is not None:
+        choices = ", ".join(repr(choice) for choice in get_args(literal))
         return [Problem(where, f"must be one of {choices}, got {_offending(error)}")]
     if isinstance(error, (TypeError, ValueError)):
         return [Problem(where, str(error))]

@@ -32,7 +32,11 @@ def omniroute_filters(context: PluginContext) -> Iterable[Filter]:
         capacity = agent.capacity.get(task.channel, 0)
         if capacity <= 0:
             return f"no capacity on {task.channel}"
-        return f"no room on {task.channel} ({agent.held_count(task.channel)} of {capacity} held)"
+        held = f"{agent.held_count(task.channel)} of {capacity} held"
+        wrapping = agent.wrap_up.get(task.channel)
+        if wrapping:
+            held += f", {len(wrapping)} in wrap-up until {min(wrapping.values()):g} s"
+        return f"no room on {task.channel} ({held})"
 
     # A target_workers that reads nothing (the default '1 == 1') has one answer for every
     # agent: decide it here, not once per candidate.

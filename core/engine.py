@@ -1,11 +1,10 @@
 """The engine: events in, decisions out, for one deployment on a clock it is given.
 
-This module is the facade: it checks each event, runs it as a transaction
-(`transaction.py`), and routes after it. The parts it orchestrates each own their state:
-the clock and timers (`clock.py`), the expression views (`contexts.py`), the task
-lifecycle and reservations (`lifecycle.py`), the TaskRouter workflow (`workflow.py`), the
-waiting tasks (`waiting.py`), and agent selection: the reference scan (`selection.py`)
-and the fast path through the roster index (`fast_path.py`, `index.py`).
+The facade: it checks each event, runs it as a transaction (`transaction.py`) and routes
+after it. Its parts each own their state: clock and timers (`clock.py`), expression views
+(`contexts.py`), task lifecycle (`lifecycle.py`), offer policy, wrap-ups and callbacks
+(`flow.py`), the workflow (`workflow.py`), waiting tasks (`waiting.py`), and selection:
+the reference scan (`selection.py`) and the fast path (`fast_path.py`, `index.py`).
 
 After every event (and every timer) the engine routes: waiting tasks in task order, each
 offered to the best eligible agent with room. A failing event changes nothing.
@@ -18,8 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from . import events, guards, saved
 from .clock import Clock, TimerHandler, finite_time
 from .config import load_deployment
@@ -27,6 +24,7 @@ from .contexts import Contexts
 from .decisions import Decision
 from .errors import EventError
 from .fast_path import FastPath
+from .flow import Flow
 from .index import RosterIndex
 from .lifecycle import TaskLifecycle
 from .options import EngineOptions
@@ -108,6 +106,8 @@ class Engine:
             self._notify,
             self.services.queue_counts,
         )
+        self.flow = Flow(deployment, state, undo, self.clock, self.contexts, options)
+        self.flow.attach(self.lifecycle, self.roster, self._notify, self.selection.forget)
         self.router = Router(
             state,
             options,
@@ -287,6 +287,8 @@ class Engine:
                 )
             case events.RemoveAgent():
                 self.remove_agent(event.agent)
+            case events.EndWrapUp() | events.ConvertToCallback():
+                self._transaction(event.type, self.flow.change(event))
             case events.ReplaceDeployment():
                 self.replace_deployment(load_deployment(event.deployment))
             case events.AdvanceClock():
@@ -405,18 +407,27 @@ class Engine:
         reservation: str | None = None,
     ) -> None:
         task = self.lifecycle.answered(self._task_in, task_id, agent, reservation, "time out")
-        self._transaction(
-            f"timing out {task.id!r}", lambda: self.lifecycle.return_to_queue(task, "timed_out")
-        )
+        self._transaction(f"timing out {task.id!r}", lambda: self.lifecycle.missed(task))
 
     def complete(self, task_id: str) -> None:
         task = self._task_in(task_id, ("assigned",), "complete")
-        self._transaction(f"completing {task_id!r}", lambda: self.lifecycle.complete(task))
+        self._transaction(
+            f"completing {task_id!r}", self.flow.ending(task, self.lifecycle.complete)
+        )
 
     def cancel(self, task_id: str, reason: str = "canceled") -> None:
         """The customer leaves: a queued, reserved or assigned task ends."""
         task = self._task_in(task_id, ("queued", "reserved", "assigned"), "cancel")
-        self._transaction(f"canceling {task_id!r}", lambda: self.lifecycle.cancel(task, reason))
+        end = self.flow.ending(task, lambda task: self.lifecycle.cancel(task, reason))
+        self._transaction(f"canceling {task_id!r}", end)
+
+    def end_wrap_up(self, agent_id: str, task_id: str | None = None) -> None:
+        """The agent ends its wrap-up early: all of it, or that of one task."""
+        self.apply(events.EndWrapUp(agent=agent_id, task=task_id))
+
+    def convert_to_callback(self, task_id: str, channel: str, queue: str | None = None) -> None:
+        """A waiting task becomes a task of `channel` (a callback), keeping its queue time."""
+        self.apply(events.ConvertToCallback(task=task_id, channel=channel, queue=queue))
 
     def transfer(
         self, task_id: str, *, to_queue: str | None = None, to_agent: str | None = None
@@ -483,10 +494,7 @@ class Engine:
         """The engine's state as plain JSON data: `Engine.restore` continues from it
         exactly, timers and plugin state included (decision records are not kept)."""
         with self.transactions.writing():
-            data = saved.state_to_json(self.state)
-        data["start"] = self.start.isoformat()
-        data["options"] = attrs.asdict(self.options)
-        return data
+            return saved.engine_to_json(self.state, self.start, self.options)
 
     @classmethod
     def restore(
@@ -498,20 +506,13 @@ class Engine:
     ) -> Engine:
         """An engine that continues where the saved one stopped (`save`), with its
         options unless others are given."""
-        saved.check_format(data)
-        try:
-            start = datetime.fromisoformat(data["start"])
-            kept = EngineOptions(**data["options"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise EventError(f"a saved engine state that cannot be read: {error!r}") from error
+        start, kept = saved.start_and_options(data)
         engine = cls(deployment, start=start, options=options or kept)
         engine._load(data)
         return engine
 
     def _load(self, data: Mapping[str, Any]) -> None:
-        loaded = saved.state_from_json(data, self._undo)
-        for field in attrs.fields(EngineState):
-            setattr(self.state, field.name, getattr(loaded, field.name))
+        saved.load_into(self.state, data, self._undo)
         self._rebuild()
 
     def replace_deployment(self, deployment: Deployment) -> None:

@@ -158,6 +158,28 @@ class ReplaceDeployment:
 
 
 @attrs.frozen(kw_only=True)
+class EndWrapUp:
+    """The agent ends its after-contact work before its time: all of it, or that of one
+    completed task (docs/wrap-up.md)."""
+
+    type: ClassVar[str] = "end_wrap_up"
+    agent: str
+    task: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ConvertToCallback:
+    """A waiting task becomes a task of another channel (a callback) that keeps its place:
+    its id, its queue time and its position, or another `queue` with its queue time
+    (docs/callbacks.md)."""
+
+    type: ClassVar[str] = "convert_to_callback"
+    task: str
+    channel: str
+    queue: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class AdvanceClock:
     """Move the clock to `to` (seconds since the engine's start), firing every timer due
     by then at its own time."""
@@ -181,6 +203,8 @@ Event = (
     | AddAgent
     | RemoveAgent
     | ReplaceDeployment
+    | EndWrapUp
+    | ConvertToCallback
     | AdvanceClock
 )
 
@@ -201,6 +225,8 @@ EVENT_TYPES: dict[str, type[Any]] = {
         AddAgent,
         RemoveAgent,
         ReplaceDeployment,
+        EndWrapUp,
+        ConvertToCallback,
         AdvanceClock,
     )
 }

@@ -99,7 +99,11 @@ def omniroute_event_handlers(  # type: ignore[empty-body]
 ) -> Iterable[EventHandler]:
     """Handlers called after the engine applied an event (created, entered_queue, offered,
     accepted, declined, timed_out, completed, canceled, rejected, transferred, login,
-    logout, status_changed, capacity_changed). `entered_queue` fires whenever a task starts waiting in a
+    logout, status_changed, capacity_changed, wrap_up_started, wrap_up_ended, converted).
+    `wrap_up_started` follows `completed` (or `canceled`) when the agent wraps up;
+    `wrap_up_ended` has the task when the engine still keeps it, else None; `converted`
+    is a waiting task that became a callback (docs/wrap-up.md, docs/callbacks.md).
+    `entered_queue` fires whenever a task starts waiting in a
     queue: when placed on arrival (before the arrival checks and `created`), when it moves
     to another workflow target, and when it is transferred to a queue. If a handler raises,
     the whole event is rolled back and the error names the plugin."""

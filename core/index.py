@@ -224,7 +224,7 @@ class RosterIndex:
                 self.logged_in[name].discard(agent_id)
             if agent.status == "ready":
                 for channel, capacity in agent.capacity.items():
-                    if len(agent.held.get(channel, ())) < capacity:
+                    if agent.held_count(channel) < capacity:
                         now_open.add((name, channel))
         was_open = self._open_in[agent_id]
         for key in was_open - now_open:

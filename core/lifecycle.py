@@ -14,6 +14,7 @@ from typing import Any
 from .clock import Clock
 from .decisions import Candidate, Decision
 from .errors import EventError
+from .offer_policy import OfferTerms, default_terms
 from .options import EngineOptions
 from .state import Agent, EngineState, Reservation, Task
 from .undo import UndoLog
@@ -42,6 +43,11 @@ class TaskLifecycle:
         self._notify = notify
         #: what the workflow does with a task back in its queue after its target expired
         self.on_target_expired: Callable[[Task], None] = lambda task: None
+        #: the terms of an offer, and what a missed offer does to its agent (offer_policy.py)
+        self.offer_terms: Callable[[Task, Agent], OfferTerms] = lambda task, agent: default_terms(
+            options
+        )
+        self.on_missed_offer: Callable[[Task, Agent], None] = lambda task, agent: None
         #: the decision behind each offer, per task, and each task's last failed attempt
         self.decisions: dict[str, list[Decision]] = {}
         self.last_attempt: dict[str, Decision] = {}
@@ -118,7 +124,8 @@ class TaskLifecycle:
         agent.last_offer_at = now
         agent.touch()
         options = self.options
-        timeout = None if options.auto_accept else options.reservation_timeout
+        terms = self.offer_terms(task, agent)
+        timeout = terms.timeout
         reservation = Reservation(
             f"r{self.state.forgotten_offers + len(self.state.offers) + 1}",
             task.id,
@@ -137,8 +144,10 @@ class TaskLifecycle:
             records.append(decision)
             self.record_attempt(task.id, None)
         self.log(task, f"offered to {agent.id}")
+        if terms.why is not None:
+            self.log(task, terms.why)
         self._notify("offered", task, agent)
-        if options.auto_accept:
+        if terms.auto:
             self.accept(task)
         elif reservation.expires_at is not None:
             self._clock.set_timer(
@@ -163,7 +172,7 @@ class TaskLifecycle:
         if task is None or task.reservation is None:
             return
         if task.reservation.id == reservation_id and task.reservation.state == "pending":
-            self.return_to_queue(task, "timed_out")
+            self.missed(task)
 
     # --- task states -------------------------------------------------------------------
 
@@ -238,6 +247,13 @@ class TaskLifecycle:
         self._notify(why, task, agent)
         if task.target_expired and task.state == "queued":
             self.on_target_expired(task)
+
+    def missed(self, task: Task) -> None:
+        """The offer went unanswered: the task goes back, its agent as the policy says."""
+        agent = self.state.agents[task.agent] if task.agent else None
+        self.return_to_queue(task, "timed_out")
+        if agent is not None:
+            self.on_missed_offer(task, agent)
 
     def complete(self, task: Task) -> None:
         agent = self.release_agent(task)

@@ -44,6 +44,8 @@ class AgentRoster:
         self._tasks = lifecycle
         self._index = index
         self._notify = notify
+        #: what else ends when an agent logs out (its wrap-ups: wrap_up.py)
+        self.on_logout: Callable[[Agent], None] = lambda agent: None
 
     def agent(self, agent_id: str) -> Agent:
         try:
@@ -132,6 +134,7 @@ class AgentRoster:
         """Its pending reservations are revoked and their tasks go back to their queues."""
         for task_id in sorted(task for ids in agent.held.values() for task in ids):
             self._tasks.return_to_queue(self._state.tasks[task_id], "timed_out", ending="revoked")
+        self.on_logout(agent)
         self._tasks.set_status(agent, "offline")
         agent.login_at = None
         self._notify("logout", None, agent)

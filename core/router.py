@@ -163,5 +163,5 @@ class Router:
             for agent in self._state.agents.values()
             if agent.status == "ready"
             for channel, capacity in agent.capacity.items()
-            if len(agent.held.get(channel, ())) < capacity
+            if agent.held_count(channel) < capacity
         }

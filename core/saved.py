@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import attrs
 
 from .errors import EventError
+from .options import EngineOptions
 from .state import Agent, EngineState, Reservation, Task
 from .undo import RecordedDict, UndoLog, plain
 
@@ -61,6 +63,7 @@ def _agent(agent: Agent) -> dict[str, Any]:
         "status": agent.status,
         "held": {channel: sorted(ids) for channel, ids in agent.held.items()},
         "assigned": {channel: sorted(ids) for channel, ids in agent.assigned.items()},
+        "wrap_up": {channel: dict(sorted(ids.items())) for channel, ids in agent.wrap_up.items()},
         **{name: _number(getattr(agent, name)) for name in _AGENT_TIMES},
         "plugin_state": plain(agent.plugin_state),
     }
@@ -95,6 +98,30 @@ def state_to_json(state: EngineState) -> dict[str, Any]:
         ],
         "plugin_state": plain(state.plugin_state),
     }
+
+
+def engine_to_json(state: EngineState, start: datetime, options: EngineOptions) -> dict[str, Any]:
+    """What `Engine.save` gives: the state, the engine's start and its options."""
+    data = state_to_json(state)
+    data["start"] = start.isoformat()
+    data["options"] = attrs.asdict(options)
+    return data
+
+
+def start_and_options(data: Any) -> tuple[datetime, EngineOptions]:
+    """The start and options of a saved engine (`engine_to_json`)."""
+    check_format(data)
+    try:
+        return datetime.fromisoformat(data["start"]), EngineOptions(**data["options"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise EventError(f"a saved engine state that cannot be read: {error!r}") from error
+
+
+def load_into(state: EngineState, data: Mapping[str, Any], undo: UndoLog) -> None:
+    """Put the saved state `data` into `state` (an engine's, kept by its parts)."""
+    loaded = state_from_json(data, undo)
+    for field in attrs.fields(EngineState):
+        setattr(state, field.name, getattr(loaded, field.name))
 
 
 def check_format(data: Any) -> None:
@@ -143,6 +170,8 @@ def _load(data: Mapping[str, Any], undo: UndoLog) -> EngineState:
             status=saved["status"],
             held={channel: set(ids) for channel, ids in saved["held"].items()},
             assigned={channel: set(ids) for channel, ids in saved["assigned"].items()},
+            # a state saved before wrap-ups existed has none
+            wrap_up={channel: dict(ids) for channel, ids in saved.get("wrap_up", {}).items()},
             plugin_state=RecordedDict(undo, saved["plugin_state"]),
         )
         for name in _AGENT_TIMES:

@@ -26,8 +26,22 @@ PositiveDuration = NewType("PositiveDuration", float)
 
 
 @attrs.frozen
+class OfferSpec:
+    """How an offer is made to an agent (docs/offer-policy.md). `auto_answer` is true,
+    false or an expression over `task` and `worker`, checked in `config.py`."""
+
+    timeout: PositiveDuration | None = None
+    on_timeout: Literal["stay", "not_ready"] | None = None
+    auto_answer: Any = None
+
+
+@attrs.frozen
 class ChannelSpec:
-    """A media type of the deployment. No keys of its own yet; plugins key their settings by name."""
+    """A media type of the deployment. Plugins key their own settings by its name."""
+
+    #: after-contact work after each task of the channel (docs/wrap-up.md)
+    wrap_up: Duration | None = None
+    offer: OfferSpec | None = None
 
 
 def fraction_of_tasks(_instance: Any, _attribute: Any, value: float) -> None:
@@ -54,6 +68,9 @@ class QueueSpec:
     profile: str | None = None
     skill: str | None = None
     service_level: ServiceLevel | None = None
+    #: overrides the channel's wrap_up and offer keys for the queue's tasks
+    wrap_up: Duration | None = None
+    offer: OfferSpec | None = None
 
 
 @attrs.frozen
@@ -95,6 +112,26 @@ class DeploymentSpec:
 
 
 @attrs.frozen
+class OfferPolicy:
+    """The offer keys of one channel or queue, compiled; None: not set here. `where` is
+    the key path of the `offer` mapping, for explanations."""
+
+    where: str
+    timeout: float | None = None
+    on_timeout: str | None = None
+    auto_answer: bool | Expression | None = None
+
+
+@attrs.frozen
+class ChannelSettings:
+    """A channel's own keys (`channels.<name>`)."""
+
+    name: str
+    wrap_up: float | None = None
+    offer: OfferPolicy | None = None
+
+
+@attrs.frozen
 class Queue:
     name: str
     target_workers: Expression
@@ -103,6 +140,8 @@ class Queue:
     skill: str | None = None
     #: the queue's own; `Deployment.service_level_of` falls back to the deployment's
     service_level: ServiceLevel | None = None
+    wrap_up: float | None = None
+    offer: OfferPolicy | None = None
 
 
 @attrs.frozen
@@ -153,6 +192,8 @@ class Deployment:
     raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
     #: the deployment-wide default of `queues.<name>.service_level`
     service_level: ServiceLevel | None = None
+    #: the keys set under `channels`, by channel (channels without keys are left out)
+    channel_settings: dict[str, ChannelSettings] = attrs.Factory(dict)
 
     def section(self, plugin: str) -> Any:
         """The structured config section of a plugin (None when the plugin declares none)."""

@@ -49,6 +49,9 @@ class Agent:
     held: dict[str, set[str]] = attrs.Factory(dict)
     #: task ids assigned (accepted, not yet completed) per channel
     assigned: dict[str, set[str]] = attrs.Factory(dict)
+    #: after-contact work per channel: completed task id -> when it ends; each takes a
+    #: unit of the channel's capacity until then (docs/wrap-up.md)
+    wrap_up: dict[str, dict[str, float]] = attrs.Factory(dict)
     login_at: float | None = None
     status_since: float = 0.0
     last_offer_at: float | None = None
@@ -62,9 +65,12 @@ class Agent:
     watcher: Callable[[Agent], None] | None = attrs.field(default=None, repr=False)
 
     def held_count(self, channel: str | None = None) -> int:
+        """Units of capacity taken: tasks reserved or assigned, and wrap-ups."""
         if channel is None:
-            return sum(len(ids) for ids in self.held.values())
-        return len(self.held.get(channel, ()))
+            held = sum(len(ids) for ids in self.held.values())
+            return held + sum(len(ids) for ids in self.wrap_up.values()) if self.wrap_up else held
+        held = len(self.held.get(channel, ()))
+        return held + len(self.wrap_up.get(channel, ())) if self.wrap_up else held
 
     def has_room(self, channel: str) -> bool:
         return self.held_count(channel) < self.capacity.get(channel, 0)
@@ -85,6 +91,7 @@ class Agent:
             self.status,
             {channel: set(ids) for channel, ids in self.held.items()},
             {channel: set(ids) for channel, ids in self.assigned.items()},
+            {channel: dict(ids) for channel, ids in self.wrap_up.items()},
             self.login_at,
             self.status_since,
             self.last_offer_at,
@@ -100,6 +107,7 @@ class Agent:
             self.status,
             self.held,
             self.assigned,
+            self.wrap_up,
             self.login_at,
             self.status_since,
             self.last_offer_at,
@@ -116,6 +124,7 @@ class Agent:
         clone.capacity = dict(self.capacity)
         clone.held = {channel: set(ids) for channel, ids in self.held.items()}
         clone.assigned = {channel: set(ids) for channel, ids in self.assigned.items()}
+        clone.wrap_up = {channel: dict(ids) for channel, ids in self.wrap_up.items()}
         clone.plugin_state = copy.deepcopy(self.plugin_state)
         return clone
 

@@ -212,7 +212,7 @@ class _Model:
 
     def settings_for(self, task: Task) -> Settings:
         """The profile a task is routed with, first found: task, target, filter, queue, global."""
-        key = (task.id, task.queue, task.filter_index, task.target_index)
+        key = (task.id, task.channel, task.queue, task.filter_index, task.target_index)
         cached = self._settings.get(task.id)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -257,6 +257,8 @@ class _Model:
         if cached is not None and cached[0] == agent.version:
             return cached[1]
         value = float(sum(held.get("share", 0.0) for held in self.held(agent)))
+        # a task's share stays taken while its agent wraps up after it (docs/wrap-up.md)
+        value += float(sum(self.context.agent_state(agent).get("wrap_up", {}).values()))
         self._occupied[agent.id] = (agent.version, value)
         return value
 
@@ -501,6 +503,25 @@ def omniroute_event_handlers(context: PluginContext) -> Iterable[EventHandler]:
         if task is not None and not task.is_open:
             model.forget(task)
 
+    def wrap_up_started(task: Task | None, agent: Agent | None) -> None:
+        if task is not None and agent is not None:
+            share = context.task_state(task).get("share", 0.0)
+            context.agent_state(agent).setdefault("wrap_up", {})[task.id] = share
+            context.agent_changed(agent)
+            model.record(agent)
+
+    def wrap_up_ended(_task: Task | None, agent: Agent | None) -> None:
+        if agent is not None:
+            state = context.agent_state(agent)
+            wrapping = {task_id for ids in agent.wrap_up.values() for task_id in ids}
+            state["wrap_up"] = {
+                task_id: share
+                for task_id, share in state.get("wrap_up", {}).items()
+                if task_id in wrapping
+            }
+            context.agent_changed(agent)
+            model.record(agent)
+
     events = (
         "accepted",
         "declined",
@@ -516,4 +537,6 @@ def omniroute_event_handlers(context: PluginContext) -> Iterable[EventHandler]:
         EventHandler("offered", offered),
         *(EventHandler(event, changed) for event in events),
         EventHandler("rejected", changed),
+        EventHandler("wrap_up_started", wrap_up_started),
+        EventHandler("wrap_up_ended", wrap_up_ended),
     ]

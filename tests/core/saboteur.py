@@ -69,8 +69,34 @@ def registered() -> Iterator[Saboteur]:
         manager.unregister(name="saboteur")
 
 
+#: wrap-ups and offer policies on top of the contact center, so that the undo log and
+#: saved states meet them: wrap-ups of every length, per-queue and per-channel timeouts,
+#: missed offers that make the agent not ready, auto-answer by channel and by agent
+FLOW_KEYS: dict[str, Any] = {
+    "channels": {
+        "voice": {"wrap_up": "5m", "offer": {"timeout": 20, "on_timeout": "not_ready"}},
+        "callback": {"offer": {"auto_answer": True}},
+        "chat": {"wrap_up": 0, "offer": {"auto_answer": "worker.skills.sales >= 2"}},
+        "email": {"wrap_up": "15m"},
+        "messaging": {},
+    },
+    "queues": {"sales": {"wrap_up": 60, "offer": {"timeout": 5}}},
+}
+
+
+def with_flow(raw: dict[str, Any]) -> dict[str, Any]:
+    """The deployment `raw` with FLOW_KEYS added to its channels and queues."""
+    raw = dict(raw)
+    raw["channels"] = {**raw["channels"], **FLOW_KEYS["channels"]}
+    raw["queues"] = {
+        name: {**queue, **FLOW_KEYS["queues"].get(name, {})}
+        for name, queue in raw["queues"].items()
+    }
+    return raw
+
+
 def contact_center_with_saboteur() -> Deployment:
-    raw = dict(read_mapping_file(CONTACT_CENTER))
+    raw = with_flow(dict(read_mapping_file(CONTACT_CENTER)))
     raw["plugins"] = [*raw["plugins"], "saboteur"]
     return load_deployment(raw, name=str(CONTACT_CENTER))
 
@@ -90,6 +116,7 @@ def deep_state(engine: Any) -> dict[str, Any]:
                 **{
                     name: getattr(task, name)
                     for name in (
+                        "channel",
                         "state",
                         "reason",
                         "message",
@@ -125,6 +152,7 @@ def deep_state(engine: Any) -> dict[str, Any]:
                 "status": agent.status,
                 "held": {ch: sorted(ids) for ch, ids in agent.held.items()},
                 "assigned": {ch: sorted(ids) for ch, ids in agent.assigned.items()},
+                "wrap_up": {ch: dict(sorted(ids.items())) for ch, ids in agent.wrap_up.items()},
                 "times": (
                     agent.login_at,
                     agent.status_since,

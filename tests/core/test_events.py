@@ -48,6 +48,10 @@ EXAMPLES: list[events.Event] = [
     ),
     events.RemoveAgent(agent="ana"),
     events.ReplaceDeployment(deployment={"queues": {"support": {}}}),
+    events.EndWrapUp(agent="ana"),
+    events.EndWrapUp(agent="ana", task="t1"),
+    events.ConvertToCallback(task="t1", channel="callback"),
+    events.ConvertToCallback(task="t1", channel="callback", queue="callbacks"),
     events.AdvanceClock(to=12.5),
 ]
 

@@ -91,6 +91,17 @@ def deployments(draw: st.DrawFn) -> dict[str, Any]:
     }
     if "least_occupancy" in plugins and draw(st.booleans()):
         raw["least_occupancy"] = {"max_concurrent": {names[0]: 1}, "reroute_delay": 5}
+    if draw(st.booleans()):  # wrap-ups and offer policies (docs/wrap-up.md, offer-policy.md)
+        raw["channels"] = {
+            "voice": {"wrap_up": 30, "offer": {"timeout": 20, "on_timeout": "not_ready"}},
+            "chat": {
+                "wrap_up": draw(st.sampled_from([0, 10])),
+                "offer": {"auto_answer": "worker.level >= 2"},
+            },
+            "email": {},
+        }
+        queues[names[-1]]["wrap_up"] = draw(st.sampled_from([0, 45]))
+        queues[names[0]]["offer"] = {"timeout": 8}
     return raw
 
 
@@ -129,6 +140,8 @@ events = st.lists(
                 "capacity",
                 "logout",
                 "transfer",
+                "end_wrap_up",
+                "convert",
             ]
         ),
         st.integers(0, 1000),
@@ -189,6 +202,10 @@ def play(
                 engine.set_agent(agent_id, channels={"chat": value % 4})
             elif kind == "logout":
                 engine.logout(agent_id)
+            elif kind == "end_wrap_up":
+                engine.end_wrap_up(agent_id)
+            elif kind == "convert" and task_id is not None:
+                engine.convert_to_callback(task_id, CHANNELS[value % 3])
             elif kind == "transfer" and task_id is not None:
                 engine.transfer(task_id, to_queue=sorted(raw["queues"])[value % len(raw["queues"])])
         except OmnirouteError:

@@ -10,10 +10,37 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from omniroute.core import Engine, EngineOptions, OmnirouteError, load_deployment
+from omniroute.core import (
+    Engine,
+    EngineOptions,
+    OmnirouteError,
+    load_deployment,
+    read_mapping_file,
+)
 from omniroute.core.state import OPEN_STATES, TASK_STATES
 
-DEPLOYMENT = load_deployment(Path(__file__).parents[1] / "deployments" / "workflow.yaml")
+WORKFLOW = Path(__file__).parents[1] / "deployments" / "workflow.yaml"
+DEPLOYMENT = load_deployment(WORKFLOW)
+#: the same, with wrap-ups (zero, per channel, a queue's override), offer timeouts per
+#: channel and queue, missed offers that make the agent not ready, and auto-answer
+FLOW = load_deployment(
+    {
+        **read_mapping_file(WORKFLOW),
+        "channels": {
+            "voice": {"wrap_up": 30, "offer": {"timeout": 20, "on_timeout": "not_ready"}},
+            "chat": {"wrap_up": 0, "offer": {"auto_answer": "worker.level >= 3"}},
+            "email": {"wrap_up": "2m"},
+            "callback": {"offer": {"auto_answer": True}},
+        },
+        "queues": {
+            "sales": {"target_workers": 'skills HAS "sales"', "wrap_up": 5},
+            "support": {"target_workers": 'skills HAS "support"', "offer": {"timeout": 8}},
+            "spanish": {"target_workers": 'languages HAS "es"'},
+            "overflow": {},
+        },
+    },
+    name="workflow with wrap-up and offer policy",
+)
 AGENTS = ["a0", "a1", "a2", "a3"]
 CHANNELS = ["voice", "chat", "email"]
 
@@ -49,6 +76,7 @@ class RoutingMachine(RuleBasedStateMachine):
         self.task_count = 0
 
     @initialize(
+        flow=st.booleans(),
         auto_accept=st.booleans(),
         reservation_timeout=st.sampled_from([None, 15.0]),
         roster=st.lists(
@@ -70,12 +98,13 @@ class RoutingMachine(RuleBasedStateMachine):
         ),
     )
     def start(
-        self, auto_accept: bool, reservation_timeout: float | None, roster: list[Any]
+        self, flow: bool, auto_accept: bool, reservation_timeout: float | None, roster: list[Any]
     ) -> None:
         self.options = EngineOptions(
             auto_accept=auto_accept, reservation_timeout=reservation_timeout
         )
-        self.engine = Engine(DEPLOYMENT, options=self.options)
+        self.deployment = FLOW if flow else DEPLOYMENT
+        self.engine = Engine(self.deployment, options=self.options)
         for agent_id, (channels, languages, level, skills, status) in zip(
             AGENTS, roster, strict=True
         ):
@@ -151,6 +180,42 @@ class RoutingMachine(RuleBasedStateMachine):
         capacity = self.engine.agent(agent).capacity.get(channel, 0) + extra
         self.apply("set_agent", agent, {"level": level}, {channel: capacity})
 
+    @rule(data=st.data())
+    def progress(self, data: st.DataObject) -> None:
+        """A reserved task accepted, or an assigned one completed (and wrapped up after):
+        random ids alone rarely meet them."""
+        moving = sorted(t.id for t in self.engine.tasks if t.state in ("reserved", "assigned"))
+        if moving:
+            task = self.engine.task(data.draw(st.sampled_from(moving)))
+            self.apply("accept" if task.state == "reserved" else "complete", task.id)
+
+    @rule(data=st.data(), one=st.booleans())
+    def end_a_wrap_up(self, data: st.DataObject, one: bool) -> None:
+        wrapping = sorted(
+            (agent.id, task)
+            for agent in self.engine.agents
+            for ids in agent.wrap_up.values()
+            for task in ids
+        )
+        if wrapping:
+            agent, task = data.draw(st.sampled_from(wrapping))
+            self.apply("end_wrap_up", agent, task if one else None)
+
+    @rule(data=st.data(), agent=st.sampled_from([*AGENTS, "ghost"]), one=st.booleans())
+    def end_wrap_up(self, data: st.DataObject, agent: str, one: bool) -> None:
+        task = data.draw(st.sampled_from(self.task_ids())) if one else None
+        self.apply("end_wrap_up", agent, task)
+
+    @rule(
+        data=st.data(),
+        channel=st.sampled_from([*CHANNELS, "callback", "fax"]),
+        queue=st.sampled_from([None, None, "support", "overflow", "nowhere"]),
+    )
+    def convert_to_callback(self, data: st.DataObject, channel: str, queue: str | None) -> None:
+        self.apply(
+            "convert_to_callback", data.draw(st.sampled_from(self.task_ids())), channel, queue
+        )
+
     @rule(seconds=st.floats(0, 150))
     def wait(self, seconds: float) -> None:
         self.apply("advance_to", self.engine.now + seconds)
@@ -183,15 +248,32 @@ class RoutingMachine(RuleBasedStateMachine):
         if not hasattr(self, "engine"):
             return
         for agent in self.engine.agents:
-            for channel, ids in agent.held.items():
-                assert len(ids) <= agent.capacity.get(channel, 0)
+            for channel in {*agent.held, *agent.wrap_up}:
+                # a wrap-up takes a unit of capacity like a task held
+                assert agent.held_count(channel) <= agent.capacity.get(channel, 0)
             if agent.status == "offline":
                 assert agent.held_count() == 0
+
+    @invariant()
+    def wrap_ups_follow_tasks_their_agents_handled_and_end_on_time(self) -> None:
+        if not hasattr(self, "engine"):
+            return
+        engine = self.engine
+        for agent in engine.agents:
+            for channel, ids in agent.wrap_up.items():
+                assert ids, f"{agent.id}: an empty wrap-up entry for {channel}"
+                for task_id, until in ids.items():
+                    task = engine.task(task_id)
+                    assert task.state in ("completed", "canceled"), (task_id, task.state)
+                    assert task.channel == channel
+                    assert task_id not in agent.held.get(channel, ())
+                    # its timer fires at its time: a wrap-up is never left behind the clock
+                    assert until > engine.now, (agent.id, task_id, until, engine.now)
 
     @precondition(lambda self: hasattr(self, "engine"))
     @rule()
     def same_inputs_give_the_same_decisions(self) -> None:
-        replay = Engine(DEPLOYMENT, options=self.options)
+        replay = Engine(self.deployment, options=self.options)
         for method, args, kwargs in self.log:
             with contextlib.suppress(OmnirouteError):
                 getattr(replay, method)(*args, **kwargs)

@@ -21,6 +21,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from omniroute.core import Engine, EngineOptions, OmnirouteError, load_deployment, read_mapping_file
 
+from .saboteur import with_flow
+
 EXAMPLES = Path(__file__).parents[2] / "examples"
 RAW = read_mapping_file(EXAMPLES / "contact-center" / "deployment.yaml")
 
@@ -31,8 +33,13 @@ def without(plugin: str | None) -> Any:
     return load_deployment(raw, name=f"contact-center without {plugin}")
 
 
-#: every plugin, and each set of four (the issue's run had four)
-DEPLOYMENTS = [without(None), *(without(name) for name in RAW["plugins"])]
+#: every plugin, and each set of four (the issue's run had four); and every plugin with
+#: wrap-ups and offer policies (saboteur.FLOW_KEYS)
+DEPLOYMENTS = [
+    without(None),
+    *(without(name) for name in RAW["plugins"]),
+    load_deployment(with_flow(RAW), name="contact-center with wrap-up and offer policy"),
+]
 AGENTS = [f"a{n}" for n in range(6)]
 CHANNELS = ["voice", "callback", "chat", "email", "messaging"]
 GROUPS = ["in_house", "bpo", "overflow"]
@@ -40,10 +47,11 @@ SCALE = int(os.environ.get("OMNIROUTE_FUZZ_SCALE", "1"))
 
 
 def held(engine: Engine) -> dict[tuple[str, str], int]:
+    """Units of capacity taken per agent and channel: tasks held and wrap-ups."""
     return {
-        (agent.id, channel): len(ids)
+        (agent.id, channel): agent.held_count(channel)
         for agent in engine.agents
-        for channel, ids in agent.held.items()
+        for channel in {*agent.held, *agent.wrap_up}
     }
 
 
@@ -205,6 +213,27 @@ class WideRoutingMachine(RuleBasedStateMachine):
                 given = self.given.get((agent_id, channel), 0)
                 assert count <= given, (agent_id, channel, count, given)
 
+    @rule(data=st.data(), one=st.booleans())
+    def end_wrap_up(self, data: st.DataObject, one: bool) -> None:
+        wrapping = sorted(
+            (agent.id, task)
+            for agent in self.engine.agents
+            for ids in agent.wrap_up.values()
+            for task in ids
+        )
+        agent, task = data.draw(st.sampled_from([*wrapping, ("a0", "ghost")]))
+        self.apply("end_wrap_up", agent, task if one else None)
+
+    @rule(
+        data=st.data(),
+        channel=st.sampled_from(CHANNELS),
+        queue=st.sampled_from([None, None, "callbacks", "sales"]),
+    )
+    def convert_to_callback(self, data: st.DataObject, channel: str, queue: str | None) -> None:
+        self.apply(
+            "convert_to_callback", data.draw(st.sampled_from(self.task_ids())), channel, queue
+        )
+
     @rule(seconds=st.sampled_from([0.0, 1.0, 5.0, 15.0, 61.0, 130.0, 700.0]))
     def wait(self, seconds: float) -> None:
         self.apply("advance_to", self.engine.now + seconds)
@@ -220,6 +249,11 @@ class WideRoutingMachine(RuleBasedStateMachine):
                     assert task.agent == agent.id
                     assert task.channel == channel
                     assert task.state in ("reserved", "assigned")
+            for channel, wrapping in agent.wrap_up.items():
+                for task_id in wrapping:
+                    task = self.engine.task(task_id)
+                    assert task.channel == channel
+                    assert task.state in ("completed", "canceled")
             if agent.status == "offline":
                 assert agent.held_count() == 0
 

@@ -48,12 +48,42 @@ operations = st.one_of(
     st.tuples(st.just("to_queue"), task_ref, st.sampled_from(["sales", "support", "callbacks"])),
     st.tuples(st.just("to_agent"), task_ref, agent_ref),
     st.tuples(st.just("advance"), st.sampled_from([0, 5, 20, 90, 700])),
+    st.tuples(st.just("end_wrap_up"), agent_ref, st.none() | task_ref),
+    # a task moved on a step (accepted, or completed and so wrapped up after), and the
+    # first wrap-up under way ended: random ids alone rarely meet either
+    st.tuples(st.just("progress"), task_ref),
+    st.tuples(st.just("progress"), task_ref),
+    st.tuples(st.just("progress"), task_ref),
+    st.tuples(st.just("end_a_wrap_up"), st.booleans()),
+    st.tuples(st.just("end_a_wrap_up"), st.booleans()),
+    st.tuples(
+        st.just("convert"), task_ref, st.sampled_from(CHANNELS), st.none() | st.just("callbacks")
+    ),
 )
 
 
 def as_event(engine: Engine, op: tuple[Any, ...], created: int) -> events.Event:
     kind = op[0]
     task = f"t{op[1] % max(created, 1)}" if isinstance(op[1], int) and kind != "advance" else ""
+    if kind == "progress":
+        found = engine.state.tasks.get(task)
+        if found is not None and found.state == "reserved":
+            return events.Accept(task=task)
+        return events.Complete(task=task)
+    if kind == "end_a_wrap_up":
+        wrapping = [
+            (agent.id, task_id)
+            for agent in engine.state.agents.values()
+            for ids in agent.wrap_up.values()
+            for task_id in ids
+        ]
+        if wrapping:
+            agent_id, task_id = wrapping[0]
+            return events.EndWrapUp(agent=agent_id, task=task_id if op[1] else None)
+        return events.EndWrapUp(agent="a0")
+    if kind == "end_wrap_up":
+        wrapped = f"t{op[2] % max(created, 1)}" if op[2] is not None else None
+        return events.EndWrapUp(agent=op[1], task=wrapped)
     match kind:
         case "create":
             return events.CreateTask(task=f"t{created}", channel=op[1], attributes={"type": op[2]})
@@ -83,6 +113,8 @@ def as_event(engine: Engine, op: tuple[Any, ...], created: int) -> events.Event:
             return events.Transfer(task=task, to_queue=op[2])
         case "to_agent":
             return events.Transfer(task=task, to_agent=op[2])
+        case "convert":
+            return events.ConvertToCallback(task=task, channel=op[2], queue=op[3])
     return events.AdvanceClock(to=engine.now + op[1])
 
 

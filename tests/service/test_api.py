@@ -36,7 +36,7 @@ def test_agents_tasks_reservations_and_transfers(server: Server) -> None:
     assert ana == {
         "id": "ana",
         "status": "ready",
-        "channels": {"chat": {"capacity": 2, "held": 0}},
+        "channels": {"chat": {"capacity": 2, "held": 0, "wrap_up": 0}},
         "attributes": {"skills": ["sales"]},
         "groups": [],
     }
@@ -50,7 +50,7 @@ def test_agents_tasks_reservations_and_transfers(server: Server) -> None:
     accepted = client.accept(D, reservation["id"])
     assert accepted["state"] == "accepted"
     assert client.task(D, "s1")["state"] == "assigned"
-    assert client.agent(D, "ana")["channels"]["chat"] == {"capacity": 2, "held": 1}
+    assert client.agent(D, "ana")["channels"]["chat"] == {"capacity": 2, "held": 1, "wrap_up": 0}
 
     # Transfer to an agent, then to a queue.
     moved = client.transfer(D, "s1", agent="bo")

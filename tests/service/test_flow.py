@@ -1,0 +1,94 @@
+"""Wrap-up, offer policy and callbacks over real HTTP: `end_wrap_up` on an agent,
+`convert_to_callback` on a task, what the agent and task views show, the events out, and
+bad input (404, 409, 422, nothing changed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from omniroute.client import Client, ProblemError
+
+from .server import Server
+
+D = "flow"
+DEPLOYMENT = """
+channels:
+  voice: {wrap_up: 10m, offer: {timeout: 1h, on_timeout: not_ready}}
+  callback: {offer: {auto_answer: true}}
+queues:
+  support: {}
+  callbacks: {}
+"""
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[Client]:
+    path = tmp_path / "flow.yaml"
+    path.write_text(DEPLOYMENT)
+    server = Server(tmp_path, "--reservation-timeout", "none", deployments=(f"{D}={path}",))
+    server.start()
+    yield server.client()
+    server.stop()
+
+
+def types(client: Client, after: int) -> list[str]:
+    return [event["type"] for event in client.events(D, after=after, limit=1000)]
+
+
+def test_wrap_up_and_a_callback_that_keeps_its_place(client: Client) -> None:
+    client.put_agent(D, "ana", channels={"voice": 1, "callback": 1})
+    first = client.create_task(D, id="v1", channel="voice", queue="support")
+    assert first["reservation"]["expires_at"] is not None  # channels.voice.offer.timeout
+    client.accept(D, first["reservation"]["id"])
+    client.complete(D, "v1")
+    ana = client.agent(D, "ana")
+    assert ana["channels"]["voice"] == {"capacity": 1, "held": 1, "wrap_up": 1}
+
+    # While ana wraps up, a second caller waits, then asks to be called back.
+    waiting = client.create_task(D, id="v2", channel="voice", queue="support")
+    assert waiting["state"] == "queued"
+    seen = client.events(D, limit=1000)[-1]["id"]
+    converted = client.convert_to_callback(D, "v2", "callback", queue="callbacks")
+    assert (converted["channel"], converted["queue"]) == ("callback", "callbacks")
+    assert (converted["state"], converted["agent"]) == ("assigned", "ana")  # auto-answered
+    assert "task.converted" in types(client, seen)
+
+    # Ending the voice wrap-up early frees the voice capacity.
+    seen = client.events(D, limit=1000)[-1]["id"]
+    ended = client.end_wrap_up(D, "ana")
+    assert ended["channels"]["voice"] == {"capacity": 1, "held": 0, "wrap_up": 0}
+    assert "agent.updated" in types(client, seen)
+
+
+def test_bad_flow_commands_change_nothing(client: Client) -> None:
+    client.put_agent(D, "ana", channels={"voice": 1})
+    client.create_task(D, id="v1", channel="voice", queue="support")
+    before = client.events(D, limit=1000)
+    cases = [
+        (lambda: client.end_wrap_up(D, "ana"), 409, "not wrapping up"),
+        (lambda: client.end_wrap_up(D, "ghost"), 404, "unknown agent"),
+        (lambda: client.convert_to_callback(D, "v1", "callback", queue="nowhere"), 404, "queue"),
+        (lambda: client.convert_to_callback(D, "v1", "fax"), 409, "unknown channel"),
+        (lambda: client.convert_to_callback(D, "ghost", "callback"), 404, "unknown task"),
+        (
+            lambda: client.request(
+                "POST", f"/v1/deployments/{D}/tasks/v1/convert_to_callback", {"queue": "x"}
+            ),
+            422,
+            "channel",
+        ),
+    ]
+    for call, status, words in cases:
+        with pytest.raises(ProblemError) as raised:
+            call()
+        assert raised.value.status == status, raised.value.problem
+        assert words in str(raised.value.problem), raised.value.problem
+    client.accept(D, "r1")
+    with pytest.raises(ProblemError) as raised:
+        client.convert_to_callback(D, "v1", "callback")
+    assert raised.value.status == 409
+    assert "only a queued or reserved task" in raised.value.problem["detail"]
+    assert len(client.events(D, limit=1000)) == len(before) + 1  # the accept alone
