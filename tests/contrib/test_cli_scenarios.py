@@ -213,3 +213,34 @@ def test_a_reservation_timeout_under_a_millisecond_is_a_problem_of_the_file() ->
     }
     with pytest.raises(DeploymentError, match=r"options\.reservation_timeout: must be at least"):
         load_scenario(raw)
+
+
+def test_final_checks_message_agent_and_queue(tmp_path: Path) -> None:
+    """`final` may state `message`, `agent` and `queue`; each is checked when given."""
+    path = tmp_path / "final.yaml"
+    path.write_text(
+        "name: final\n"
+        "deployment: {channels: {chat: {}}, queues: {q: {}, r: {}}}\n"
+        "agents: [{id: a, channels: {chat: 1}}]\n"
+        "events:\n"
+        "  - {at: 0, create: {id: t1, channel: chat, queue: q}}\n"
+        "  - {at: 1, complete: t1}\n"
+        "  - {at: 2, create: {id: t2, channel: chat, queue: r}}\n"
+        "expect:\n"
+        "  final:\n"
+        "    t1: {agent: a, queue: q}\n"
+        "    t2: {state: assigned, agent: b, queue: q, message: hello}\n"
+    )
+    result = scenarios.run_file(path)
+    assert result.failures == (
+        "final: task 't2' has message None, expected 'hello'",
+        "final: task 't2' has agent 'a', expected 'b'",
+        "final: task 't2' has queue 'r', expected 'q'",
+    )
+    assert result.to_json()["final"]["t1"] == {
+        "state": "completed",
+        "reason": None,
+        "message": None,
+        "agent": "a",
+        "queue": "q",
+    }
