@@ -146,7 +146,6 @@ def test_yaml_merge_keys_work(tmp_path: Path) -> None:
             },
             [
                 "q.max_wait:",
-                "needs at least two agent groups",
                 "must sum to 100, not 20",
                 "sum to 100, not 50",
             ],
