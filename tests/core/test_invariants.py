@@ -133,8 +133,9 @@ class RoutingMachine(RuleBasedStateMachine):
         self.apply("transfer", data.draw(st.sampled_from(self.task_ids())), to_agent=agent)
 
     @precondition(
-        lambda self: hasattr(self, "engine")
-        and any(task.state == "assigned" for task in self.engine.tasks)
+        lambda self: (
+            hasattr(self, "engine") and any(task.state == "assigned" for task in self.engine.tasks)
+        )
     )
     @rule(data=st.data(), answer=st.sampled_from(["accept", "decline", "timeout", "wait"]))
     def transfer_assigned_to_agent(self, data: st.DataObject, answer: str) -> None:
