@@ -78,15 +78,15 @@ class TaskLifecycle:
         if reservation_id is None:
             if task_id is None:
                 raise EventError(f"{action}: name the task or the reservation")
-            transferring = self.state.tasks.get(task_id)
-            if transferring is not None and transferring.transfer is not None:
-                # An assigned task answers for its pending transfer to another agent.
-                task, pending, holder = transferring, transferring.transfer.id, None
+            found = self.state.tasks.get(task_id)
+            if found is not None and found.transfer is not None:
+                task = found
             else:
                 task = task_in(task_id, ("reserved",), action)
-                pending = task.reservation.id if task.reservation else None
-                holder = task.agent
-            recipient = task.transfer.agent if task.transfer is not None else holder
+            # An assigned task answers for its pending transfer to another agent.
+            offer = task.transfer or task.reservation
+            pending = offer.id if offer is not None else None
+            recipient = task.transfer.agent if task.transfer is not None else task.agent
             if agent_id is not None and agent_id != recipient:
                 raise EventError(
                     f"cannot {action} task {task_id!r} as {agent_id!r}: its pending reservation "

@@ -167,8 +167,9 @@ def omniroute_event_handlers(
         if task is None or task.state != "queued":
             return
         mine = context.task_state(task)
-        if mine.pop("cascade_due", False) and mine.get("queue") == task.queue:
-            cascade_now(task, task.queue)
+        queue = task.queue
+        if mine.pop("cascade_due", False) and queue is not None and mine.get("queue") == queue:
+            cascade_now(task, queue)
 
     def cascade_now(task: Task, queue: str) -> None:
         mine = context.task_state(task)
