@@ -22,6 +22,27 @@ def test_check_a_good_deployment(capsys: pytest.CaptureFixture[str]) -> None:
     assert err == ""
 
 
+def test_check_says_where_plugin_order_matters(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "both.yaml"
+    path.write_text(
+        "plugins: [least_occupancy, capacity_share]\nchannels: {chat: {}}\nqueues: {q: {}}\n"
+    )
+    code, _, err = run(capsys, "check", str(path))
+    assert code == 0
+    assert (
+        "note: plugins: the order of plugins decides how agents are ranked: least_occupancy "
+        "(fewest_active, last_accepted, earliest_login); then capacity_share" in err
+    )
+    # transferred-first leads whatever the order: capacity_share's orderings are alone
+    assert "which waiting task goes first" not in err
+    path.write_text("plugins: [least_occupancy]\nchannels: {chat: {}}\nqueues: {q: {}}\n")
+    code, _, err = run(capsys, "check", str(path), "--json")
+    assert code == 0
+    assert err == ""
+
+
 def test_check_lists_every_problem_and_exits_1(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
