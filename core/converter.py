@@ -385,17 +385,38 @@ def structure_all(value: Any, kind: type[T], prefix: str = "") -> tuple[T | None
                     if problem not in seen:
                         seen.add(problem)
                         problems.append(problem)
-            targets = (
-                [(*path, key) for key in leaf.extra_fields]
-                if isinstance(leaf, ForbiddenExtraKeysError)
-                else [path]
-            )
+            targets = _offending_parts(pruned, path, leaf)
             for target in targets:
                 progress |= _drop(pruned, target)
                 dropped.add(target)
         if not progress:
             break
     return None, problems
+
+
+def _offending_parts(
+    data: Any, path: tuple[PathPart, ...], error: BaseException
+) -> list[tuple[PathPart, ...]]:
+    """What to drop for an error at `path`: the unknown keys, the entries of a mapping a
+    validator named (`ConfigProblems` with keys of it), else the part itself."""
+    if isinstance(error, ForbiddenExtraKeysError):
+        return [(*path, key) for key in error.extra_fields]
+    if isinstance(error, ConfigProblems):
+        value = _at(data, path)
+        keys = [sub for sub, _ in error.problems]
+        if isinstance(value, Mapping) and keys and all(key in value for key in keys):
+            return [(*path, key) for key in keys]
+    return [path]
+
+
+def _at(data: Any, path: tuple[PathPart, ...]) -> Any:
+    for part in path:
+        in_mapping = isinstance(data, Mapping) and part in data
+        in_list = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        if not (in_mapping or in_list):
+            return None
+        data = data[part]
+    return data
 
 
 def _plain_copy(value: Any) -> Any:
@@ -414,13 +435,7 @@ def _drop(data: Any, path: tuple[PathPart, ...]) -> bool:
         parts.pop()
     if not parts:
         return False
-    holder = data
-    for part in parts[:-1]:
-        in_mapping = isinstance(holder, Mapping) and part in holder
-        in_list = isinstance(holder, list) and isinstance(part, int) and 0 <= part < len(holder)
-        if not (in_mapping or in_list):
-            return False
-        holder = holder[part]
+    holder = _at(data, tuple(parts[:-1]))
     if isinstance(holder, dict) and parts[-1] in holder:
         del holder[parts[-1]]
         return True

@@ -174,7 +174,7 @@ HIDING = {
     "channels": {"chat": {}, "callback": {}},
     "queues": {"q": {"target_workers": "x ==", "profile": "nope", "task_order": "up"}},
     "capacity_share": {"profiles": {"vip": {"channel": "chat", "shar": 25}}},
-    "least_occupancy": {"reroute": 3, "max_concurrent": {"q": 0}},
+    "least_occupancy": {"reroute": 3, "max_concurrent": {"q": 0, "other": 2}},
     "weighted_cascade": {
         "queues": {
             "q": {"primary": {"a": 50}},
@@ -198,6 +198,7 @@ def test_no_problem_hides_another() -> None:
         "queues.q.profile: unknown capacity_share profile 'nope'",
         "least_occupancy.reroute: unknown key",
         "least_occupancy.max_concurrent.q: must be at least 1, got 0",
+        "least_occupancy.max_concurrent.other: unknown queue 'other'",
         "weighted_cascade.queues.q: primary: percentages must sum to 100, not 50",
         "weighted_cascade.queues.zz: unknown queue 'zz'",
         "toggle_to_one.default_max: unknown key",
@@ -209,7 +210,7 @@ def test_no_problem_hides_another() -> None:
     ]:
         assert part in text, (part, text)
     assert "required key is missing" not in text
-    assert text.startswith("hiding: 13 problems")
+    assert text.startswith("hiding: 14 problems")
 
 
 # --- items 3 and 4: every number finite, every duration sensible ---------------------------
