@@ -30,7 +30,7 @@ from omniroute.core import (
     read_mapping_file,
 )
 from omniroute.core.config import check_data
-from omniroute.core.converter import ConfigProblems, key_path, structure
+from omniroute.core.converter import ConfigProblems, key_path, structure, structure_all
 from omniroute.core.durations import parse_duration
 from omniroute.core.limits import MAX_EVENTS
 from omniroute.core.options import MIN_RESERVATION_TIMEOUT
@@ -342,7 +342,7 @@ def load_scenario(
             raise DeploymentError(label, found)
     if not isinstance(raw, Mapping):
         raise DeploymentError(label, [Problem("", "a scenario must be a mapping of keys")])
-    spec, problems = structure(raw, ScenarioSpec)
+    spec, problems = structure_all(raw, ScenarioSpec)
     events, event_problems = (
         parse_events(raw.get("events") or [], lines)
         if isinstance(raw.get("events"), list)

@@ -265,3 +265,17 @@ def test_final_checks_message_agent_and_queue(tmp_path: Path) -> None:
         "agent": "a",
         "queue": "q",
     }
+
+
+def test_a_scenario_lists_problems_that_a_bad_key_used_to_hide(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: bad\n"
+        "deployment: {channels: {chat: {}}}\n"
+        "agents: [{id: a, channels: {chat: 1}, colour: red}]\n"
+        "options: {reservation_timeout: 0.0001}\n"
+        "events: [{at: 0, create: {id: t1, channel: chat}}]\n"
+    )
+    result = scenarios.run_file(path)
+    assert "agents[0].colour: unknown key" in "\n".join(result.failures)
+    assert "options.reservation_timeout: must be at least 0.001 s" in "\n".join(result.failures)
