@@ -209,8 +209,11 @@ class TaskLifecycle:
 
     def release_agent(self, task: Task, ending: str = "revoked") -> Agent | None:
         """Free the capacity the task holds on its agent, if any; a pending reservation
-        ends as `ending`, and so does a pending transfer to another agent."""
-        self.drop_transfer(task, "revoked")
+        ends as `ending`, and a pending transfer to another agent is revoked."""
+        recipient = self.drop_transfer(task, "revoked")
+        if recipient is not None:
+            self.log(task, f"transfer to {recipient.id} revoked")
+            self._notify("timed_out", task, recipient)
         if task.agent is None:
             return None
         agent = self.state.agents[task.agent]
