@@ -327,7 +327,9 @@ def check_command(
     Errors fail the check; policy warnings (unreachable filters and targets, channels
     the deployment does not declare, calendars never open, queues or groups no agent of
     the roster can serve, queues a --workload uses without a service level, ...) are shown
-    with a fix but do not.
+    with a fix but do not. Notes say where the
+    order of `plugins` changes routing in this deployment (ranking, task order,
+    preferences, the reason of an arrival rejection), and nothing when it does not.
 
     Exit status: 0 when it is valid (warnings or not), 1 when it has errors (the check
     found failures, as `ruff check` does), 2 when the file or the roster cannot be read.
@@ -354,6 +356,7 @@ def check_command(
         from .workload import load_workload
 
         warnings += _service_level_warnings(loaded, load_workload(workload_file))
+    warnings += _plugin_order_notes(loaded)
     filters = len(loaded.workflow.filters) if loaded.workflow else 0
     if as_json:
         echo_json(
@@ -370,11 +373,19 @@ def check_command(
         )
         return
     for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"{'note' if warning.severity == 'note' else 'warning'}: {warning}", err=True)
     click.echo(
         f"{deployment}: ok — {len(loaded.channels)} channel(s), {len(loaded.queues)} queue(s), "
         f"{filters} workflow filter(s), plugins: {', '.join(loaded.plugins) or 'none'}"
     )
+
+
+def _plugin_order_notes(deployment: Any) -> list[Any]:
+    """Where the order of `plugins` matters for this deployment (docs/concepts.md)."""
+    from omniroute.core import Engine
+    from omniroute.core.checks import plugin_order_notes
+
+    return list(plugin_order_notes(Engine(deployment).pipeline))
 
 
 def _problem_json(problem: Any) -> dict[str, str]:

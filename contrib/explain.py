@@ -67,8 +67,12 @@ def explain_lines(engine: Engine, task: Task) -> list[str]:
 
 
 def _decision_lines(decision: Decision) -> list[str]:
+    # Outside a workflow the target is named after the queue: say it once.
+    where = f"queue {decision.queue}"
+    if decision.target is not None and decision.target != where:
+        where += f", {decision.target}"
     lines = [
-        f"  queue {decision.queue}, {decision.target}",
+        f"  {where}",
         f"  why: {decision.why}",
         "  agents considered (ranking keys: smaller comes first):",
     ]

@@ -816,7 +816,7 @@ def _answer(kind: type[events.Accept] | type[events.Decline]) -> Handler:
             if reservation.state != "pending":
                 raise conflict(f"reservation {rid!r} is {reservation.state}, not pending")
             task = runner.engine.state.tasks.get(reservation.task)
-            if task is None or task.reservation is not reservation:
+            if task is None or reservation not in (task.reservation, task.transfer):
                 raise conflict(f"reservation {rid!r} is no longer the task's offer")
             event = kind(task=reservation.task, agent=reservation.agent)
             return [event], lambda: Reply(200, runner.reservation_view(reservation))

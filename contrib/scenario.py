@@ -30,7 +30,7 @@ from omniroute.core import (
     read_mapping_file,
 )
 from omniroute.core.config import check_data
-from omniroute.core.converter import ConfigProblems, key_path, structure
+from omniroute.core.converter import ConfigProblems, key_path, structure, structure_all
 from omniroute.core.durations import parse_duration
 from omniroute.core.limits import MAX_EVENTS
 from omniroute.core.options import MIN_RESERVATION_TIMEOUT
@@ -119,8 +119,13 @@ class OfferExpectation:
 
 @attrs.frozen
 class FinalExpectation:
-    state: str
+    """What a task must end as; only the keys given (not null) are checked."""
+
+    state: str | None = None
     reason: str | None = None
+    message: str | None = None
+    agent: str | None = None
+    queue: str | None = None
 
 
 def _fractions(instance: Any, attribute: Any, value: dict[str, float]) -> None:
@@ -199,19 +204,12 @@ class ScenarioResult:
     path: str
     passed: bool
     offers: tuple[tuple[str, str, float], ...]
-    final: dict[str, tuple[str, str | None]]
+    #: each task's end state: state, reason, message, agent, queue (`final_state`)
+    final: dict[str, dict[str, Any]]
     errors: tuple[str, ...]
     failures: tuple[str, ...]
     expected_offers: tuple[tuple[str, str, float | None], ...] | None = None
     engine: Engine | None = attrs.field(default=None, repr=False, eq=False)
-
-    def _final_json(self, task_id: str, state: str, reason: str | None) -> dict[str, Any]:
-        """A task's end state with the keys of the spec: state, reason, message, agent, queue."""
-        entry: dict[str, Any] = {"state": state, "reason": reason}
-        task = self.engine.state.tasks.get(task_id) if self.engine is not None else None
-        if task is not None:
-            entry.update(message=task.message, agent=task.agent, queue=task.queue)
-        return entry
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -219,10 +217,7 @@ class ScenarioResult:
             "path": self.path,
             "passed": self.passed,
             "offers": [{"task": task, "agent": agent, "at": at} for task, agent, at in self.offers],
-            "final": {
-                task: self._final_json(task, state, reason)
-                for task, (state, reason) in self.final.items()
-            },
+            "final": {task: dict(entry) for task, entry in self.final.items()},
             "errors": list(self.errors),
             "failures": list(self.failures),
         }
@@ -362,7 +357,7 @@ def load_scenario(
             raise DeploymentError(label, found)
     if not isinstance(raw, Mapping):
         raise DeploymentError(label, [Problem("", "a scenario must be a mapping of keys")])
-    spec, problems = structure(raw, ScenarioSpec)
+    spec, problems = structure_all(raw, ScenarioSpec)
     events, event_problems = (
         parse_events(raw.get("events") or [], lines)
         if isinstance(raw.get("events"), list)
@@ -541,20 +536,26 @@ def _judge(scenario: Scenario, engine: Engine, errors: list[tuple[int, str]]) ->
         if not _offers_match(expected_offers, offers):
             failures.append("offers differ")
 
-    final = {task.id: (task.state, task.reason) for task in engine.tasks}
+    final = final_states(engine)
     for task_id, expectation in expect.final.items():
         actual = final.get(task_id)
         if actual is None:
             failures.append(f"final: task {task_id!r} was never created")
             continue
-        if actual[0] != expectation.state or (
-            expectation.reason is not None and actual[1] != expectation.reason
+        if (expectation.state is not None and actual["state"] != expectation.state) or (
+            expectation.reason is not None and actual["reason"] != expectation.reason
         ):
-            expected_state = expectation.state + (
+            expected_state = (expectation.state or actual["state"]) + (
                 f" ({expectation.reason})" if expectation.reason else ""
             )
-            got = actual[0] + (f" ({actual[1]})" if actual[1] else "")
+            got = actual["state"] + (f" ({actual['reason']})" if actual["reason"] else "")
             failures.append(f"final: task {task_id!r} is {got}, expected {expected_state}")
+        for key in ("message", "agent", "queue"):
+            wanted = getattr(expectation, key)
+            if wanted is not None and actual[key] != wanted:
+                failures.append(
+                    f"final: task {task_id!r} has {key} {actual[key]!r}, expected {wanted!r}"
+                )
 
     for share in expect.share:
         failures += _check_share(engine, share)
@@ -570,6 +571,23 @@ def _judge(scenario: Scenario, engine: Engine, errors: list[tuple[int, str]]) ->
         expected_offers=expected_offers,
         engine=engine,
     )
+
+
+def final_states(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Each task's end state: `state`, `reason`, `message` (what the customer was told),
+    `queue`, and `agent`: the agent holding it, or, once it ended, the agent who last
+    accepted it (null when none did)."""
+    accepted = {offer.task: offer.agent for offer in engine.offers if offer.state == "accepted"}
+    return {
+        task.id: {
+            "state": task.state,
+            "reason": task.reason,
+            "message": task.message,
+            "agent": task.agent if task.is_open else accepted.get(task.id),
+            "queue": task.queue,
+        }
+        for task in engine.tasks
+    }
 
 
 def _offers_match(

@@ -559,7 +559,8 @@ class Runner:
         return declared.threshold if declared is not None else SERVICE_LEVEL_SECONDS
 
     def _remember(self, task: Task) -> None:
-        reservation = task.reservation
+        # A pending transfer to an agent is the offer to watch while it lasts.
+        reservation = task.transfer or task.reservation
         self._seen[task.id] = (
             task.state,
             reservation,
@@ -643,6 +644,8 @@ class Runner:
             "queue": task.queue,
             "agent": task.agent,
             "reservation": self.reservation_view(reservation) if reservation else None,
+            # a pending transfer to another agent; the task stays with `agent` till accepted
+            "transfer": self.reservation_view(task.transfer) if task.transfer else None,
             "priority": task.priority,
             "attributes": task.attributes,
             "created_at": self.time(task.created_at),

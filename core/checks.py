@@ -7,6 +7,7 @@ says in one line how to fix it. Plugins add their own through `omniroute_validat
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from omniroute.grammar import Expression
 from omniroute.grammar.nodes import And, Compare, Condition, Literal, Not, Or, Reference, Truth
@@ -17,6 +18,9 @@ from .converter import key_path
 from .errors import Problem
 from .spec import Deployment
 from .state import Agent, worker_context
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
 
 MAX_USEFUL_WAIT = 24 * 3600.0
 
@@ -158,3 +162,72 @@ def roster_warnings(deployment: Deployment, agents: Iterable[Agent]) -> Iterator
             roster=roster,
         )
         yield from found or ()
+
+
+def _by_plugin(components: Iterable[tuple[str | None, Any]]) -> dict[str, list[str]]:
+    """The names of the components each plugin contributes, plugins in pipeline order
+    (the core's left out: its place never moves)."""
+    found: dict[str, list[str]] = {}
+    for owner, component in components:
+        if owner is not None:
+            found.setdefault(owner, []).append(component.name)
+    return found
+
+
+def _listed(by_plugin: dict[str, list[str]]) -> str:
+    return "; then ".join(f"{plugin} ({', '.join(names)})" for plugin, names in by_plugin.items())
+
+
+def plugin_order_notes(pipeline: Pipeline) -> Iterator[Problem]:
+    """Where the order of `plugins` changes routing in this deployment (severity "note").
+
+    Order changes which plugin's ranking keys and task orderings come first (the later
+    ones only break ties), the order preferences narrow in, and which arrival check's
+    reason a task rejected by two gets. It changes nothing when only one active plugin
+    contributes each of these; filters (all must pass), event handlers of different
+    events, and orderings that lead (`TaskOrdering.leads`) do not depend on it.
+    """
+
+    def note(what: str, by_plugin: dict[str, list[str]], effect: str) -> Problem:
+        return Problem(
+            "plugins",
+            f"the order of plugins decides {what}: {_listed(by_plugin)}; {effect}",
+            "note",
+        )
+
+    ranking = _by_plugin(pipeline.ranking_keys)
+    if len(ranking) > 1:
+        yield note(
+            "how agents are ranked",
+            ranking,
+            "a later plugin's keys only break ties of the earlier ones'",
+        )
+    leading = {
+        owner: [item.name]
+        for owner, item in pipeline.task_orderings
+        if owner is not None and item.leads
+    }
+    orderings = _by_plugin(
+        (owner, item) for owner, item in pipeline.task_orderings if not item.leads
+    )
+    if len(orderings) > 1:
+        first = f" ({_listed(leading)} lead whatever the order)" if leading else ""
+        yield note(
+            "which waiting task goes first",
+            orderings,
+            f"a later plugin's orderings only break ties of the earlier ones'{first}",
+        )
+    preferences = _by_plugin(pipeline.preferences)
+    if len(preferences) > 1:
+        yield note(
+            "the order preferences set agents aside in",
+            preferences,
+            "each narrows what the one before it kept",
+        )
+    arrivals = _by_plugin(pipeline.arrival_checks)
+    if len(arrivals) > 1:
+        yield note(
+            "which reason a task rejected on arrival gets",
+            arrivals,
+            "the first check that rejects it gives the reason and message",
+        )

@@ -115,6 +115,10 @@ class TaskOrdering:
     name: str
     key: Callable[[Task], Any]
     fixed: bool = False
+    #: orders tasks ahead of every ordering that does not lead, whatever the order the
+    #: deployment lists plugins in (Pega's "transfers ahead of other work"); among
+    #: leading orderings, the plugin order holds
+    leads: bool = False
 
 
 EVENTS = (

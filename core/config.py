@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from omniroute.grammar import ExpressionError, compile_expression, compile_order_by
 
 from . import checks
 from . import plugins as plugin_registry
-from .converter import key_path, structure
+from .converter import key_path, structure_all
 from .errors import DeploymentError, PluginError, Problem
 from .files import check_data, read_mapping_file
 from .offer_policy import offer_warnings
@@ -89,13 +91,15 @@ def _build(raw: Any, label: str, problems: list[Problem]) -> Deployment | None:
                     ),
                 )
             )
-    spec, shape_problems = structure(
+    # Every problem of a file at once: what is wrong is dropped and the rest checked on,
+    # so that one bad key cannot hide the problems of its neighbours.
+    spec, shape_problems = structure_all(
         {key: raw[key] for key in CORE_KEYS if key in raw}, DeploymentSpec
     )
     problems += shape_problems
 
     active = _check_plugin_list(raw.get("plugins"), installed, problems)
-    sections = _structure_sections(raw, active, installed, problems)
+    sections, partial = _structure_sections(raw, active, installed, problems)
     if spec is None:
         _check_raw_expressions(raw, problems)
         return None
@@ -115,22 +119,29 @@ def _build(raw: Any, label: str, problems: list[Problem]) -> Deployment | None:
         channel_settings=channel_settings,
         service_level=spec.service_level,
     )
-    if not any(problem.severity == "error" for problem in problems):
-        problems.extend(checks.workflow_warnings(deployment))
-        problems.extend(checks.channel_warnings(deployment))
-        problems.extend(offer_warnings(queue.offer for queue in queues.values()))
-        for plugin in active:
-            try:
-                found = plugin_registry.call_for(
+    wrong = any(problem.severity == "error" for problem in problems)
+    checked = _with_placeholders(deployment, spec) if wrong else deployment
+    problems.extend(checks.workflow_warnings(checked))
+    problems.extend(checks.channel_warnings(checked))
+    problems.extend(offer_warnings(queue.offer for queue in queues.values()))
+    for plugin in active:
+        if plugin not in sections and plugin not in partial:
+            continue  # nothing of its section could be read: its problems are listed
+        try:
+            found = list(
+                plugin_registry.call_for(
                     plugin,
                     "omniroute_validate",
-                    deployment=deployment,
-                    section=sections.get(plugin),
+                    deployment=checked,
+                    section=sections.get(plugin, partial.get(plugin)),
                 )
-            except PluginError as error:
+                or ()
+            )
+        except PluginError as error:
+            if not wrong:  # on a file already wrong, a plugin's check may trip on it
                 problems.append(Problem(plugin, str(error)))
-                continue
-            problems.extend(found or ())
+            continue
+        problems.extend(found)
     return Deployment(
         source=label,
         plugins=deployment.plugins,
@@ -170,10 +181,28 @@ def _check_plugin_list(value: Any, installed: list[str], problems: list[Problem]
     return active
 
 
+def _with_placeholders(deployment: Deployment, spec: DeploymentSpec) -> Deployment:
+    """The deployment for the checks of a file that has errors: a queue whose expression
+    did not compile is still there (it matches nobody), so that checks of the other parts
+    do not call it unknown."""
+    missing = [name for name in spec.queues if name not in deployment.queues]
+    if not missing:
+        return deployment
+    nobody = compile_expression("1 == 0", default_root="worker")
+    queues = dict(deployment.queues)
+    for name in missing:
+        queue = spec.queues[name]
+        queues[name] = Queue(name, nobody, queue.task_order, queue.profile, queue.skill)
+    return attrs.evolve(deployment, queues=queues)
+
+
 def _structure_sections(
     raw: Mapping[str, Any], active: list[str], installed: list[str], problems: list[Problem]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The plugins' sections, and for those with problems what could be read of them
+    once the wrong parts were dropped (for the plugins' checks, not for routing)."""
     sections: dict[str, Any] = {}
+    partial: dict[str, Any] = {}
     for name in installed:
         if name in raw and name not in active:
             problems.append(
@@ -193,13 +222,13 @@ def _structure_sections(
             if name in raw:
                 problems.append(Problem(name, f"plugin {name!r} reads no configuration section"))
             continue
-        section, section_problems = structure(
+        section, section_problems = structure_all(
             raw.get(name) if raw.get(name) is not None else {}, kind, prefix=name
         )
         problems.extend(section_problems)
         if section is not None:
-            sections[name] = section
-    return sections
+            (partial if section_problems else sections)[name] = section
+    return sections, partial
 
 
 def _compile(

@@ -348,3 +348,97 @@ def structure(value: Any, kind: type[T], prefix: str = "") -> tuple[T | None, li
         return None, problems
     except RecursionError:
         return None, [Problem(prefix, "nested too deeply")]
+
+
+# --- every problem, when the first ones would hide others -------------------------------
+
+#: rounds of pruning before giving up; each round drops at least one part
+_PRUNING_ROUNDS = 12
+
+
+def structure_all(value: Any, kind: type[T], prefix: str = "") -> tuple[T | None, list[Problem]]:
+    """Structure `value` into `kind`; on failure, structure what is left once each
+    offending part is dropped, again and again, so that problems the first failure hid
+    (a validator that never ran because a sibling key was unknown, say) are found too.
+
+    Returns the structured object of what was left (for checks that read the rest of the
+    section; never for routing), or None when nothing could be, and every problem found.
+    A part that is dropped because it is wrong is not also reported as missing.
+    """
+    result, problems = structure(value, kind, prefix)
+    if result is not None or not isinstance(value, Mapping):
+        return result, problems
+    pruned: Any = _plain_copy(value)
+    dropped: set[tuple[PathPart, ...]] = set()
+    seen = set(problems)
+    for _ in range(_PRUNING_ROUNDS):
+        try:
+            return converter().structure(pruned, kind), problems
+        except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as error:
+            leaves = list(_leaves(error, (), kind))
+        except RecursionError:
+            return None, problems
+        progress = False
+        for path, leaf, leaf_kind in leaves:
+            if isinstance(leaf, KeyError) and path in dropped:
+                path = path[:-1]  # a required part we dropped: drop what holds it
+            else:
+                for problem in _problems_of(leaf, leaf_kind, path, prefix):
+                    if problem not in seen:
+                        seen.add(problem)
+                        problems.append(problem)
+            targets = _offending_parts(pruned, path, leaf)
+            for target in targets:
+                progress |= _drop(pruned, target)
+                dropped.add(target)
+        if not progress:
+            break
+    return None, problems
+
+
+def _offending_parts(
+    data: Any, path: tuple[PathPart, ...], error: BaseException
+) -> list[tuple[PathPart, ...]]:
+    """What to drop for an error at `path`: the unknown keys, the entries of a mapping a
+    validator named (`ConfigProblems` with keys of it), else the part itself."""
+    if isinstance(error, ForbiddenExtraKeysError):
+        return [(*path, key) for key in error.extra_fields]
+    if isinstance(error, ConfigProblems):
+        value = _at(data, path)
+        keys = [sub for sub, _ in error.problems]
+        if isinstance(value, Mapping) and keys and all(key in value for key in keys):
+            return [(*path, key) for key in keys]
+    return [path]
+
+
+def _at(data: Any, path: tuple[PathPart, ...]) -> Any:
+    for part in path:
+        in_mapping = isinstance(data, Mapping) and part in data
+        in_list = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        if not (in_mapping or in_list):
+            return None
+        data = data[part]
+    return data
+
+
+def _plain_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _plain_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_copy(item) for item in value]
+    return value
+
+
+def _drop(data: Any, path: tuple[PathPart, ...]) -> bool:
+    """Remove the part at `path`. A list element takes its whole list with it: dropping
+    one element would shift the others, and their problems would name wrong indices."""
+    parts = list(path)
+    while parts and isinstance(parts[-1], int):
+        parts.pop()
+    if not parts:
+        return False
+    holder = _at(data, tuple(parts[:-1]))
+    if isinstance(holder, dict) and parts[-1] in holder:
+        del holder[parts[-1]]
+        return True
+    return False

@@ -37,6 +37,7 @@ from .services import PluginServices
 from .spec import Deployment
 from .state import Agent, EngineState, Reservation, Task
 from .transaction import Transactions
+from .transfers import AgentTransfers
 from .undo import RecordedDict
 from .waiting import WaitingTasks
 from .workflow import WorkflowRouter
@@ -108,6 +109,9 @@ class Engine:
         )
         self.flow = Flow(deployment, state, undo, self.clock, self.contexts, options)
         self.flow.attach(self.lifecycle, self.roster, self._notify, self.selection.forget)
+        self.transfers = AgentTransfers(
+            state, undo, self.clock, self.lifecycle, self.pipeline, self._notify
+        )
         self.router = Router(
             state,
             options,
@@ -385,7 +389,7 @@ class Engine:
         """The agent takes the offered task. Name the reservation, or the task (with the
         agent, a late answer from an agent the task has moved on from is refused)."""
         task = self.lifecycle.answered(self._task_in, task_id, agent, reservation, "accept")
-        self._transaction(f"accepting {task.id!r}", lambda: self.lifecycle.accept(task))
+        self._transaction(f"accepting {task.id!r}", lambda: self.transfers.accept(task))
 
     def decline(
         self,
@@ -395,9 +399,7 @@ class Engine:
         reservation: str | None = None,
     ) -> None:
         task = self.lifecycle.answered(self._task_in, task_id, agent, reservation, "decline")
-        self._transaction(
-            f"declining {task.id!r}", lambda: self.lifecycle.return_to_queue(task, "declined")
-        )
+        self._transaction(f"declining {task.id!r}", lambda: self.transfers.decline(task))
 
     def timeout(
         self,
@@ -407,7 +409,7 @@ class Engine:
         reservation: str | None = None,
     ) -> None:
         task = self.lifecycle.answered(self._task_in, task_id, agent, reservation, "time out")
-        self._transaction(f"timing out {task.id!r}", lambda: self.lifecycle.missed(task))
+        self._transaction(f"timing out {task.id!r}", lambda: self.transfers.timeout(task))
 
     def complete(self, task_id: str) -> None:
         task = self._task_in(task_id, ("assigned",), "complete")
@@ -432,7 +434,8 @@ class Engine:
     def transfer(
         self, task_id: str, *, to_queue: str | None = None, to_agent: str | None = None
     ) -> None:
-        """Move a task to another queue (it is routed again) or straight to an agent."""
+        """Move a task to another queue (it is routed again) or straight to an agent
+        (`transfers.py`: an assigned task moves when the agent accepts)."""
         if (to_queue is None) == (to_agent is None):
             raise EventError(f"transfer of {task_id!r}: give exactly one of to_queue and to_agent")
         task = self._task_in(task_id, ("queued", "reserved", "assigned"), "transfer")
@@ -445,21 +448,8 @@ class Engine:
             )
             return
         assert to_agent is not None
-        target = self.agent(to_agent)
-        if target.id == task.agent:
-            raise EventError(f"transfer of {task_id!r}: it is already with {to_agent!r}")
-        if target.status != "ready":
-            raise EventError(
-                f"transfer of {task_id!r} to {to_agent!r} refused: the agent is {target.status}, not ready"
-            )
-        if not target.has_room(task.channel):
-            raise EventError(
-                f"transfer of {task_id!r} to {to_agent!r} refused: no room on {task.channel} "
-                f"({target.held_count(task.channel)} of {target.capacity.get(task.channel, 0)} held)"
-            )
-        self._transaction(
-            f"transferring {task_id!r}", lambda: self.lifecycle.transfer_to_agent(task, target)
-        )
+        change = self.transfers.transferring(task, self.agent(to_agent))
+        self._transaction(f"transferring {task_id!r}", change)
 
     def login(self, agent_id: str) -> None:
         self._transaction(f"logging in {agent_id!r}", self.roster.logging_in(agent_id))

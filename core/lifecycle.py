@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .clock import Clock
-from .decisions import Candidate, Decision
+from .decisions import Decision
 from .errors import EventError
 from .offer_policy import OfferTerms, default_terms
 from .options import EngineOptions
@@ -48,6 +48,8 @@ class TaskLifecycle:
             options
         )
         self.on_missed_offer: Callable[[Task, Agent], None] = lambda task, agent: None
+        #: what ends a pending transfer to an agent whose reservation timed out
+        self.on_transfer_timed_out: Callable[[Task], None] = lambda task: None
         #: the decision behind each offer, per task, and each task's last failed attempt
         self.decisions: dict[str, list[Decision]] = {}
         self.last_attempt: dict[str, Decision] = {}
@@ -82,12 +84,19 @@ class TaskLifecycle:
         if reservation_id is None:
             if task_id is None:
                 raise EventError(f"{action}: name the task or the reservation")
-            task = task_in(task_id, ("reserved",), action)
-            if agent_id is not None and agent_id != task.agent:
-                pending = task.reservation.id if task.reservation else None
+            found = self.state.tasks.get(task_id)
+            if found is not None and found.transfer is not None:
+                task = found
+            else:
+                task = task_in(task_id, ("reserved",), action)
+            # An assigned task answers for its pending transfer to another agent.
+            offer = task.transfer or task.reservation
+            pending = offer.id if offer is not None else None
+            recipient = task.transfer.agent if task.transfer is not None else task.agent
+            if agent_id is not None and agent_id != recipient:
                 raise EventError(
                     f"cannot {action} task {task_id!r} as {agent_id!r}: its pending reservation "
-                    f"{pending!r} is for {task.agent!r}"
+                    f"{pending!r} is for {recipient!r}"
                 )
             return task
         reservation = self.reservation(reservation_id)
@@ -120,11 +129,42 @@ class TaskLifecycle:
         task.agent = agent.id
         task.offered_at = now
         self.waiting.remove(task)
+        terms = self.offer_terms(task, agent)
+        reservation = task.reservation = self.open_reservation(task, agent, decision, terms)
+        self.log(task, f"offered to {agent.id}")
+        self.offer_made(task, agent, reservation, terms, self.accept)
+
+    def offer_made(
+        self,
+        task: Task,
+        agent: Agent,
+        reservation: Reservation,
+        terms: OfferTerms,
+        accept: Callable[[Task], None],
+    ) -> None:
+        """Tell of the offer, then answer it at once or start its timeout, as its terms say
+        (an offer of routing, or a transfer to an agent)."""
+        if terms.why is not None:
+            self.log(task, terms.why)
+        self._notify("offered", task, agent)
+        if terms.auto:
+            accept(task)
+        elif reservation.expires_at is not None:
+            self._clock.set_timer(
+                reservation.expires_at, "reservation_timeout", [task.id, reservation.id]
+            )
+
+    def open_reservation(
+        self, task: Task, agent: Agent, decision: Decision, terms: OfferTerms
+    ) -> Reservation:
+        """A new pending reservation of the task for the agent, which holds it from now
+        on: made, listed in `offers`, and its decision recorded."""
+        now = self._clock.now
+        self._undo.keep(agent)
         agent.held.setdefault(task.channel, set()).add(task.id)
         agent.last_offer_at = now
         agent.touch()
         options = self.options
-        terms = self.offer_terms(task, agent)
         timeout = terms.timeout
         reservation = Reservation(
             f"r{self.state.forgotten_offers + len(self.state.offers) + 1}",
@@ -134,7 +174,6 @@ class TaskLifecycle:
             now + timeout if timeout is not None else None,
             task.queue,
         )
-        task.reservation = reservation
         self.state.offers.append(reservation)
         if options.record_decisions:
             if task.id not in self.decisions:
@@ -143,16 +182,7 @@ class TaskLifecycle:
             self._undo.push(records.pop)
             records.append(decision)
             self.record_attempt(task.id, None)
-        self.log(task, f"offered to {agent.id}")
-        if terms.why is not None:
-            self.log(task, terms.why)
-        self._notify("offered", task, agent)
-        if terms.auto:
-            self.accept(task)
-        elif reservation.expires_at is not None:
-            self._clock.set_timer(
-                reservation.expires_at, "reservation_timeout", [task.id, reservation.id]
-            )
+        return reservation
 
     def record_attempt(self, task_id: str, decision: Decision | None) -> None:
         """Keep (None: drop) the task's last unsuccessful attempt, recorded for the undo log."""
@@ -173,6 +203,8 @@ class TaskLifecycle:
             return
         if task.reservation.id == reservation_id and task.reservation.state == "pending":
             self.missed(task)
+        elif task.transfer is not None and task.transfer.id == reservation_id:
+            self.on_transfer_timed_out(task)
 
     # --- task states -------------------------------------------------------------------
 
@@ -200,7 +232,11 @@ class TaskLifecycle:
 
     def release_agent(self, task: Task, ending: str = "revoked") -> Agent | None:
         """Free the capacity the task holds on its agent, if any; a pending reservation
-        ends as `ending`."""
+        ends as `ending`, and a pending transfer to another agent is revoked."""
+        recipient = self.drop_transfer(task, "revoked")
+        if recipient is not None:
+            self.log(task, f"transfer to {recipient.id} revoked")
+            self._notify("timed_out", task, recipient)
         if task.agent is None:
             return None
         agent = self.state.agents[task.agent]
@@ -220,6 +256,38 @@ class TaskLifecycle:
         agent.touch()
         task.agent = None
         return agent
+
+    def drop_transfer(self, task: Task, ending: str) -> Agent | None:
+        """End the task's pending transfer to another agent, if any, as `ending`: the
+        recipient no longer holds it. The task stays with its agent."""
+        reservation = task.transfer
+        if reservation is None:
+            return None
+        recipient = self.state.agents[reservation.agent]
+        self._undo.keep(task)
+        self._undo.keep(recipient)
+        self._undo.keep(reservation)
+        reservation.state = ending
+        task.transfer = None
+        recipient.held.get(task.channel, set()).discard(task.id)
+        recipient.touch()
+        return recipient
+
+    def revoke_pending(self, agent: Agent, why: str) -> None:
+        """The agent lost availability (`why`): it loses every pending reservation. An
+        offered task goes back to its queue, keeping its queue time; a task transferred to
+        the agent stays with its sender. Plugins see either as a timeout."""
+        assigned = {task for ids in agent.assigned.values() for task in ids}
+        for task_id in sorted(task for ids in agent.held.values() for task in ids):
+            if task_id in assigned:
+                continue
+            task = self.state.tasks[task_id]
+            if task.transfer is not None and task.transfer.agent == agent.id:
+                self.drop_transfer(task, "revoked")
+                self.log(task, f"transfer to {agent.id} revoked ({why})")
+                self._notify("timed_out", task, agent)
+            else:
+                self.return_to_queue(task, "timed_out", ending="revoked")
 
     def accept(self, task: Task) -> None:
         agent = self.state.agents[task.agent] if task.agent else None
@@ -277,24 +345,6 @@ class TaskLifecycle:
         self.log(task, f"transferred to queue {queue}")
         self._notify("transferred", task, agent)
         self._notify("entered_queue", task, None)
-
-    def transfer_to_agent(self, task: Task, agent: Agent) -> None:
-        previous = self.release_agent(task)
-        self.waiting.remove(task)
-        self._undo.keep(task)
-        task.transferred = True
-        self.log(task, f"transferred to agent {agent.id}")
-        self._notify("transferred", task, previous)
-        decision = Decision(
-            task=task.id,
-            at=self._clock.now,
-            queue=task.queue,
-            target="transfer to agent",
-            candidates=(Candidate(agent.id, None, None, ()),),
-            winner=agent.id,
-            why=f"transferred directly to {agent.id}, bypassing routing",
-        )
-        self.reserve(task, agent, decision)
 
     # --- holds and agents --------------------------------------------------------------
 

@@ -55,7 +55,8 @@ def build_pipeline(deployment: Deployment, engine: EngineServices) -> Pipeline:
     The built-in core plugin brackets the others: its filters, preferences and arrival
     checks come first (status, room, queue, target), its task orderings and event
     handlers last (priority, waiting, creation). Between them, the plugins' components in
-    the deployment's order. A ranking key marked `fallback`
+    the deployment's order, except that task orderings marked `leads` come before the
+    others. A ranking key marked `fallback`
     (the core's longest idle) applies only when no other ranking key is contributed.
     """
     core = plugin_registry.CORE_PLUGIN
@@ -80,6 +81,8 @@ def build_pipeline(deployment: Deployment, engine: EngineServices) -> Pipeline:
         orderings += _collect(context, "omniroute_task_orderings", TaskOrdering)
         handlers += _collect(context, "omniroute_event_handlers", EventHandler)
         arrival += _collect(context, "omniroute_arrival_checks", ArrivalCheck)
+    # An ordering that leads goes first wherever its plugin is listed (a stable sort).
+    orderings.sort(key=lambda item: not item[1].leads)
     orderings += _collect(builtin, "omniroute_task_orderings", TaskOrdering)
     handlers += _collect(builtin, "omniroute_event_handlers", EventHandler)
     chosen = [item for item in ranking if not item[1].fallback]

@@ -131,9 +131,9 @@ class AgentRoster:
         return lambda: self._log_out(agent)
 
     def _log_out(self, agent: Agent) -> None:
-        """Its pending reservations are revoked and their tasks go back to their queues."""
-        for task_id in sorted(task for ids in agent.held.values() for task in ids):
-            self._tasks.return_to_queue(self._state.tasks[task_id], "timed_out", ending="revoked")
+        """Its pending reservations are revoked and their tasks go back to their queues
+        (a task transferred to it stays with its sender)."""
+        self._tasks.revoke_pending(agent, "logged out")
         self.on_logout(agent)
         self._tasks.set_status(agent, "offline")
         agent.login_at = None
@@ -148,6 +148,9 @@ class AgentRoster:
             if agent.status == "offline":
                 self._log_in(agent, status)
             else:
+                if status == "not_ready":
+                    # Lost availability: pending offers go back to be routed again.
+                    self._tasks.revoke_pending(agent, "not ready")
                 self._tasks.set_status(agent, status)
             self._notify("status_changed", None, agent)
 

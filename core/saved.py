@@ -31,7 +31,8 @@ _AGENT_TIMES = ("login_at", "status_since", "last_offer_at", "last_accept_at", "
 _TASK_PLAIN = tuple(
     field.name
     for field in attrs.fields(Task)
-    if field.name not in ("reservation", "history", "plugin_state", "declined_by", "attributes")
+    if field.name
+    not in ("reservation", "transfer", "history", "plugin_state", "declined_by", "attributes")
 )
 _COUNTERS = (
     "timer_sequence",
@@ -76,6 +77,7 @@ def _task(task: Task) -> dict[str, Any]:
         "declined_by": list(task.declined_by),
         "history": [[at, what] for at, what in task.history],
         "reservation": _reservation(task.reservation) if task.reservation else None,
+        "transfer": _reservation(task.transfer) if task.transfer else None,
         "plugin_state": plain(task.plugin_state),
     }
 
@@ -156,6 +158,7 @@ def _load(data: Mapping[str, Any], undo: UndoLog) -> EngineState:
             declined_by=list(saved["declined_by"]),
             history=[(at, what) for at, what in saved["history"]],
             reservation=reservation(saved["reservation"]) if saved["reservation"] else None,
+            transfer=reservation(saved["transfer"]) if saved.get("transfer") else None,
             plugin_state=RecordedDict(undo, saved["plugin_state"]),
         )
         tasks[task.id] = task

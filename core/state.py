@@ -158,6 +158,9 @@ class Task:
     agent: str | None = None
     #: its pending or accepted reservation
     reservation: Reservation | None = None
+    #: a pending transfer of the assigned task straight to another agent: the recipient's
+    #: reservation. The task stays with `agent` until the recipient accepts.
+    transfer: Reservation | None = None
     offered_at: float | None = None
     held_until: float | None = None
     hold_reason: str | None = None

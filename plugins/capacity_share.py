@@ -4,7 +4,7 @@ Each interaction takes a share of an agent's capacity (its media type's, or its 
 profile's). An agent is occupied by the sum of the shares of what it holds (it can pass
 100); it may take a task when its spare capacity (100 − occupied) is at least the task's
 required spare, and when it holds fewer than `max_per_agent` tasks under the same
-profile (0: no limit). Limits of different profiles are counted apart.
+profile (0 or empty: no limit). Limits of different profiles are counted apart.
 
 The profile of a task is, first found: the task's own `profile` (the caller's choice, the
 "Find Agent block"); the profile of the workflow target, else of the workflow filter,
@@ -17,7 +17,8 @@ Ranking: highest skill level (service skill level × 100 + sum of auxiliary skil
 then least occupied (share-weighted busy time over ready time). With `strategy:
 ready_time`, the agent ready the longest comes right after the skill level. Task order:
 lowest precedence first; within one, voice and chat (and any channel but email) by highest
-priority × waiting time, email by highest priority then closest SLA deadline; then oldest.
+priority × waiting time, email by highest priority then closest SLA deadline, preview
+records in the order the campaign created them; then oldest.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def _percentage(instance: Any, attribute: Any, value: float | None) -> None:
         raise ValueError(f"{attribute.name} must be a percentage from 0 to 100, got {value:g}")
 
 
-def _not_negative(instance: Any, attribute: Any, value: int) -> None:
-    if value < 0:
+def _not_negative(instance: Any, attribute: Any, value: int | None) -> None:
+    if value is not None and value < 0:
         raise ValueError(f"{attribute.name} must be 0 (no limit) or more, got {value}")
 
 
@@ -70,7 +71,8 @@ class ChannelShare:
     share: float | None = attrs.field(default=None, validator=_percentage)
     required_spare: float | None = attrs.field(default=None, validator=_percentage)
     precedence: int | None = None
-    max_per_agent: int = attrs.field(default=0, validator=_not_negative)
+    #: 0 or empty (null): no limit, as in Bright Pattern's screen
+    max_per_agent: int | None = attrs.field(default=None, validator=_not_negative)
 
 
 @attrs.frozen
@@ -78,7 +80,7 @@ class Profile:
     channel: str
     share: float | None = attrs.field(default=None, validator=_percentage)
     required_spare: float | None = attrs.field(default=None, validator=_percentage)
-    max_per_agent: int = attrs.field(default=0, validator=_not_negative)
+    max_per_agent: int | None = attrs.field(default=None, validator=_not_negative)
 
 
 @attrs.frozen
@@ -119,7 +121,7 @@ def _global_settings(section: CapacityShareSection, channel: str) -> Settings | 
         float(share),
         float(spare),
         int(precedence),
-        given.max_per_agent,
+        given.max_per_agent or 0,
     )
 
 
@@ -136,7 +138,7 @@ def _profile_settings(
         profile.share if profile.share is not None else base.share,
         profile.required_spare if profile.required_spare is not None else base.required_spare,
         base.precedence,
-        profile.max_per_agent,
+        profile.max_per_agent or 0,
     )
 
 
@@ -476,6 +478,9 @@ def omniroute_task_orderings(context: PluginContext) -> Iterable[TaskOrdering]:
                 else math.inf
             )
             return (settings.precedence, -priority, sla)
+        if task.channel == "preview":
+            # The campaign selected its records in an order: the order they were created.
+            return (settings.precedence, 0.0, float(task.seq))
         return (settings.precedence, -priority * (context.now - task.queued_at), 0.0)
 
     return [

@@ -128,7 +128,10 @@ def omniroute_ranking_keys() -> Iterable[RankingKey]:
 @hookimpl
 def omniroute_task_orderings() -> Iterable[TaskOrdering]:
     return [
-        TaskOrdering("transferred_first", lambda task: 0 if task.transferred else 1, fixed=True)
+        # Pega's transfer priority must not depend on where `plugins` lists this plugin.
+        TaskOrdering(
+            "transferred_first", lambda task: 0 if task.transferred else 1, fixed=True, leads=True
+        )
     ]
 
 

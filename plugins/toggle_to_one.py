@@ -4,10 +4,14 @@ An agent with a chat capacity above 1 and a chat backlog would otherwise be lock
 chat: each finished chat is replaced by the next, and the agent never qualifies for voice.
 Right after an agent accepts a task (of any channel), if the tasks it holds on the
 plugin's channel now fill its capacity there and that capacity is above 1, the capacity
-drops to 1 and the previous value is remembered. On the agent's next acceptance of any
-task, or at logout, the remembered value comes back. A capacity of 1 the plugin did not
-set is never touched, and a capacity the operator gives (`set_agent`, any channel) ends
-the toggle: the remembered value is forgotten, so the operator's capacities stand.
+drops to 1 and the previous value is remembered. When the agent accepts "the next piece
+of work" (a task reserved after the drop; accepting a reservation made before it restores
+nothing), or at logout, the remembered value comes back. A capacity of 1 the plugin did
+not set is never touched, unless `default_max_capacity` is given: then a capacity of 1
+with nothing remembered is taken for one the toggle lowered (as Twilio's feature does
+when its local storage is empty) and restored to that value at the next acceptance. A
+capacity the operator gives (`set_agent`, any channel) ends the toggle: the remembered
+value is forgotten, so the operator's capacities stand.
 
 It relies on workflow expressions that keep channels mutually exclusive, such as
 `worker.channel.voice.available_capacity_percentage == 100` for chat work and
@@ -18,6 +22,7 @@ check` warns when a deployment enables the plugin without them.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -28,10 +33,18 @@ from omniroute.core.state import Agent, Task
 NAME = "toggle_to_one"
 
 
+def _at_least_two(instance: Any, attribute: Any, value: int | None) -> None:
+    if value is not None and value < 2:
+        raise ValueError(f"must be at least 2 (a capacity to toggle down from), got {value}")
+
+
 @attrs.frozen
 class ToggleToOneSection:
     #: the channel whose capacity toggles between its configured value and 1
     channel: str = "chat"
+    #: the capacity to restore to when none was remembered (Twilio's "default max
+    #: capacity"); None: a capacity of 1 the plugin did not lower is left alone
+    default_max_capacity: int | None = attrs.field(default=None, validator=_at_least_two)
 
 
 @hookimpl
@@ -79,20 +92,49 @@ def omniroute_event_handlers(
     context: PluginContext, section: ToggleToOneSection
 ) -> Iterable[EventHandler]:
     channel = section.channel
+    default = section.default_max_capacity
 
     def restore(agent: Agent) -> bool:
-        remembered = context.agent_state(agent).pop("remembered_capacity", None)
+        mine = context.agent_state(agent)
+        mine.pop("reserved_before", None)
+        remembered = mine.pop("remembered_capacity", None)
         if remembered is None:
             return False
         context.set_capacity(agent, channel, remembered)
         return True
 
-    def accepted(_task: Task | None, agent: Agent | None) -> None:
-        if agent is None or restore(agent):
+    def reserved_before_the_drop(task: Task, agent: Agent) -> bool:
+        reservation = task.reservation
+        before = context.agent_state(agent).get("reserved_before", ())
+        return reservation is None or reservation.id in before
+
+    def accepted(task: Task | None, agent: Agent | None) -> None:
+        if agent is None or task is None:
+            return
+        mine = context.agent_state(agent)
+        if "remembered_capacity" in mine:
+            # Only "that work", the next assignment after the drop, restores the capacity:
+            # a chat reserved together with the one that filled the channel does not.
+            if not reserved_before_the_drop(task, agent):
+                restore(agent)
+            return
+        if (
+            default is not None
+            and agent.capacity.get(channel, 0) == 1
+            and not mine.get("operator_set")
+        ):
+            context.set_capacity(agent, channel, default)
             return
         capacity = agent.capacity.get(channel, 0)
         if capacity > 1 and agent.held_count(channel) >= capacity:
-            context.agent_state(agent)["remembered_capacity"] = capacity
+            held = [context.task(task_id) for ids in agent.held.values() for task_id in ids]
+            mine["remembered_capacity"] = capacity
+            mine["reserved_before"] = sorted(
+                held_task.reservation.id
+                for held_task in held
+                if held_task is not None and held_task.reservation is not None
+            )
+            mine.pop("operator_set", None)
             context.set_capacity(agent, channel, 1)
 
     def logout(_task: Task | None, agent: Agent | None) -> None:
@@ -104,7 +146,10 @@ def omniroute_event_handlers(
         # come back at the next acceptance, over what the operator just gave (issue 12,
         # item 9: chat capacity set 0 -> 1, then one pass offered and accepted two chats).
         if agent is not None:
-            context.agent_state(agent).pop("remembered_capacity", None)
+            mine = context.agent_state(agent)
+            mine.pop("remembered_capacity", None)
+            mine.pop("reserved_before", None)
+            mine["operator_set"] = True
 
     return [
         EventHandler("accepted", accepted),

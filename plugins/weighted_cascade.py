@@ -5,7 +5,8 @@ method of apportionment (ties go to the group listed first), so that at every po
 run each group's share of tasks is as close to its percentage as whole tasks allow. Until the task has
 waited `max_wait`, only agents of that group are eligible. Then it cascades: it is
 allocated the same way among the secondary groups (the other primary groups when there
-are none), and agents of that group become eligible too.
+are none), and agents of that group become eligible too. A task reserved when `max_wait`
+passes cascades as soon as it is back in the queue (declined, timed out, its agent gone).
 """
 
 from __future__ import annotations
@@ -34,14 +35,9 @@ def _sums_to_100(instance: Any, attribute: Any, value: dict[str, float] | None) 
         raise ValueError(f"{attribute.name}: percentages must sum to 100, not {total:g}")
 
 
-def _at_least_two(instance: Any, attribute: Any, value: dict[str, float]) -> None:
-    if len(value) < 2:
-        raise ValueError(f"primary: needs at least two agent groups, got {len(value)}")
-
-
 @attrs.frozen
 class QueueDistribution:
-    primary: dict[str, float] = attrs.field(validator=[_at_least_two, _sums_to_100])
+    primary: dict[str, float] = attrs.field(validator=_sums_to_100)
     secondary: dict[str, float] | None = attrs.field(default=None, validator=_sums_to_100)
     #: seconds a task waits for its primary group before it cascades
     max_wait: Duration = Duration(120.0)
@@ -50,6 +46,13 @@ class QueueDistribution:
         both = sorted(set(self.primary) & set(self.secondary or {}))
         if both:
             raise ValueError(f"group(s) {', '.join(both)} cannot be both primary and secondary")
+        # The seed's own example cascades one primary group to one secondary group
+        # ("Sales Spanish": Agent Group A, then B); what it needs is two groups in all.
+        groups = len(self.primary) + len(self.secondary or {})
+        if groups < 2:
+            raise ValueError(
+                f"needs at least two agent groups in primary and secondary together, got {groups}"
+            )
 
 
 @attrs.frozen
@@ -139,7 +142,10 @@ def omniroute_event_handlers(
         distribution = distributions[task.queue]
         credits = context.state().setdefault(f"{task.queue}/primary", {})
         mine.update(
-            queue=task.queue, groups=[_allocate(credits, distribution.primary)], cascaded=False
+            queue=task.queue,
+            groups=[_allocate(credits, distribution.primary)],
+            cascaded=False,
+            cascade_due=False,
         )
         context.set_timer(context.now + distribution.max_wait, "cascade", [task.id, task.queue])
 
@@ -149,13 +155,24 @@ def omniroute_event_handlers(
         if task is None:  # closed and forgotten (a long simulation keeps no closed tasks)
             return
         mine = context.task_state(task)
-        if (
-            task.state != "queued"
-            or mine.get("queue") != queue
-            or mine.get("cascaded")
-            or queue is None
-        ):
+        if mine.get("queue") != queue or mine.get("cascaded") or queue is None:
             return
+        if task.state == "queued":
+            cascade_now(task, queue)
+        elif task.state == "reserved":
+            # Its offer may still fail: then it cascades as soon as it is back in the queue.
+            mine["cascade_due"] = True
+
+    def back_in_queue(task: Task | None, _agent: Agent | None) -> None:
+        if task is None or task.state != "queued":
+            return
+        mine = context.task_state(task)
+        queue = task.queue
+        if mine.pop("cascade_due", False) and queue is not None and mine.get("queue") == queue:
+            cascade_now(task, queue)
+
+    def cascade_now(task: Task, queue: str) -> None:
+        mine = context.task_state(task)
         distribution = distributions[queue]
         primary = mine["groups"][0]
         weights = distribution.secondary or {
@@ -167,7 +184,12 @@ def omniroute_event_handlers(
         mine["cascaded"] = True
 
     context.on_timer("cascade", cascade)
-    return [EventHandler("created", arrived), EventHandler("entered_queue", entered_queue)]
+    return [
+        EventHandler("created", arrived),
+        EventHandler("entered_queue", entered_queue),
+        # declined, timed out, or its agent gone (logged out or not ready: "timed_out")
+        *(EventHandler(event, back_in_queue) for event in ("declined", "timed_out")),
+    ]
 
 
 @hookimpl

@@ -22,6 +22,27 @@ def test_check_a_good_deployment(capsys: pytest.CaptureFixture[str]) -> None:
     assert err == ""
 
 
+def test_check_says_where_plugin_order_matters(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "both.yaml"
+    path.write_text(
+        "plugins: [least_occupancy, capacity_share]\nchannels: {chat: {}}\nqueues: {q: {}}\n"
+    )
+    code, _, err = run(capsys, "check", str(path))
+    assert code == 0
+    assert (
+        "note: plugins: the order of plugins decides how agents are ranked: least_occupancy "
+        "(fewest_active, last_accepted, earliest_login); then capacity_share" in err
+    )
+    # transferred-first leads whatever the order: capacity_share's orderings are alone
+    assert "which waiting task goes first" not in err
+    path.write_text("plugins: [least_occupancy]\nchannels: {chat: {}}\nqueues: {q: {}}\n")
+    code, _, err = run(capsys, "check", str(path), "--json")
+    assert code == 0
+    assert err == ""
+
+
 def test_check_lists_every_problem_and_exits_1(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -213,3 +234,48 @@ def test_a_reservation_timeout_under_a_millisecond_is_a_problem_of_the_file() ->
     }
     with pytest.raises(DeploymentError, match=r"options\.reservation_timeout: must be at least"):
         load_scenario(raw)
+
+
+def test_final_checks_message_agent_and_queue(tmp_path: Path) -> None:
+    """`final` may state `message`, `agent` and `queue`; each is checked when given."""
+    path = tmp_path / "final.yaml"
+    path.write_text(
+        "name: final\n"
+        "deployment: {channels: {chat: {}}, queues: {q: {}, r: {}}}\n"
+        "agents: [{id: a, channels: {chat: 1}}]\n"
+        "events:\n"
+        "  - {at: 0, create: {id: t1, channel: chat, queue: q}}\n"
+        "  - {at: 1, complete: t1}\n"
+        "  - {at: 2, create: {id: t2, channel: chat, queue: r}}\n"
+        "expect:\n"
+        "  final:\n"
+        "    t1: {agent: a, queue: q}\n"
+        "    t2: {state: assigned, agent: b, queue: q, message: hello}\n"
+    )
+    result = scenarios.run_file(path)
+    assert result.failures == (
+        "final: task 't2' has message None, expected 'hello'",
+        "final: task 't2' has agent 'a', expected 'b'",
+        "final: task 't2' has queue 'r', expected 'q'",
+    )
+    assert result.to_json()["final"]["t1"] == {
+        "state": "completed",
+        "reason": None,
+        "message": None,
+        "agent": "a",
+        "queue": "q",
+    }
+
+
+def test_a_scenario_lists_problems_that_a_bad_key_used_to_hide(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: bad\n"
+        "deployment: {channels: {chat: {}}}\n"
+        "agents: [{id: a, channels: {chat: 1}, colour: red}]\n"
+        "options: {reservation_timeout: 0.0001}\n"
+        "events: [{at: 0, create: {id: t1, channel: chat}}]\n"
+    )
+    result = scenarios.run_file(path)
+    assert "agents[0].colour: unknown key" in "\n".join(result.failures)
+    assert "options.reservation_timeout: must be at least 0.001 s" in "\n".join(result.failures)

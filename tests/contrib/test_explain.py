@@ -87,3 +87,16 @@ def test_unknown_task(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert code == 2
     assert "no task 'zz' in this scenario (tasks: c1, c2, c3)" in err
+
+
+def test_without_a_workflow_the_queue_is_named_once(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "explain",
+        str(ROOT / "examples/least_occupancy/least-occupancy.yaml"),
+        "--task",
+        "c2",
+    )
+    assert code == 0
+    assert "  queue support\n" in out
+    assert "queue support, queue support" not in out

@@ -142,6 +142,8 @@ events = st.lists(
                 "transfer",
                 "end_wrap_up",
                 "convert",
+                "transfer_agent",
+                "timeout",
             ]
         ),
         st.integers(0, 1000),
@@ -159,10 +161,12 @@ def play(
     stream: list[Any],
     record: bool,
     reservation_timeout: float | None,
+    auto_accept: bool = True,
 ) -> Engine:
     engine = Engine(
         load_deployment(raw),
         options=EngineOptions(
+            auto_accept=auto_accept,
             reservation_timeout=reservation_timeout,
             record_decisions=record,
             transactional=record,
@@ -190,7 +194,7 @@ def play(
                     {"type": SKILLS[pick % 3], "level": 1 + value % 3},
                     priority=value % 2,
                 )
-            elif kind in ("accept", "decline", "complete", "cancel") and task_id is not None:
+            elif kind in ("accept", "decline", "timeout", "complete", "cancel") and task_id:
                 getattr(engine, kind)(task_id)
             elif kind == "status":
                 engine.set_status(agent_id, "ready" if value % 3 else "not_ready")
@@ -208,6 +212,10 @@ def play(
                 engine.convert_to_callback(task_id, CHANNELS[value % 3])
             elif kind == "transfer" and task_id is not None:
                 engine.transfer(task_id, to_queue=sorted(raw["queues"])[value % len(raw["queues"])])
+            elif kind == "transfer_agent" and task_id is not None:
+                # pending until the agent answers (without auto_accept); not ready or a
+                # logout of either side may come before the answer
+                engine.transfer(task_id, to_agent=agent_id)
         except OmnirouteError:
             pass
     engine.run_timers(until=engine.now + 120)
@@ -222,23 +230,27 @@ def play(
     # without reservation timeouts no timer fires, so nothing but the clock itself makes
     # the engine retry tasks whose eligibility reads it
     reservation_timeout=st.sampled_from([None, 25]),
+    # offers left pending: answers, and agents losing availability while they wait
+    auto_accept=st.booleans(),
 )
 def test_the_index_decides_as_the_scan_does(
     raw: dict[str, Any],
     roster: list[dict[str, Any]],
     stream: list[Any],
     reservation_timeout: float | None,
+    auto_accept: bool,
 ) -> None:
-    reference = play(raw, roster, stream, True, reservation_timeout)
-    indexed = play(raw, roster, stream, False, reservation_timeout)
+    reference = play(raw, roster, stream, True, reservation_timeout, auto_accept)
+    indexed = play(raw, roster, stream, False, reservation_timeout, auto_accept)
     assert indexed.index is not None
     assert reference.index is None
     assert [(o.task, o.agent, o.at) for o in indexed.offers] == [
         (o.task, o.agent, o.at) for o in reference.offers
     ]
-    assert {t.id: (t.state, t.reason, t.queue) for t in indexed.tasks} == {
-        t.id: (t.state, t.reason, t.queue) for t in reference.tasks
+    assert {t.id: (t.state, t.reason, t.queue, t.agent) for t in indexed.tasks} == {
+        t.id: (t.state, t.reason, t.queue, t.agent) for t in reference.tasks
     }
+    assert [(o.id, o.state) for o in indexed.offers] == [(o.id, o.state) for o in reference.offers]
     for queue in raw["queues"]:
         for channel in CHANNELS:
             assert indexed.queue_counts(queue, channel) == reference.queue_counts(queue, channel)

@@ -161,6 +161,29 @@ class RoutingMachine(RuleBasedStateMachine):
     def transfer_to_agent(self, data: st.DataObject, agent: str) -> None:
         self.apply("transfer", data.draw(st.sampled_from(self.task_ids())), to_agent=agent)
 
+    @precondition(
+        lambda self: (
+            hasattr(self, "engine") and any(task.state == "assigned" for task in self.engine.tasks)
+        )
+    )
+    @rule(data=st.data(), answer=st.sampled_from(["accept", "decline", "timeout", "wait"]))
+    def transfer_assigned_to_agent(self, data: st.DataObject, answer: str) -> None:
+        """Aimed at the pending transfer: an assigned task to an agent, one with room
+        when there is one, then answered (or left for the other rules: a timer, the
+        recipient going not ready or logging out, the sender completing it)."""
+        task = data.draw(
+            st.sampled_from(sorted(t.id for t in self.engine.tasks if t.state == "assigned"))
+        )
+        channel = self.engine.task(task).channel
+        with_room = [
+            a.id
+            for a in self.engine.agents
+            if a.status == "ready" and a.has_room(channel) and a.id != self.engine.task(task).agent
+        ]
+        self.apply("transfer", task, to_agent=data.draw(st.sampled_from(with_room or AGENTS)))
+        if answer != "wait":
+            self.apply(answer, task)
+
     @rule(agent=st.sampled_from([*AGENTS, "ghost"]), action=st.sampled_from(["login", "logout"]))
     def session(self, agent: str, action: str) -> None:
         self.apply(action, agent)
@@ -232,8 +255,14 @@ class RoutingMachine(RuleBasedStateMachine):
                     assert self.engine.task(task_id).channel == channel
         for task in self.engine.tasks:
             assert task.state in TASK_STATES
+            if task.transfer is not None:
+                # a transfer to an agent waits for the recipient; the sender keeps the task
+                assert task.state == "assigned"
+                assert task.transfer.state == "pending"
+                assert task.transfer.agent != task.agent
             if task.state in ("reserved", "assigned"):
-                assert holders.get(task.id) == [task.agent], (
+                expected = [task.agent] + ([task.transfer.agent] if task.transfer else [])
+                assert sorted(holders.get(task.id, [])) == sorted(expected), (
                     f"{task.id} {task.state} held by {holders.get(task.id)}"
                 )
             else:
@@ -242,6 +271,21 @@ class RoutingMachine(RuleBasedStateMachine):
             assert (task.id in self.engine.state.waiting) == (task.state == "queued")
             if task.state not in OPEN_STATES and task.state != "completed":
                 assert task.reason, f"{task.id} is {task.state} without a reason"
+
+    @invariant()
+    def only_ready_agents_hold_pending_offers(self) -> None:
+        """An agent who went not ready or logged out lost its pending reservations,
+        offers and transfers to it alike; what it accepted it keeps."""
+        if not hasattr(self, "engine"):
+            return
+        for task in self.engine.tasks:
+            pending = [task.transfer] if task.transfer is not None else []
+            if task.state == "reserved" and task.reservation is not None:
+                pending.append(task.reservation)
+            for reservation in pending:
+                assert reservation.state == "pending"
+                status = self.engine.agent(reservation.agent).status
+                assert status == "ready", f"{reservation.id} pending with {status} agent"
 
     @invariant()
     def no_agent_holds_more_than_its_capacity(self) -> None:

@@ -84,9 +84,10 @@ class WideRoutingMachine(RuleBasedStateMachine):
 
     @staticmethod
     def watch_reservations(engine: Engine) -> None:
-        """Every reservation is made to an agent with room on the task's channel."""
+        """Every reservation (an offer, or a transfer to an agent) is made to a ready
+        agent with room on the task's channel."""
         lifecycle = engine.lifecycle
-        reserve = lifecycle.reserve
+        reserve = lifecycle.open_reservation
 
         def checked(task: Any, agent: Any, *args: Any, **kwargs: Any) -> Any:
             assert agent.status == "ready", (task.id, agent.id, agent.status)
@@ -96,7 +97,7 @@ class WideRoutingMachine(RuleBasedStateMachine):
             )
             return reserve(task, agent, *args, **kwargs)
 
-        lifecycle.reserve = checked  # type: ignore[method-assign]
+        lifecycle.open_reservation = checked  # type: ignore[method-assign]
 
     def apply(self, method: str, *args: Any, **kwargs: Any) -> None:
         self.before = held(self.engine)
@@ -246,9 +247,13 @@ class WideRoutingMachine(RuleBasedStateMachine):
             for channel, ids in agent.held.items():
                 for task_id in ids:
                     task = self.engine.task(task_id)
-                    assert task.agent == agent.id
+                    transfer = task.transfer
+                    # its agent, or the recipient of its pending transfer
+                    assert agent.id in (task.agent, transfer.agent if transfer else None)
                     assert task.channel == channel
                     assert task.state in ("reserved", "assigned")
+                    if agent.id != task.agent or task.state == "reserved":
+                        assert agent.status == "ready", "a pending offer outlived availability"
             for channel, wrapping in agent.wrap_up.items():
                 for task_id in wrapping:
                     task = self.engine.task(task_id)

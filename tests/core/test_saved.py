@@ -202,3 +202,24 @@ def test_a_replacement_that_fails_part_way_changes_nothing(saboteur: Saboteur) -
     assert deep_state(engine) == before
     engine.set_status("ana", "ready")
     assert [r.task for r in engine.offers] == ["t1"]
+
+
+def test_a_pending_transfer_survives_save_and_restore() -> None:
+    """The recipient's reservation is saved with the task and is the same object as the
+    one in `offers`; once restored it times out and the task stays with its sender."""
+    deployment = load_deployment({"channels": {"chat": {}}})
+    engine = Engine(deployment, options=EngineOptions(reservation_timeout=30))
+    engine.add_agent("ana", {"chat": 1})
+    engine.add_agent("bo", {"chat": 1})
+    engine.create_task("c1", "chat")
+    engine.accept("c1")
+    engine.transfer("c1", to_agent="bo")
+    restored = Engine.restore(deployment, json.loads(json.dumps(engine.save())))
+    task = restored.task("c1")
+    assert (task.state, task.agent) == ("assigned", "ana")
+    assert task.transfer is restored.offers[-1]
+    assert (task.transfer.agent, task.transfer.state) == ("bo", "pending")
+    restored.advance_to(40)
+    assert (task.state, task.agent, task.transfer) == ("assigned", "ana", None)
+    assert restored.offers[-1].state == "timed_out"
+    assert restored.agent("bo").held_count() == 0

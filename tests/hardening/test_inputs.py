@@ -146,7 +146,6 @@ def test_yaml_merge_keys_work(tmp_path: Path) -> None:
             },
             [
                 "q.max_wait:",
-                "needs at least two agent groups",
                 "must sum to 100, not 20",
                 "sum to 100, not 50",
             ],
@@ -160,6 +159,58 @@ def test_a_plugin_section_reports_every_problem(
     text = _problems(lambda: load_deployment({**QUEUE, "plugins": [plugin], **section}))
     for part in expected:
         assert part in text, (part, text)
+
+
+# --- issue 11: problems that hid each other ------------------------------------------------
+
+HIDING = {
+    "plugins": [
+        "capacity_share",
+        "least_occupancy",
+        "weighted_cascade",
+        "toggle_to_one",
+        "off_hours",
+    ],
+    "channels": {"chat": {}, "callback": {}},
+    "queues": {"q": {"target_workers": "x ==", "profile": "nope", "task_order": "up"}},
+    "capacity_share": {"profiles": {"vip": {"channel": "chat", "shar": 25}}},
+    "least_occupancy": {"reroute": 3, "max_concurrent": {"q": 0, "other": 2}},
+    "weighted_cascade": {
+        "queues": {
+            "q": {"primary": {"a": 50}},
+            "zz": {"primary": {"a": 100}, "secondary": {"b": 100}},
+        }
+    },
+    "toggle_to_one": {"channel": "sms", "default_max": 2},
+    "off_hours": {"queues": {"zz": {"calendar": "nothing"}}},
+}
+
+
+def test_no_problem_hides_another() -> None:
+    """An unknown key in a capacity_share profile hid the error about a channel without
+    defaults; any error anywhere hid every plugin's own checks. Each plugin's section
+    here has a shape problem and a problem only its check finds; the queue has a bad
+    expression and a bad key."""
+    text = _problems(lambda: load_deployment(HIDING, name="hiding"))
+    for part in [
+        "capacity_share.profiles.vip.shar: unknown key",
+        "capacity_share.channels.callback: channel 'callback' has no Bright Pattern default",
+        "queues.q.profile: unknown capacity_share profile 'nope'",
+        "least_occupancy.reroute: unknown key",
+        "least_occupancy.max_concurrent.q: must be at least 1, got 0",
+        "least_occupancy.max_concurrent.other: unknown queue 'other'",
+        "weighted_cascade.queues.q: primary: percentages must sum to 100, not 50",
+        "weighted_cascade.queues.zz: unknown queue 'zz'",
+        "toggle_to_one.default_max: unknown key",
+        "toggle_to_one.channel: unknown channel 'sms'",
+        "off_hours.queues.zz: unknown queue 'zz'",
+        "off_hours.queues.zz.calendar: unknown calendar 'nothing'",
+        "queues.q.target_workers: expression ends too early",
+        "queues.q.task_order: must be one of 'fifo', 'lifo', got 'up'",
+    ]:
+        assert part in text, (part, text)
+    assert "required key is missing" not in text
+    assert text.startswith("hiding: 14 problems")
 
 
 # --- items 3 and 4: every number finite, every duration sensible ---------------------------

@@ -23,7 +23,10 @@ def test_lowered_when_full_and_restored_on_the_next_accept(engine: Engine) -> No
     assert ana.capacity["chat"] == 3
     engine.create_task("c3", "chat")
     assert ana.capacity["chat"] == 1
-    assert ana.plugin_state["toggle_to_one"] == {"remembered_capacity": 3}
+    assert ana.plugin_state["toggle_to_one"] == {
+        "remembered_capacity": 3,
+        "reserved_before": ["r1", "r2", "r3"],
+    }
     for task in ("c1", "c2", "c3"):
         engine.complete(task)
     engine.create_task("v1", "voice")  # accepting anything restores the capacity
@@ -100,3 +103,31 @@ def test_the_operators_capacity_wins_over_a_remembered_one() -> None:
     assert agent.capacity["chat"] == 1
     assert sorted(agent.held["chat"]) == ["t3"]
     assert engine.task("t4").state == "queued"
+
+
+def test_default_max_capacity_must_be_a_capacity_to_toggle_down_from() -> None:
+    with pytest.raises(DeploymentError) as caught:
+        load_deployment(
+            {
+                "plugins": ["toggle_to_one"],
+                "channels": {"chat": {}},
+                "toggle_to_one": {"default_max_capacity": 1},
+            }
+        )
+    assert "toggle_to_one.default_max_capacity: must be at least 2" in str(caught.value)
+
+
+def test_accepting_a_chat_reserved_before_the_drop_restores_nothing() -> None:
+    engine = Engine(load_deployment(EXAMPLE), options=EngineOptions(auto_accept=False))
+    ana = engine.add_agent("ana", {"voice": 1, "chat": 2})
+    engine.create_task("c1", "chat")
+    engine.create_task("c2", "chat")
+    engine.accept("c1")
+    assert ana.capacity["chat"] == 1
+    engine.accept("c2")
+    assert ana.capacity["chat"] == 1
+    engine.complete("c1")
+    engine.complete("c2")
+    engine.create_task("v1", "voice")
+    engine.accept("v1")  # the next piece of work
+    assert ana.capacity["chat"] == 2

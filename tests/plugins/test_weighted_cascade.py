@@ -67,7 +67,8 @@ BASE: dict[str, Any] = {
         ),
         (
             {"queues": {"sales": {"primary": {"a": 100}}}},
-            "primary: needs at least two agent groups, got 1",
+            "weighted_cascade.queues.sales: needs at least two agent groups in primary and "
+            "secondary together, got 1",
         ),
         (
             {"queues": {"sales": {"primary": {"a": 50, "b": 50}, "secondary": {"c": 60}}}},
@@ -92,3 +93,10 @@ def test_config_errors(section: dict[str, Any], message: str) -> None:
     with pytest.raises(DeploymentError) as caught:
         load_deployment({**BASE, "weighted_cascade": section})
     assert message in str(caught.value)
+
+
+def test_one_primary_group_cascading_to_one_secondary_group_is_accepted() -> None:
+    """The seed's own Sales Spanish example: Agent Group A, then Agent Group B."""
+    section = {"queues": {"sales": {"primary": {"a": 100}, "secondary": {"b": 100}}}}
+    deployment = load_deployment({**BASE, "weighted_cascade": section})
+    assert deployment.section("weighted_cascade").queues["sales"].primary == {"a": 100}

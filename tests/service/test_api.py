@@ -53,9 +53,14 @@ def test_agents_tasks_reservations_and_transfers(server: Server) -> None:
     assert client.agent(D, "ana")["channels"]["chat"] == {"capacity": 2, "held": 1, "wrap_up": 0}
 
     # Transfer to an agent, then to a queue.
+    # The task stays with ana until bo accepts (Pega: "transferred only when the
+    # recipient CSR accepts the request").
     moved = client.transfer(D, "s1", agent="bo")
-    assert (moved["state"], moved["agent"]) == ("reserved", "bo")
-    client.accept(D, moved["reservation"]["id"])
+    assert (moved["state"], moved["agent"]) == ("assigned", "ana")
+    assert (moved["transfer"]["agent"], moved["transfer"]["state"]) == ("bo", "pending")
+    client.accept(D, moved["transfer"]["id"])
+    assert client.task(D, "s1")["agent"] == "bo"
+    assert client.task(D, "s1")["transfer"] is None
     back = client.transfer(D, "s1", queue="sales")
     assert (back["queue"], back["agent"]) == ("sales", "ana")
 

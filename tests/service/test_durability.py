@@ -273,7 +273,9 @@ def test_timers_due_while_down_fire_at_restart_in_order(
     for number in range(3):
         offered.append(client.create_task(D, id=f"t{number}", channel="chat")["reservation"])
         time.sleep(0.05)
-    client.set_status(D, "ana", "not_ready")  # nobody to offer them to again
+    # Nobody to offer them to again: ana keeps her pending offers (going not ready
+    # would revoke them) but has no room left once they time out.
+    client.put_agent(D, "ana", channels={"chat": 0})
     server.kill()
     time.sleep(1.5)  # every reservation expires while the server is down
     server.restart()
