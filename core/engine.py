@@ -88,10 +88,8 @@ class Engine:
             else None
         )
         index = self.index
-        orders_fixed = index is not None and all(
-            ordering.fixed for _, ordering in self.pipeline.task_orderings
-        )
-        self.waiting = WaitingTasks(state, undo, index, orders_fixed)
+        heaps = self.fast_path.heaps if self.fast_path is not None else None
+        self.waiting = WaitingTasks(state, undo, index, heaps)
         self.lifecycle = TaskLifecycle(state, undo, self.clock, self.waiting, options, self._notify)
         self.services.index, self.services.waiting = index, self.waiting
         self.services.lifecycle = self.lifecycle

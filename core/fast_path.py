@@ -16,6 +16,7 @@ from typing import Any
 from .components import RankingKey
 from .contexts import Contexts
 from .decisions import Decision
+from .heaps import AgentHeap, HeapEligibility
 from .index import RosterIndex
 from .pipeline import Pipeline
 from .plugin_calls import blame, call_named, keys_of
@@ -74,7 +75,11 @@ class FastPath:
         self._open_filters = tuple(
             (plugin, item) for plugin, item in pipeline.filters if not item.index_kept
         )
-        self.index = RosterIndex(deployment, state, contexts.worker_view, self._ladder_key)
+        #: which queues and channels are served from heaps (agents and waiting tasks)
+        self.heaps = HeapEligibility(pipeline)
+        self.index = RosterIndex(
+            deployment, state, contexts.worker_view, self._ladder_key, self.heaps
+        )
 
     def _ladder_key(self, task: Task, agent: Agent) -> tuple[Any, ...]:
         keys: list[Any] = []
@@ -176,6 +181,8 @@ class FastPath:
                     if best is None or scored < best[0]:
                         best = (scored, agent)
             return best[1] if best is not None else None
+        if isinstance(ladder, AgentHeap):
+            return self._best_in_heap(task, ladder, since)
         entries = ladder.entries
         if not self._ranking_ties:  # every agent is a group of its own
             ranked: Iterable[tuple[Any, Agent]] = entries
@@ -229,6 +236,26 @@ class FastPath:
                 best = (scored, agent)
                 best_order = key[tied_length] if floor is not None else None
         return best[1] if best is not None else None
+
+    def _best_in_heap(self, task: Task, heap: AgentHeap, since: int | None) -> Agent | None:
+        """The first agent in key order that passes the filters and every preference,
+        else the first of those failing the fewest: entries are taken off the top only
+        as far as the answer needs, and put back."""
+        taken = []
+        best: tuple[tuple[bool, ...], Agent] | None = None
+        try:
+            while (entry := heap.pop()) is not None:
+                taken.append(entry)
+                agent = entry[2]
+                if (since is None or agent.version > since) and self._passes_filters(task, agent):
+                    failed = self._failed_preferences(task, agent)
+                    if not any(failed):
+                        return agent
+                    if best is None or failed < best[0]:
+                        best = (failed, agent)
+            return best[1] if best is not None else None
+        finally:
+            heap.restore(taken)
 
     def _failed_preferences(self, task: Task, agent: Agent) -> tuple[bool, ...]:
         preferences = self.pipeline.preferences

@@ -8,7 +8,9 @@ Three views, each kept up to date as agents change rather than recomputed per ta
   the agent's status or channels.
 - **open**: per queue and channel, the members that are ready and have room there.
 - **ladders**: per queue, channel and partition (what of the task the ranking keys read),
-  the open agents ordered by the ranking keys that promise an `Indexing`.
+  the open agents ordered by the ranking keys that promise an `Indexing`: a heap
+  (`heaps.AgentHeap`) where the heaps serve the queue and channel, a sorted ladder
+  otherwise (a time-dependent key, whose ties the fast path walks in floor order).
 
 An agent is refreshed in all three after it changes (`Agent.touch` marks it), lazily,
 just before the engine next reads them. A queue whose `target_workers` reads the task or
@@ -28,7 +30,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from sortedcontainers import SortedList
 
+from .heaps import AgentHeap
+
 if TYPE_CHECKING:
+    from .heaps import HeapEligibility
     from .spec import Deployment
     from .state import Agent, EngineState, Task
 
@@ -120,8 +125,10 @@ class RosterIndex:
         state: EngineState,
         worker_view: Callable[[Agent], dict[str, Any]],
         ladder_key: Callable[[Task, Agent], tuple[Any, ...]],
+        heaps: HeapEligibility,
     ) -> None:
         self._deployment = deployment
+        self._heaps = heaps
         self._state = state
         self._worker_view = worker_view
         self._ladder_key = ladder_key
@@ -146,8 +153,8 @@ class RosterIndex:
         self._changed_since = False
         self._member_of: dict[str, set[str]] = {}
         self._open_in: dict[str, set[GroupKey]] = {}
-        self._ladders: dict[Hashable, Ladder] = {}
-        self._ladders_in: dict[GroupKey, list[Ladder]] = {}
+        self._ladders: dict[Hashable, Ladder | AgentHeap] = {}
+        self._ladders_in: dict[GroupKey, list[Ladder | AgentHeap]] = {}
         self._dirty: dict[str, Agent] = {}
         self._reevaluate: dict[str, set[str]] = {}
 
@@ -261,9 +268,9 @@ class RosterIndex:
             "total": len(self.logged_in[queue]),
         }
 
-    def ladder(self, task: Task, partition: Hashable) -> Ladder | None:
-        """The ladder for the task's queue, channel and partition, built on first use
-        (None once the queue and channel have their fill of ladders)."""
+    def ladder(self, task: Task, partition: Hashable) -> Ladder | AgentHeap | None:
+        """The ladder (or heap) for the task's queue, channel and partition, built on
+        first use (None once the queue and channel have their fill of ladders)."""
         assert task.queue is not None
         group = (task.queue, task.channel)
         key = (group, partition)
@@ -274,7 +281,8 @@ class RosterIndex:
         if len(kept) >= LADDERS_PER_QUEUE_CHANNEL:
             return None
         agents = self._state.agents
-        ladder = Ladder(
+        kind = AgentHeap if self._heaps.serves(task.queue, task.channel) else Ladder
+        ladder = kind(
             task.copy(),
             partition,
             self._ladder_key,

@@ -114,7 +114,7 @@ class Router:
                 raise self.incomparable(waiting, error) from error
         else:
             groups = self._waiting.groups_to_try(self._state.now, self._selection.time_dependent)
-            if self._waiting.orders_fixed:
+            if all(self._waiting.served(group) for group in groups):
                 waiting = self._waiting.walk_in_order(
                     groups,
                     self.task_order_key,
