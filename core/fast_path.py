@@ -19,7 +19,7 @@ from .decisions import Decision
 from .heaps import AgentHeap, HeapEligibility
 from .index import RosterIndex
 from .pipeline import Pipeline
-from .plugin_calls import blame, call_named, keys_of
+from .plugin_calls import blame, call_named, key_calls, keys_of
 from .selection import AgentSelection
 from .spec import Deployment
 from .state import Agent, EngineState, Task, latest_agent_version
@@ -63,6 +63,12 @@ class FastPath:
                 break
             static.append((plugin, ranking))
         self._ladder_keys = tuple(static)
+        self._ladder_key_calls = key_calls(self._ladder_keys)
+        workflow = deployment.workflow
+        #: some workflow target orders its agents (`order_by`): ladder keys start with it
+        self._ordered_targets = workflow is not None and any(
+            target.order_by is not None for item in workflow.filters for target in item.targets
+        )
         self._ranking_ties = len(static) < len(pipeline.ranking_keys)
         # The first key left out may give a floor: tied agents are then kept in the order
         # of their floors, and the walk leaves a group once floors pass the best key found.
@@ -82,11 +88,15 @@ class FastPath:
         )
 
     def _ladder_key(self, task: Task, agent: Agent) -> tuple[Any, ...]:
-        keys: list[Any] = []
+        if not self._ordered_targets and self._floored is None:
+            keys = self._ladder_key_calls(task, agent)
+            keys.append(agent.roster_index)
+            return tuple(keys)
+        keys = []
         target = self.deployment.target_of(task)
         if target is not None and target.order_by is not None:
             keys.append(target.order_by.key({"worker": self._contexts.worker_view(agent)}))
-        keys += keys_of(self._ladder_keys, task, agent)
+        keys += self._ladder_key_calls(task, agent)
         if self._floored is not None:
             plugin, ranking = self._floored
             assert ranking.indexing is not None

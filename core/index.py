@@ -205,50 +205,66 @@ class RosterIndex:
     def _refresh(self, agent: Agent) -> None:
         agent_id = agent.id
         member_of = self._member_of[agent_id]
-        stale = self._reevaluate.pop(agent_id, set())
-        stale.update(self._volatile)
+        stale = self._reevaluate.pop(agent_id, None)
+        if self._volatile:
+            stale = set(self._volatile) if stale is None else stale | set(self._volatile)
         if stale:
-            worker = {"worker": self._worker_view(agent)}
-            for name in stale:
-                rule = self.rules[name]
-                admitted = rule.kind == "all" or (
-                    rule.kind != "none"
-                    and self._deployment.queues[name].target_workers.evaluate(worker) is True
-                )
-                if admitted:
-                    member_of.add(name)
-                    self.members[name].add(agent_id)
-                else:
-                    member_of.discard(name)
-                    self.members[name].discard(agent_id)
-                    self.logged_in[name].discard(agent_id)
-        logged_in = agent.status != "offline"
-        now_open: set[GroupKey] = set()
-        for name in member_of:
-            if logged_in:
+            self._reevaluate_membership(agent, member_of, stale)
+        status = agent.status
+        if status != "offline":
+            for name in member_of:
                 self.logged_in[name].add(agent_id)
-            else:
+        else:
+            for name in member_of:
                 self.logged_in[name].discard(agent_id)
-            if agent.status == "ready":
-                for channel, capacity in agent.capacity.items():
-                    if len(agent.held.get(channel, ())) < capacity:
-                        now_open.add((name, channel))
         was_open = self._open_in[agent_id]
-        for key in was_open - now_open:
-            self.open[key].discard(agent_id)
-            for ladder in self._ladders_in.get(key, ()):
-                ladder.drop(agent)
-        keys: dict[Hashable, tuple[Any, ...]] = {}
-        for key in now_open:
-            self.open.setdefault(key, set()).add(agent_id)
-            self._opened_since.add(key)
-            for ladder in self._ladders_in.get(key, ()):
-                ranked = keys.get(ladder.partition)
-                if ranked is None:
-                    ranked = keys[ladder.partition] = ladder.key(agent)
-                ladder.put(agent, ranked)
-        self._open_in[agent_id] = now_open
+        now_open: set[GroupKey]
+        if status == "ready" and member_of:
+            held = agent.held
+            channels = [
+                channel
+                for channel, capacity in agent.capacity.items()
+                if len(held.get(channel, ())) < capacity
+            ]
+            now_open = {(name, channel) for name in member_of for channel in channels}
+        else:
+            now_open = set()
+        if now_open != was_open:
+            for key in was_open - now_open:
+                self.open[key].discard(agent_id)
+                for ladder in self._ladders_in.get(key, ()):
+                    ladder.drop(agent)
+            for key in now_open - was_open:
+                self.open.setdefault(key, set()).add(agent_id)
+            self._open_in[agent_id] = now_open
+        if now_open:
+            self._opened_since |= now_open
+            keys: dict[Hashable, tuple[Any, ...]] = {}
+            ladders_in = self._ladders_in
+            for key in now_open:
+                for ladder in ladders_in.get(key, ()):
+                    ranked = keys.get(ladder.partition)
+                    if ranked is None:
+                        ranked = keys[ladder.partition] = ladder.key(agent)
+                    ladder.put(agent, ranked)
         self._changed_since = True
+
+    def _reevaluate_membership(self, agent: Agent, member_of: set[str], stale: set[str]) -> None:
+        agent_id = agent.id
+        worker = {"worker": self._worker_view(agent)}
+        for name in stale:
+            rule = self.rules[name]
+            admitted = rule.kind == "all" or (
+                rule.kind != "none"
+                and self._deployment.queues[name].target_workers.evaluate(worker) is True
+            )
+            if admitted:
+                member_of.add(name)
+                self.members[name].add(agent_id)
+            else:
+                member_of.discard(name)
+                self.members[name].discard(agent_id)
+                self.logged_in[name].discard(agent_id)
 
     def take_changes(self) -> tuple[set[GroupKey], bool]:
         """The groups where an agent opened, and whether any agent changed, since the
