@@ -97,6 +97,11 @@ class WaitingTasks:
         """Something no stamp tracks changed (a timer fired): try every group."""
         self._check_every_group = True
 
+    @property
+    def unordered(self) -> bool:
+        """Some task waits for its order key (computed at the next routing pass)."""
+        return bool(self._unordered)
+
     def served(self, group: GroupKey) -> bool:
         """The group's tasks are kept in a heap (see `heaps.HeapEligibility`)."""
         eligibility = self._eligibility
