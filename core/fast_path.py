@@ -81,6 +81,9 @@ class FastPath:
         self._open_filters = tuple(
             (plugin, item) for plugin, item in pipeline.filters if not item.index_kept
         )
+        # the callables, collected once: the hot loops call plain functions
+        self._filter_calls = tuple(item.test for _plugin, item in self._open_filters)
+        self._prefer_calls = tuple(item.prefer for _plugin, item in pipeline.preferences)
         #: which queues and channels are served from heaps (agents and waiting tasks)
         self.heaps = HeapEligibility(pipeline)
         self.index = RosterIndex(
@@ -268,12 +271,13 @@ class FastPath:
             heap.restore(taken)
 
     def _failed_preferences(self, task: Task, agent: Agent) -> tuple[bool, ...]:
-        preferences = self.pipeline.preferences
         failed: list[bool] = []
+        append = failed.append
         try:
-            for _plugin, preference in preferences:
-                failed.append(not preference.prefer(task, agent))
+            for prefer in self._prefer_calls:
+                append(not prefer(task, agent))
         except Exception as error:
+            preferences = self.pipeline.preferences
             blame(preferences, len(failed), "preference", error)
         return tuple(failed)
 
@@ -283,12 +287,11 @@ class FastPath:
         return (*keys, agent.roster_index)
 
     def _passes_filters(self, task: Task, agent: Agent) -> bool:
-        filters = self._open_filters
         position = 0
         try:
-            for position, (_plugin, item) in enumerate(filters):  # noqa: B007
-                if not item.test(task, agent):
+            for position, test in enumerate(self._filter_calls):  # noqa: B007
+                if not test(task, agent):
                     return False
         except Exception as error:
-            blame(filters, position, "filter", error)
+            blame(self._open_filters, position, "filter", error)
         return True

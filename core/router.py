@@ -51,6 +51,8 @@ class Router:
         self._lifecycle = lifecycle
         self._workflow = workflow
         self._routing = False
+        #: the task orderings' callables, collected once
+        self._order_calls = tuple(ordering.key for _plugin, ordering in pipeline.task_orderings)
 
     def route(self) -> None:
         if self._routing:
@@ -90,13 +92,13 @@ class Router:
         return guards.find_incomparable(named, keys, "task ordering") or error
 
     def task_order_key(self, task: Task) -> tuple[Any, ...]:
-        orderings = self._pipeline.task_orderings
         keys: list[Any] = []
+        append = keys.append
         try:
-            for _plugin, ordering in orderings:
-                keys.append(ordering.key(task))
+            for key in self._order_calls:
+                append(key(task))
         except Exception as error:
-            blame(orderings, len(keys), "task ordering", error)
+            blame(self._pipeline.task_orderings, len(keys), "task ordering", error)
         return tuple(keys)
 
     def _route_once(self) -> bool:
