@@ -64,6 +64,13 @@ class FastPath:
             static.append((plugin, ranking))
         self._ladder_keys = tuple(static)
         self._ladder_key_calls = key_calls(self._ladder_keys)
+        #: (reads nothing of the task, function) per ladder key, then the floor order
+        plan = [
+            (ranking.indexing is not None and ranking.indexing.partition is None, ranking.key)
+            for _plugin, ranking in static
+        ]
+        #: the last agent whose task-free keys were computed: (agent, version, values)
+        self._memo: tuple[Agent, int, dict[int, Any]] | None = None
         workflow = deployment.workflow
         #: some workflow target orders its agents (`order_by`): ladder keys start with it
         self._ordered_targets = workflow is not None and any(
@@ -77,7 +84,10 @@ class FastPath:
             plugin, ranking = pipeline.ranking_keys[len(static)]
             indexing = ranking.indexing
             if indexing is not None and indexing.floor is not None:
+                assert indexing.floor_order is not None
                 self._floored = (plugin, ranking)
+                plan.append((indexing.partition is None, indexing.floor_order))
+        self._key_plan = tuple(plan)
         self._open_filters = tuple(
             (plugin, item) for plugin, item in pipeline.filters if not item.index_kept
         )
@@ -99,23 +109,39 @@ class FastPath:
         target = self.deployment.target_of(task)
         if target is not None and target.order_by is not None:
             keys.append(target.order_by.key({"worker": self._contexts.worker_view(agent)}))
-        keys += self._ladder_key_calls(task, agent)
-        if self._floored is not None:
-            plugin, ranking = self._floored
-            assert ranking.indexing is not None
-            assert ranking.indexing.floor_order is not None
-            keys.append(
-                call_named(
-                    plugin,
-                    "the floor order of ranking key {!r}",
-                    ranking.name,
-                    ranking.indexing.floor_order,
-                    task,
-                    agent,
-                )
-            )
+        keys += self._memo_keys(task, agent)
         keys.append(agent.roster_index)
         return tuple(keys)
+
+    def _memo_keys(self, task: Task, agent: Agent) -> list[Any]:
+        """The ladder keys, then the floor order if a key gives floors.
+
+        An agent open in several partitions gets a key per partition, all computed in one
+        refresh: the parts that read nothing of the task (no `partition`) are computed
+        once, since an `Indexing` promises they change only when the agent is touched.
+        """
+        memo = self._memo
+        if memo is None or memo[0] is not agent or memo[1] != agent.version:
+            memo = self._memo = (agent, agent.version, {})
+        cache = memo[2]
+        values: list[Any] = []
+        append = values.append
+        try:
+            for position, (task_free, function) in enumerate(self._key_plan):
+                if task_free:
+                    value = cache.get(position, cache)
+                    if value is cache:
+                        value = cache[position] = function(task, agent)
+                    append(value)
+                else:
+                    append(function(task, agent))
+        except Exception as error:
+            if len(values) < len(self._ladder_keys):
+                blame(self._ladder_keys, len(values), "ranking key", error)
+            assert self._floored is not None
+            plugin, ranking = self._floored
+            blame(((plugin, ranking),), 0, "floor order of ranking key", error)
+        return values
 
     def _partition(self, task: Task) -> tuple[Any, ...] | None:
         """What of the task the ladder keys read (None: they read nothing worth a ladder)."""
