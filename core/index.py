@@ -261,7 +261,7 @@ class RosterIndex:
             if admitted:
                 member_of.add(name)
                 self.members[name].add(agent_id)
-            else:
+            elif name in member_of:
                 member_of.discard(name)
                 self.members[name].discard(agent_id)
                 self.logged_in[name].discard(agent_id)
