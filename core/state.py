@@ -63,7 +63,7 @@ class Agent:
 
     def held_count(self, channel: str | None = None) -> int:
         if channel is None:
-            return sum(len(ids) for ids in self.held.values())
+            return sum(map(len, self.held.values()))
         return len(self.held.get(channel, ()))
 
     def has_room(self, channel: str) -> bool:
