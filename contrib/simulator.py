@@ -381,6 +381,8 @@ def simulate(
 
     def harvest() -> None:
         # Offers are read once and dropped, so a long run keeps no list of them.
+        if not engine.state.offers:
+            return
         for offer in engine.forget_offers():
             interaction = interactions.get(offer.task)
             if interaction is None or interaction.first_offer is not None:
@@ -424,7 +426,8 @@ def simulate(
         at, _, kind, payload = heapq.heappop(heap)
         if at > limit:
             break
-        sample(at)
+        if next_sample <= at:
+            sample(at)
         engine.apply(events.AdvanceClock(to=at))
         harvest()
         handled += 1

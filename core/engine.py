@@ -87,10 +87,8 @@ class Engine:
             else None
         )
         index = self.index
-        orders_fixed = index is not None and all(
-            ordering.fixed for _, ordering in self.pipeline.task_orderings
-        )
-        self.waiting = WaitingTasks(state, undo, index, orders_fixed)
+        heaps = self.fast_path.heaps if self.fast_path is not None else None
+        self.waiting = WaitingTasks(state, undo, index, heaps)
         self.lifecycle = TaskLifecycle(state, undo, self.clock, self.waiting, options, self._notify)
         self.services.index, self.services.waiting = index, self.waiting
         self.services.lifecycle = self.lifecycle
@@ -255,48 +253,11 @@ class Engine:
         state = self.state
         before = state.forgotten_offers + len(state.offers)
         self.lifecycle.changed = {}
-        match event:
-            case events.CreateTask():
-                self.create_task(
-                    event.task,
-                    event.channel,
-                    event.attributes,
-                    event.priority,
-                    event.queue,
-                    event.profile,
-                )
-            case events.Accept():
-                self.accept(event.task, agent=event.agent, reservation=event.reservation)
-            case events.Decline():
-                self.decline(event.task, agent=event.agent, reservation=event.reservation)
-            case events.Timeout():
-                self.timeout(event.task, agent=event.agent, reservation=event.reservation)
-            case events.Complete():
-                self.complete(event.task)
-            case events.Cancel():
-                self.cancel(event.task, event.reason)
-            case events.Transfer():
-                self.transfer(event.task, to_queue=event.to_queue, to_agent=event.to_agent)
-            case events.Login():
-                self.login(event.agent)
-            case events.Logout():
-                self.logout(event.agent)
-            case events.SetStatus():
-                self.set_status(event.agent, event.status)
-            case events.SetAgent():
-                self.set_agent(event.agent, event.attributes, event.channels)
-            case events.AddAgent():
-                self.add_agent(
-                    event.agent, event.channels, event.attributes, event.groups, event.status
-                )
-            case events.RemoveAgent():
-                self.remove_agent(event.agent)
-            case events.EndWrapUp() | events.ConvertToCallback():
-                self._transaction(event.type, self.flow.change(event))
-            case events.ReplaceDeployment():
-                self.replace_deployment(load_deployment(event.deployment))
-            case events.AdvanceClock():
-                self.advance_to(event.to)
+        apply = _APPLY.get(type(event))  # a table, not a match: one lookup per event
+        if apply is None:  # a subclass of an event class
+            apply = next((f for kind, f in _APPLY.items() if isinstance(event, kind)), None)
+        if apply is not None:
+            apply(self, event)
         changed, self.lifecycle.changed = self.lifecycle.changed, {}
         made = state.forgotten_offers + len(state.offers) - before
         return events.Outcome(
@@ -587,3 +548,39 @@ class Engine:
     def choose_agent(self, task: Task, *, record: bool) -> Decision:
         """The best eligible agent for a task now, with the reasons when `record` is set."""
         return self.router.choose_agent(task, record=record)
+
+
+#: how `Engine.apply` applies each kind of event: through the method that wraps it
+_APPLY: dict[type, Callable[[Engine, Any], object]] = {
+    events.CreateTask: lambda engine, e: engine.create_task(
+        e.task, e.channel, e.attributes, e.priority, e.queue, e.profile
+    ),
+    events.Accept: lambda engine, e: engine.accept(
+        e.task, agent=e.agent, reservation=e.reservation
+    ),
+    events.Decline: lambda engine, e: engine.decline(
+        e.task, agent=e.agent, reservation=e.reservation
+    ),
+    events.Timeout: lambda engine, e: engine.timeout(
+        e.task, agent=e.agent, reservation=e.reservation
+    ),
+    events.Complete: lambda engine, e: engine.complete(e.task),
+    events.Cancel: lambda engine, e: engine.cancel(e.task, e.reason),
+    events.Transfer: lambda engine, e: engine.transfer(
+        e.task, to_queue=e.to_queue, to_agent=e.to_agent
+    ),
+    events.Login: lambda engine, e: engine.login(e.agent),
+    events.Logout: lambda engine, e: engine.logout(e.agent),
+    events.SetStatus: lambda engine, e: engine.set_status(e.agent, e.status),
+    events.SetAgent: lambda engine, e: engine.set_agent(e.agent, e.attributes, e.channels),
+    events.AddAgent: lambda engine, e: engine.add_agent(
+        e.agent, e.channels, e.attributes, e.groups, e.status
+    ),
+    events.RemoveAgent: lambda engine, e: engine.remove_agent(e.agent),
+    events.EndWrapUp: lambda engine, e: engine._transaction(e.type, engine.flow.change(e)),
+    events.ConvertToCallback: lambda engine, e: engine._transaction(e.type, engine.flow.change(e)),
+    events.ReplaceDeployment: lambda engine, e: engine.replace_deployment(
+        load_deployment(e.deployment)
+    ),
+    events.AdvanceClock: lambda engine, e: engine.advance_to(e.to),
+}

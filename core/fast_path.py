@@ -16,9 +16,10 @@ from typing import Any
 from .components import RankingKey
 from .contexts import Contexts
 from .decisions import Decision
+from .heaps import AgentHeap, HeapEligibility
 from .index import RosterIndex
 from .pipeline import Pipeline
-from .plugin_calls import blame, call_named, keys_of
+from .plugin_calls import blame, call_named, key_calls, keys_of
 from .selection import AgentSelection
 from .spec import Deployment
 from .state import Agent, EngineState, Task, latest_agent_version
@@ -62,6 +63,19 @@ class FastPath:
                 break
             static.append((plugin, ranking))
         self._ladder_keys = tuple(static)
+        self._ladder_key_calls = key_calls(self._ladder_keys)
+        #: (reads nothing of the task, function) per ladder key, then the floor order
+        plan = [
+            (ranking.indexing is not None and ranking.indexing.partition is None, ranking.key)
+            for _plugin, ranking in static
+        ]
+        #: the last agent whose task-free keys were computed: (agent, version, values)
+        self._memo: tuple[Agent, int, dict[int, Any]] | None = None
+        workflow = deployment.workflow
+        #: some workflow target orders its agents (`order_by`): ladder keys start with it
+        self._ordered_targets = workflow is not None and any(
+            target.order_by is not None for item in workflow.filters for target in item.targets
+        )
         self._ranking_ties = len(static) < len(pipeline.ranking_keys)
         # The first key left out may give a floor: tied agents are then kept in the order
         # of their floors, and the walk leaves a group once floors pass the best key found.
@@ -70,34 +84,64 @@ class FastPath:
             plugin, ranking = pipeline.ranking_keys[len(static)]
             indexing = ranking.indexing
             if indexing is not None and indexing.floor is not None:
+                assert indexing.floor_order is not None
                 self._floored = (plugin, ranking)
+                plan.append((indexing.partition is None, indexing.floor_order))
+        self._key_plan = tuple(plan)
         self._open_filters = tuple(
             (plugin, item) for plugin, item in pipeline.filters if not item.index_kept
         )
-        self.index = RosterIndex(deployment, state, contexts.worker_view, self._ladder_key)
+        # the callables, collected once: the hot loops call plain functions
+        self._filter_calls = tuple(item.test for _plugin, item in self._open_filters)
+        self._prefer_calls = tuple(item.prefer for _plugin, item in pipeline.preferences)
+        #: which queues and channels are served from heaps (agents and waiting tasks)
+        self.heaps = HeapEligibility(pipeline)
+        self.index = RosterIndex(
+            deployment, state, contexts.worker_view, self._ladder_key, self.heaps
+        )
 
     def _ladder_key(self, task: Task, agent: Agent) -> tuple[Any, ...]:
-        keys: list[Any] = []
+        if not self._ordered_targets and self._floored is None:
+            keys = self._ladder_key_calls(task, agent)
+            keys.append(agent.roster_index)
+            return tuple(keys)
+        keys = []
         target = self.deployment.target_of(task)
         if target is not None and target.order_by is not None:
             keys.append(target.order_by.key({"worker": self._contexts.worker_view(agent)}))
-        keys += keys_of(self._ladder_keys, task, agent)
-        if self._floored is not None:
-            plugin, ranking = self._floored
-            assert ranking.indexing is not None
-            assert ranking.indexing.floor_order is not None
-            keys.append(
-                call_named(
-                    plugin,
-                    "the floor order of ranking key {!r}",
-                    ranking.name,
-                    ranking.indexing.floor_order,
-                    task,
-                    agent,
-                )
-            )
+        keys += self._memo_keys(task, agent)
         keys.append(agent.roster_index)
         return tuple(keys)
+
+    def _memo_keys(self, task: Task, agent: Agent) -> list[Any]:
+        """The ladder keys, then the floor order if a key gives floors.
+
+        An agent open in several partitions gets a key per partition, all computed in one
+        refresh: the parts that read nothing of the task (no `partition`) are computed
+        once, since an `Indexing` promises they change only when the agent is touched.
+        """
+        memo = self._memo
+        if memo is None or memo[0] is not agent or memo[1] != agent.version:
+            memo = self._memo = (agent, agent.version, {})
+        cache = memo[2]
+        values: list[Any] = []
+        append = values.append
+        try:
+            for position, (task_free, function) in enumerate(self._key_plan):
+                if task_free:
+                    value = cache.get(position, cache)
+                    if value is cache:
+                        value = cache[position] = function(task, agent)
+                    append(value)
+                else:
+                    append(function(task, agent))
+        except Exception as error:
+            if len(values) < len(self._ladder_keys):
+                blame(self._ladder_keys, len(values), "ranking key", error)
+            assert self._floored is not None
+            plugin, ranking = self._floored
+            blame(((plugin, ranking),), 0, "floor order of ranking key", error)
+        return values
 
     def _partition(self, task: Task) -> tuple[Any, ...] | None:
         """What of the task the ladder keys read (None: they read nothing worth a ladder)."""
@@ -176,6 +220,8 @@ class FastPath:
                     if best is None or scored < best[0]:
                         best = (scored, agent)
             return best[1] if best is not None else None
+        if isinstance(ladder, AgentHeap):
+            return self._best_in_heap(task, ladder, since)
         entries = ladder.entries
         if not self._ranking_ties:  # every agent is a group of its own
             ranked: Iterable[tuple[Any, Agent]] = entries
@@ -230,13 +276,34 @@ class FastPath:
                 best_order = key[tied_length] if floor is not None else None
         return best[1] if best is not None else None
 
-    def _failed_preferences(self, task: Task, agent: Agent) -> tuple[bool, ...]:
-        preferences = self.pipeline.preferences
-        failed: list[bool] = []
+    def _best_in_heap(self, task: Task, heap: AgentHeap, since: int | None) -> Agent | None:
+        """The first agent in key order that passes the filters and every preference,
+        else the first of those failing the fewest: entries are taken off the top only
+        as far as the answer needs, and put back."""
+        taken = []
+        best: tuple[tuple[bool, ...], Agent] | None = None
         try:
-            for _plugin, preference in preferences:
-                failed.append(not preference.prefer(task, agent))
+            while (entry := heap.pop()) is not None:
+                taken.append(entry)
+                agent = entry[2]
+                if (since is None or agent.version > since) and self._passes_filters(task, agent):
+                    failed = self._failed_preferences(task, agent)
+                    if not any(failed):
+                        return agent
+                    if best is None or failed < best[0]:
+                        best = (failed, agent)
+            return best[1] if best is not None else None
+        finally:
+            heap.restore(taken)
+
+    def _failed_preferences(self, task: Task, agent: Agent) -> tuple[bool, ...]:
+        failed: list[bool] = []
+        append = failed.append
+        try:
+            for prefer in self._prefer_calls:
+                append(not prefer(task, agent))
         except Exception as error:
+            preferences = self.pipeline.preferences
             blame(preferences, len(failed), "preference", error)
         return tuple(failed)
 
@@ -246,12 +313,11 @@ class FastPath:
         return (*keys, agent.roster_index)
 
     def _passes_filters(self, task: Task, agent: Agent) -> bool:
-        filters = self._open_filters
         position = 0
         try:
-            for position, (_plugin, item) in enumerate(filters):  # noqa: B007
-                if not item.test(task, agent):
+            for position, test in enumerate(self._filter_calls):  # noqa: B007
+                if not test(task, agent):
                     return False
         except Exception as error:
-            blame(filters, position, "filter", error)
+            blame(self._open_filters, position, "filter", error)
         return True

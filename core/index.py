@@ -8,7 +8,9 @@ Three views, each kept up to date as agents change rather than recomputed per ta
   the agent's status or channels.
 - **open**: per queue and channel, the members that are ready and have room there.
 - **ladders**: per queue, channel and partition (what of the task the ranking keys read),
-  the open agents ordered by the ranking keys that promise an `Indexing`.
+  the open agents ordered by the ranking keys that promise an `Indexing`: a heap
+  (`heaps.AgentHeap`) where the heaps serve the queue and channel, a sorted ladder
+  otherwise (a time-dependent key, whose ties the fast path walks in floor order).
 
 An agent is refreshed in all three after it changes (`Agent.touch` marks it), lazily,
 just before the engine next reads them. A queue whose `target_workers` reads the task or
@@ -28,7 +30,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from sortedcontainers import SortedList
 
+from .heaps import AgentHeap
+
 if TYPE_CHECKING:
+    from .heaps import HeapEligibility
     from .spec import Deployment
     from .state import Agent, EngineState, Task
 
@@ -120,8 +125,10 @@ class RosterIndex:
         state: EngineState,
         worker_view: Callable[[Agent], dict[str, Any]],
         ladder_key: Callable[[Task, Agent], tuple[Any, ...]],
+        heaps: HeapEligibility,
     ) -> None:
         self._deployment = deployment
+        self._heaps = heaps
         self._state = state
         self._worker_view = worker_view
         self._ladder_key = ladder_key
@@ -146,8 +153,8 @@ class RosterIndex:
         self._changed_since = False
         self._member_of: dict[str, set[str]] = {}
         self._open_in: dict[str, set[GroupKey]] = {}
-        self._ladders: dict[Hashable, Ladder] = {}
-        self._ladders_in: dict[GroupKey, list[Ladder]] = {}
+        self._ladders: dict[Hashable, Ladder | AgentHeap] = {}
+        self._ladders_in: dict[GroupKey, list[Ladder | AgentHeap]] = {}
         self._dirty: dict[str, Agent] = {}
         self._reevaluate: dict[str, set[str]] = {}
 
@@ -198,50 +205,69 @@ class RosterIndex:
     def _refresh(self, agent: Agent) -> None:
         agent_id = agent.id
         member_of = self._member_of[agent_id]
-        stale = self._reevaluate.pop(agent_id, set())
-        stale.update(self._volatile)
+        stale = self._reevaluate.pop(agent_id, None)
+        if self._volatile:
+            stale = set(self._volatile) if stale is None else stale | set(self._volatile)
         if stale:
-            worker = {"worker": self._worker_view(agent)}
-            for name in stale:
-                rule = self.rules[name]
-                admitted = rule.kind == "all" or (
-                    rule.kind != "none"
-                    and self._deployment.queues[name].target_workers.evaluate(worker) is True
-                )
-                if admitted:
-                    member_of.add(name)
-                    self.members[name].add(agent_id)
-                else:
-                    member_of.discard(name)
-                    self.members[name].discard(agent_id)
-                    self.logged_in[name].discard(agent_id)
-        logged_in = agent.status != "offline"
-        now_open: set[GroupKey] = set()
-        for name in member_of:
-            if logged_in:
+            self._reevaluate_membership(agent, member_of, stale)
+        status = agent.status
+        if status != "offline":
+            for name in member_of:
                 self.logged_in[name].add(agent_id)
-            else:
+        else:
+            for name in member_of:
                 self.logged_in[name].discard(agent_id)
-            if agent.status == "ready":
-                for channel, capacity in agent.capacity.items():
-                    if agent.held_count(channel) < capacity:
-                        now_open.add((name, channel))
         was_open = self._open_in[agent_id]
-        for key in was_open - now_open:
-            self.open[key].discard(agent_id)
-            for ladder in self._ladders_in.get(key, ()):
-                ladder.drop(agent)
-        keys: dict[Hashable, tuple[Any, ...]] = {}
-        for key in now_open:
-            self.open.setdefault(key, set()).add(agent_id)
-            self._opened_since.add(key)
-            for ladder in self._ladders_in.get(key, ()):
-                ranked = keys.get(ladder.partition)
-                if ranked is None:
-                    ranked = keys[ladder.partition] = ladder.key(agent)
-                ladder.put(agent, ranked)
-        self._open_in[agent_id] = now_open
+        now_open: set[GroupKey]
+        if status == "ready" and member_of:
+            # held_count, inlined: this runs on every change of every agent
+            held = agent.held
+            wrapping = agent.wrap_up
+            channels = [
+                channel
+                for channel, capacity in agent.capacity.items()
+                if len(held.get(channel, ())) + (len(wrapping.get(channel, ())) if wrapping else 0)
+                < capacity
+            ]
+            now_open = {(name, channel) for name in member_of for channel in channels}
+        else:
+            now_open = set()
+        if now_open != was_open:
+            for key in was_open - now_open:
+                self.open[key].discard(agent_id)
+                for ladder in self._ladders_in.get(key, ()):
+                    ladder.drop(agent)
+            for key in now_open - was_open:
+                self.open.setdefault(key, set()).add(agent_id)
+            self._open_in[agent_id] = now_open
+        if now_open:
+            self._opened_since |= now_open
+            keys: dict[Hashable, tuple[Any, ...]] = {}
+            ladders_in = self._ladders_in
+            for key in now_open:
+                for ladder in ladders_in.get(key, ()):
+                    ranked = keys.get(ladder.partition)
+                    if ranked is None:
+                        ranked = keys[ladder.partition] = ladder.key(agent)
+                    ladder.put(agent, ranked)
         self._changed_since = True
+
+    def _reevaluate_membership(self, agent: Agent, member_of: set[str], stale: set[str]) -> None:
+        agent_id = agent.id
+        worker = {"worker": self._worker_view(agent)}
+        for name in stale:
+            rule = self.rules[name]
+            admitted = rule.kind == "all" or (
+                rule.kind != "none"
+                and self._deployment.queues[name].target_workers.evaluate(worker) is True
+            )
+            if admitted:
+                member_of.add(name)
+                self.members[name].add(agent_id)
+            elif name in member_of:
+                member_of.discard(name)
+                self.members[name].discard(agent_id)
+                self.logged_in[name].discard(agent_id)
 
     def take_changes(self) -> tuple[set[GroupKey], bool]:
         """The groups where an agent opened, and whether any agent changed, since the
@@ -261,9 +287,9 @@ class RosterIndex:
             "total": len(self.logged_in[queue]),
         }
 
-    def ladder(self, task: Task, partition: Hashable) -> Ladder | None:
-        """The ladder for the task's queue, channel and partition, built on first use
-        (None once the queue and channel have their fill of ladders)."""
+    def ladder(self, task: Task, partition: Hashable) -> Ladder | AgentHeap | None:
+        """The ladder (or heap) for the task's queue, channel and partition, built on
+        first use (None once the queue and channel have their fill of ladders)."""
         assert task.queue is not None
         group = (task.queue, task.channel)
         key = (group, partition)
@@ -274,7 +300,8 @@ class RosterIndex:
         if len(kept) >= LADDERS_PER_QUEUE_CHANNEL:
             return None
         agents = self._state.agents
-        ladder = Ladder(
+        kind = AgentHeap if self._heaps.serves(task.queue, task.channel) else Ladder
+        ladder = kind(
             task.copy(),
             partition,
             self._ladder_key,

@@ -53,3 +53,23 @@ def keys_of(
     except Exception as error:
         blame(rankings, len(keys), "ranking key", error)
     return keys
+
+
+def key_calls(
+    rankings: tuple[tuple[str | None, RankingKey], ...],
+) -> Callable[[Task, Agent], list[Any]]:
+    """`keys_of` for fixed ranking keys, with their callables collected once: the hot
+    path calls a list of plain functions, and looks up the owner only if one fails."""
+    functions = tuple(ranking.key for _plugin, ranking in rankings)
+
+    def keys(task: Task, agent: Agent) -> list[Any]:
+        found: list[Any] = []
+        append = found.append
+        try:
+            for function in functions:
+                append(function(task, agent))
+        except Exception as error:
+            blame(rankings, len(found), "ranking key", error)
+        return found
+
+    return keys

@@ -51,6 +51,8 @@ class Router:
         self._lifecycle = lifecycle
         self._workflow = workflow
         self._routing = False
+        #: the task orderings' callables, collected once
+        self._order_calls = tuple(ordering.key for _plugin, ordering in pipeline.task_orderings)
 
     def route(self) -> None:
         if self._routing:
@@ -90,13 +92,13 @@ class Router:
         return guards.find_incomparable(named, keys, "task ordering") or error
 
     def task_order_key(self, task: Task) -> tuple[Any, ...]:
-        orderings = self._pipeline.task_orderings
         keys: list[Any] = []
+        append = keys.append
         try:
-            for _plugin, ordering in orderings:
-                keys.append(ordering.key(task))
+            for key in self._order_calls:
+                append(key(task))
         except Exception as error:
-            blame(orderings, len(keys), "task ordering", error)
+            blame(self._pipeline.task_orderings, len(keys), "task ordering", error)
         return tuple(keys)
 
     def _route_once(self) -> bool:
@@ -114,7 +116,9 @@ class Router:
                 raise self.incomparable(waiting, error) from error
         else:
             groups = self._waiting.groups_to_try(self._state.now, self._selection.time_dependent)
-            if self._waiting.orders_fixed:
+            if not groups and not self._waiting.unordered:
+                return False  # nothing to try, and no order key to compute
+            if all(self._waiting.served(group) for group in groups):
                 waiting = self._waiting.walk_in_order(
                     groups,
                     self.task_order_key,

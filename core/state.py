@@ -67,8 +67,8 @@ class Agent:
     def held_count(self, channel: str | None = None) -> int:
         """Units of capacity taken: tasks reserved or assigned, and wrap-ups."""
         if channel is None:
-            held = sum(len(ids) for ids in self.held.values())
-            return held + sum(len(ids) for ids in self.wrap_up.values()) if self.wrap_up else held
+            held = sum(map(len, self.held.values()))
+            return held + sum(map(len, self.wrap_up.values())) if self.wrap_up else held
         held = len(self.held.get(channel, ()))
         return held + len(self.wrap_up.get(channel, ())) if self.wrap_up else held
 

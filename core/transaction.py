@@ -8,9 +8,9 @@ while an event is under way gets a `ConcurrentWriteError`: an engine has one wri
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from types import TracebackType
 
 from .errors import ConcurrentWriteError, EventError, PluginError
 from .state import EngineState
@@ -34,24 +34,10 @@ class Transactions:
         self._writer: int | None = None
         self._lock = threading.Lock()
 
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold the engine for this thread (again, if it holds it already)."""
-        me = threading.get_ident()
-        if self._writer == me:
-            yield
-            return
-        if not self._lock.acquire(blocking=False):
-            raise ConcurrentWriteError(
-                "the engine is already applying an event in another thread: an engine has "
-                "one writer (see docs/api.md, 'One writer')"
-            )
-        self._writer = me
-        try:
-            yield
-        finally:
-            self._writer = None
-            self._lock.release()
+    def writing(self) -> _Writing:
+        """Hold the engine for this thread (again, if it holds it already), as a `with`
+        block. A plain class rather than a generator: it is entered on every event."""
+        return _Writing(self)
 
     def run(
         self,
@@ -107,3 +93,37 @@ class Transactions:
         del state.offers[offers:]
         # An agent removed and put back returns at the end: roster order is its index.
         state.agents = dict(sorted(state.agents.items(), key=lambda item: item[1].roster_index))
+
+
+class _Writing:
+    """One `with transactions.writing()` block: the outermost takes the lock."""
+
+    __slots__ = ("_outermost", "_owner")
+
+    def __init__(self, owner: Transactions) -> None:
+        self._owner = owner
+        self._outermost = False
+
+    def __enter__(self) -> None:
+        owner = self._owner
+        me = threading.get_ident()
+        if owner._writer == me:
+            return
+        if not owner._lock.acquire(blocking=False):
+            raise ConcurrentWriteError(
+                "the engine is already applying an event in another thread: an engine has "
+                "one writer (see docs/api.md, 'One writer')"
+            )
+        owner._writer = me
+        self._outermost = True
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._outermost:
+            owner = self._owner
+            owner._writer = None
+            owner._lock.release()

@@ -94,6 +94,10 @@ class UndoLog:
             self._undo.append(lambda: mapping.__setitem__(key, value))
 
 
+#: values `recorded` gives back as they are (the common case, checked first)
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
 def recorded(value: Any, log: UndoLog) -> Any:
     """`value` with every dictionary and list in it made a recorded one."""
     if isinstance(value, RecordedDict | RecordedList):
@@ -136,9 +140,12 @@ class RecordedDict(dict[Any, Any]):
             self.log.push(lambda: dict.__setitem__(self, key, old))
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        if self.log.active:
+        log = self.log
+        if log.active:
             self._record(key)
-        dict.__setitem__(self, key, recorded(value, self.log))
+        if value.__class__ not in _SCALARS:  # a container is made a recorded one
+            value = recorded(value, log)
+        dict.__setitem__(self, key, value)
 
     def __delitem__(self, key: Any) -> None:
         if self.log.active and key in self:

@@ -3,18 +3,17 @@
 `EngineState.waiting` holds every queued task in the order it started waiting. Beside
 it, this keeps what routing needs to visit only where something can happen: the waiting
 tasks of each (queue, channel) group, the groups where something changed since their
-tasks were last tried, and, when every task ordering is fixed while a task waits, each
-group's tasks sorted by their order keys, each key computed once per wait.
+tasks were last tried, and, for the groups the heaps serve (`heaps.HeapEligibility`:
+every task ordering is fixed while a task waits), each group's tasks in a heap by their
+order keys, each key computed once per wait.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from sortedcontainers import SortedList
-
+from .heaps import HeapEligibility, TaskHeaps
 from .index import GroupKey, RosterIndex
 from .state import EngineState, Task
 from .undo import UndoLog
@@ -26,13 +25,17 @@ class WaitingTasks:
     """The waiting tasks of one engine, by group, and which groups to try next."""
 
     def __init__(
-        self, state: EngineState, undo: UndoLog, index: RosterIndex | None, orders_fixed: bool
+        self,
+        state: EngineState,
+        undo: UndoLog,
+        index: RosterIndex | None,
+        heaps: HeapEligibility | None,
     ) -> None:
         self._state = state
         self._undo = undo
         self._index = index
-        #: task orderings are fixed while a task waits: keep each group sorted
-        self.orders_fixed = orders_fixed
+        #: which groups keep their tasks in a heap (None: none, without the index)
+        self._eligibility = heaps
         self.groups: dict[GroupKey, dict[str, None]] = {}
         self._group_of: dict[str, GroupKey] = {}
         #: groups where a task joined or was released since the last routing pass
@@ -45,8 +48,7 @@ class WaitingTasks:
         #: latest agent change the last pass saw
         self._fresh_tasks: dict[str, None] = {}
         self._agents_seen = -1
-        self._ordered: dict[GroupKey, SortedList] = {}
-        self._entry: dict[str, tuple[tuple[Any, ...], str]] = {}
+        self._heaps = TaskHeaps()
         #: tasks whose order key is still to be computed (at the next routing pass, after
         #: the handlers of the event that queued them have run)
         self._unordered: dict[str, None] = {}
@@ -69,9 +71,11 @@ class WaitingTasks:
         self._group_of[task.id] = group
         self._fresh.add(group)
         self._fresh_tasks[task.id] = None
-        if self.orders_fixed:
-            self._drop_entry(task.id, previous)
+        self._heaps.drop(task.id, previous)
+        if self.served(group):
             self._unordered[task.id] = None
+        else:
+            self._unordered.pop(task.id, None)
 
     def remove(self, task: Task) -> None:
         self._undo.removed(self._state.waiting, task.id)
@@ -79,9 +83,8 @@ class WaitingTasks:
         group = self._group_of.pop(task.id, None)
         if group is not None:
             self.groups[group].pop(task.id, None)
-            if self.orders_fixed:
-                self._drop_entry(task.id, group)
-                self._unordered.pop(task.id, None)
+            self._heaps.drop(task.id, group)
+            self._unordered.pop(task.id, None)
 
     def released(self, task: Task) -> None:
         """A hold on the task ended: try its group again."""
@@ -94,10 +97,15 @@ class WaitingTasks:
         """Something no stamp tracks changed (a timer fired): try every group."""
         self._check_every_group = True
 
-    def _drop_entry(self, task_id: str, group: GroupKey | None) -> None:
-        entry = self._entry.pop(task_id, None)
-        if entry is not None and group is not None:
-            self._ordered[group].remove(entry)
+    @property
+    def unordered(self) -> bool:
+        """Some task waits for its order key (computed at the next routing pass)."""
+        return bool(self._unordered)
+
+    def served(self, group: GroupKey) -> bool:
+        """The group's tasks are kept in a heap (see `heaps.HeapEligibility`)."""
+        eligibility = self._eligibility
+        return eligibility is not None and eligibility.serves(*group)
 
     def regroup(self) -> None:
         """Rebuild the groups from `EngineState.waiting` (after an undo or a restore)."""
@@ -106,8 +114,7 @@ class WaitingTasks:
         self.groups.clear()
         self._group_of.clear()
         self._scanned.clear()
-        self._ordered.clear()
-        self._entry.clear()
+        self._heaps.clear()
         self._unordered.clear()
         self._check_every_group = True
         for task_id in state.waiting:
@@ -117,7 +124,7 @@ class WaitingTasks:
             if self._index is not None and not self._index.indexed(group[0]):
                 self._scanned.add(group)
             self._group_of[task_id] = group
-            if self.orders_fixed:
+            if self.served(group):
                 self._unordered[task_id] = None
 
     def in_queue(self, queue: str | None) -> list[Task]:
@@ -197,28 +204,39 @@ class WaitingTasks:
         order_key: OrderKey,
         incomparable: Callable[[TypeError], Exception],
     ) -> Iterator[Task]:
-        """The waiting tasks of the groups, merged in task order from each group's
-        ordered list (task orderings are fixed while a task waits, so each key was
-        computed once). A group is left as soon as no agent is open in it: its remaining
-        tasks could not be offered. Keys that cannot be compared raise
+        """The waiting tasks of the groups (every one served from heaps), merged in task
+        order from the tops of their heaps (task orderings are fixed while a task waits,
+        so each key was computed once). A group is left as soon as no agent is open in
+        it: its remaining tasks could not be offered. Keys that cannot be compared raise
         `incomparable(error)` (the error path only: a `try` costs nothing until it catches)."""
         tasks = self._state.tasks
+        heaps = self._heaps
+        pending = self._unordered
         try:
-            for task_id in self._unordered:
-                entry = (order_key(tasks[task_id]), task_id)
-                group = self._group_of[task_id]
-                self._ordered.setdefault(group, SortedList()).add(entry)
-                self._entry[task_id] = entry
+            for task_id in pending:
+                heaps.push(self._group_of[task_id], task_id, order_key(tasks[task_id]))
         except TypeError as error:
             # What was added stays unordered: take it out again before raising.
-            for task_id in self._unordered:
-                self._drop_entry(task_id, self._group_of.get(task_id))
+            for task_id in pending:
+                group = self._group_of.get(task_id)
+                heaps.drop(task_id, group)
+                if group is not None:
+                    heaps.compact(group)
             raise incomparable(error) from error
-        self._unordered.clear()
-        merged = heapq.merge(*(self._walk_group(group) for group in groups))
+        pending.clear()
+        index = self._index
+        assert index is not None
+
+        def still_open(group: GroupKey) -> bool:
+            if not index.indexed(group[0]):
+                return True
+            index.sync()
+            return bool(index.open.get(group))
+
+        merged = heaps.walk(groups, still_open)
         while True:
             try:
-                _key, task_id = next(merged)
+                _key, task_id, _stamp = next(merged)
             except StopIteration:
                 return
             except TypeError as error:
@@ -226,25 +244,3 @@ class WaitingTasks:
             task = tasks[task_id]
             if task.hold_reason is None:
                 yield task
-
-    def _walk_group(self, group: GroupKey) -> Iterator[tuple[tuple[Any, ...], str]]:
-        index = self._index
-        assert index is not None
-        entries = self._ordered.get(group)
-        indexed = index.indexed(group[0])
-        last = None
-        while entries:
-            if indexed:
-                index.sync()
-                if not index.open.get(group):
-                    return
-            following = (
-                iter(entries)
-                if last is None
-                else entries.irange(minimum=last, inclusive=(False, False))
-            )
-            entry = next(following, None)
-            if entry is None:
-                return
-            last = entry
-            yield entry

@@ -68,6 +68,12 @@ class WorkflowRouter:
         self._skip_checks: list[tuple[str, int, int]] = []
         workflow = deployment.workflow
         self._literals = literal_table(workflow.filters) if workflow is not None else None
+        #: some filter reads `taskrouter.*`: only then is the clock's view built
+        self._filters_read_clock = workflow is not None and any(
+            reference.startswith("taskrouter")
+            for item in workflow.filters
+            for reference in item.expression.references
+        )
         clock.on_timer(None, "target_timeout", self._target_timed_out)
         lifecycle.on_target_expired = lambda task: self.leave_target(task, timed_out=True)
 
@@ -114,7 +120,9 @@ class WorkflowRouter:
             self._tasks.log(task, f"matched filter {item.name!r}")
             self._enter_target(task, item.targets[0])
             return True
-        context = {"task": view, "taskrouter": contexts.clock_context()}
+        context = {"task": view}
+        if self._filters_read_clock:
+            context["taskrouter"] = contexts.clock_context()
         for item in workflow.filters[start:]:
             if item.targets and item.expression.evaluate(context):
                 self._tasks.log(task, f"matched filter {item.name!r}")
