@@ -164,7 +164,7 @@ class PostgresStore(Store):
                 for version, sql in MIGRATIONS:
                     if version in done:
                         continue
-                    db.execute(sql)  # type: ignore[arg-type] # our own text, no parameters
+                    db.execute(sql)  # our own text, no parameters
                     db.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
                     log.info("store: applied migration %d", version)
 
@@ -285,7 +285,7 @@ class PostgresStore(Store):
     # --- reading -------------------------------------------------------------------------
 
     def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        return self._with("reader", lambda db: db.execute(sql, args).fetchall())  # type: ignore[arg-type]
+        return self._with("reader", lambda db: db.execute(sql, args).fetchall())
 
     def _one(self, sql: str, *args: Any) -> Any:
         rows = self._rows(sql, *args)
@@ -313,9 +313,7 @@ class PostgresStore(Store):
             last = int(rows[-1][0])
 
     def last_seq(self, deployment: str) -> int:
-        return int(
-            self._one("SELECT MAX(seq) FROM journal WHERE deployment = %s", deployment) or 0
-        )
+        return int(self._one("SELECT MAX(seq) FROM journal WHERE deployment = %s", deployment) or 0)
 
     def command_ids(self, deployment: str, ids: list[str]) -> set[str]:
         rows = self._rows(
@@ -430,7 +428,9 @@ class PostgresStore(Store):
         return self._with("reader", run)
 
     def forget_instance(self, instance: str) -> None:
-        self._with("reader", lambda db: db.execute("DELETE FROM instances WHERE id = %s", (instance,)))
+        self._with(
+            "reader", lambda db: db.execute("DELETE FROM instances WHERE id = %s", (instance,))
+        )
 
     def leases(self) -> dict[str, Lease]:
         rows = self._rows(
