@@ -430,7 +430,12 @@ def is_postgresql(url: str) -> bool:
 def open_store(url: str) -> Store:
     """The back end a `--db` URL names (PostgreSQL: psycopg is imported only then)."""
     if is_postgresql(url):
-        from .storage_pg import PostgresStore
+        try:
+            from .storage_pg import PostgresStore
+        except ImportError as error:
+            raise ValueError(
+                "the PostgreSQL back end needs psycopg: pip install 'omniroute[postgresql]'"
+            ) from error
 
         return PostgresStore(url)
     return SQLiteStore(sqlite_path(url))

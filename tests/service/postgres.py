@@ -1,13 +1,21 @@
-"""A real PostgreSQL for the tests: the server the `pgserver` wheel ships, started once
-per test session in a temporary directory, and a fresh database for each test.
+"""A real PostgreSQL for the tests, started once per test session in a temporary
+directory, with a fresh database for each test: the server the `pgserver` wheel ships,
+or, where that wheel is not installed (Python 3.13), Debian's `postgresql` binaries,
+run as the `postgres` user when the tests run as root.
 
-Tests that need it skip only when it truly cannot start here; with the environment
-variable CI set, they fail instead (CI must run them)."""
+Tests that need it skip only when neither can start here; with the environment variable
+CI set, they fail instead (CI must run them)."""
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
-import re
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,15 +24,12 @@ import pytest
 
 
 class Postgres:
-    def __init__(self, directory: Path) -> None:
-        import pgserver
+    """A server on a Unix socket in its own directory (no TCP port to collide on)."""
 
-        self.directory = directory
-        self.server: Any = pgserver.get_server(directory, cleanup_mode="stop")
-        self.uri: str = self.server.get_uri()
+    uri: str
 
     def url(self, database: str) -> str:
-        return re.sub(r"/postgres\?", f"/{database}?", self.uri, count=1)
+        return self.uri.replace("/postgres?", f"/{database}?", 1)
 
     def new_database(self) -> str:
         import psycopg
@@ -35,23 +40,91 @@ class Postgres:
         return self.url(name)
 
     def restart(self, down_for: float = 0.0) -> None:
-        """Stop the server (fast: connections are cut), wait, start it again."""
-        import time
+        """Stop the server (fast: every connection is cut), wait, start it again."""
+        self.pg_ctl("-w", "-m", "fast", "stop")
+        time.sleep(down_for)
+        self.start()
 
+    def pg_ctl(self, *args: str) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.pg_ctl("-w", "-m", "immediate", "stop")
+
+
+class WheelPostgres(Postgres):
+    def __init__(self, directory: Path) -> None:
+        import pgserver
+
+        self.server: Any = pgserver.get_server(directory, cleanup_mode="stop")
+        self.uri = self.server.get_uri()
+
+    def pg_ctl(self, *args: str) -> None:
         from pgserver._commands import pg_ctl
 
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user)
-        time.sleep(down_for)
+        pg_ctl(list(args), pgdata=self.server.pgdata, user=self.server.system_user)
+
+    def start(self) -> None:
         self.server.ensure_postgres_running()
 
     def stop(self) -> None:
-        self.server.cleanup()
+        with contextlib.suppress(Exception):
+            self.server.cleanup()
+
+
+class DebianPostgres(Postgres):
+    def __init__(self, directory: Path) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            raise RuntimeError("no /usr/lib/postgresql/*/bin/initdb (apt-get install postgresql)")
+        self.bin = Path(found[-1]).parent
+        # Not under pytest's temporary directory: that one is private to root, and the
+        # server runs as `postgres`.
+        directory = Path(tempfile.mkdtemp(prefix="omniroute-pg-"))
+        self.directory = directory
+        self.data = directory / "data"
+        self.user = "postgres" if os.geteuid() == 0 else None
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            os.chown(directory, entry.pw_uid, entry.pw_gid)
+        self.run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
+                 "--auth=trust", "-E", "utf8")
+        self.socket_dir = directory
+        self.uri = f"postgresql://postgres@/postgres?host={directory}"
+        self.start()
+
+    def run(self, *command: str) -> None:
+        if self.user is not None:
+            command = ("runuser", "-u", self.user, "--", *command)
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def pg_ctl(self, *args: str) -> None:
+        self.run(str(self.bin / "pg_ctl"), "-D", str(self.data), *args)
+
+    def start(self) -> None:
+        options = f"-h '' -k {self.socket_dir} -c fsync=on"
+        self.pg_ctl("-w", "-l", str(self.socket_dir / "server.log"), "-o", options, "start")
+
+    def stop(self) -> None:
+        super().stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def start_postgres(directory: Path) -> Postgres:
-    try:
-        return Postgres(directory)
-    except Exception as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL (pgserver) did not start, and CI needs it: {error!r}")
-        pytest.skip(f"PostgreSQL (pgserver) cannot start here: {error!r}")
+    problems = []
+    for kind in (WheelPostgres, DebianPostgres):
+        place = directory / kind.__name__
+        place.mkdir()
+        try:
+            return kind(place)
+        except Exception as error:
+            problems.append(f"{kind.__name__}: {error!r}")
+            shutil.rmtree(place, ignore_errors=True)
+    message = "; ".join(problems)
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL did not start, and CI needs it: {message}")
+    pytest.skip(f"PostgreSQL cannot start here: {message}")
