@@ -91,8 +91,16 @@ class DebianPostgres(Postgres):
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             os.chown(directory, entry.pw_uid, entry.pw_gid)
-        self.run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
-                 "--auth=trust", "-E", "utf8")
+        self.run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "utf8",
+        )
         self.socket_dir = directory
         self.uri = f"postgresql://postgres@/postgres?host={directory}"
         self.start()

@@ -94,7 +94,6 @@ def test_urls() -> None:
         sqlite_path("mysql://x/y")
 
 
-
 def test_stale_epochs_are_fenced_and_leases_expire(postgres: Postgres) -> None:
     from omniroute.contrib.storage_pg import Fenced, PostgresStore
 
