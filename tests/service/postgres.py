@@ -122,7 +122,8 @@ class DebianPostgres(Postgres):
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_postgres(directory: Path) -> Postgres:
+def launch(directory: Path) -> Postgres:
+    """A running server: pgserver's, else Debian's (RuntimeError naming why neither)."""
     problems = []
     for kind in (WheelPostgres, DebianPostgres):
         place = directory / kind.__name__
@@ -132,7 +133,14 @@ def start_postgres(directory: Path) -> Postgres:
         except Exception as error:
             problems.append(f"{kind.__name__}: {error!r}")
             shutil.rmtree(place, ignore_errors=True)
-    message = "; ".join(problems)
+    raise RuntimeError("; ".join(problems))
+
+
+def start_postgres(directory: Path) -> Postgres:
+    try:
+        return launch(directory)
+    except RuntimeError as error:
+        message = str(error)
     if os.environ.get("CI"):
         pytest.fail(f"PostgreSQL did not start, and CI needs it: {message}")
     pytest.skip(f"PostgreSQL cannot start here: {message}")

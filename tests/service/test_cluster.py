@@ -111,9 +111,7 @@ class Cluster:
 def cluster(postgres: Postgres, tmp_path: Path) -> Iterator[Cluster]:
     document = tmp_path / "d.yaml"
     document.write_text(DEPLOYMENT)
-    running = Cluster(
-        tmp_path, postgres.new_database(), (f"d={document}", f"e={document}")
-    ).start()
+    running = Cluster(tmp_path, postgres.new_database(), (f"d={document}", f"e={document}")).start()
     yield running
     running.stop()
 
@@ -207,9 +205,7 @@ class Clients:
             return None
         server = rng.choice(servers)
         try:
-            response = httpx.get(
-                f"{server.url}/v1/deployments/{self.deployment}{path}", timeout=5
-            )
+            response = httpx.get(f"{server.url}/v1/deployments/{self.deployment}{path}", timeout=5)
         except httpx.HTTPError:
             return None
         return response.json() if response.status_code == 200 else None
@@ -264,7 +260,10 @@ def check_journal(cluster: Cluster, deployment: str, acked: list[str]) -> None:
     )
     assert created, "the clients should have got reservations made"
     assert max(created.values()) == 1, "a reservation was made twice"
-    ids = [row[0] for row in server.sql("SELECT id FROM events WHERE deployment = ? ORDER BY id", deployment)]
+    ids = [
+        row[0]
+        for row in server.sql("SELECT id FROM events WHERE deployment = ? ORDER BY id", deployment)
+    ]
     assert ids == list(range(1, len(ids) + 1)), "the events have a gap or a duplicate"
 
 

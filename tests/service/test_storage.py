@@ -55,7 +55,7 @@ def test_a_failing_batch_writes_nothing(store_url: str) -> None:
         journal=[(2, 1.0, '{"type":"advance","to":1}', None), (1, 1.0, "{}", None)],
         events=[(1, "task.created", "x", "{}")],
     )
-    with pytest.raises(Exception, match="UNIQUE|unique|duplicate"):
+    with pytest.raises(Exception, match=r"UNIQUE|unique|duplicate"):
         store.write(clash)
     assert store.last_seq("d") == 1
     assert store.last_event_id("d") == 0
