@@ -425,9 +425,14 @@ class Runner:
                 await asyncio.to_thread(self.store.write, batch)
             except Exception as error:
                 # The engine is ahead of the store: stop taking commands; a restart
-                # recovers exactly what was committed.
+                # recovers exactly what was committed (in a cluster, the instance steps
+                # down and restores from the store by itself).
                 self.failed = f"the journal could not be written ({type(error).__name__}); restart the service"
-                log.exception("journal write failed for %s", self.name)
+                if type(error).__name__ == "Fenced":
+                    self.failed = f"this instance lost the lease of {self.name!r} (fenced)"
+                    log.warning("write refused for %s: %s", self.name, error)
+                else:
+                    log.exception("journal write failed for %s", self.name)
                 self._fail(replies)
                 return
             if self.metrics.commit_seconds is not None:

@@ -96,9 +96,9 @@ class Cluster:
                 except httpx.HTTPError:
                     continue
                 for entry in listed:
-                    if entry["name"] == deployment and entry["here"]:
-                        if entry["owner"] != other_than:
-                            return str(entry["owner"])
+                    mine = entry["name"] == deployment and entry["here"]
+                    if mine and entry["owner"] != other_than:
+                        return str(entry["owner"])
             time.sleep(0.05)
         raise AssertionError(f"no new owner of {deployment} within {timeout} s")
 
