@@ -68,7 +68,18 @@ class Webhooks:
         store = self.service.store
         assert self.client is not None
         delivered = store.webhook_progress(deployment, url)
+        owner = True
         while True:
+            # In a cluster only the deployment's owner delivers; one that becomes the owner
+            # resumes from the progress its predecessor kept.
+            runner = self.service.runners.get(deployment)
+            if runner is None or not runner.owner:
+                owner = False
+                await asyncio.sleep(0.5)
+                continue
+            if not owner:
+                owner = True
+                delivered = await asyncio.to_thread(store.webhook_progress, deployment, url)
             wake.clear()
             rows = store.events(deployment, delivered, 100)
             if not rows:
