@@ -40,8 +40,13 @@ class Postgres:
         return self.url(name)
 
     def restart(self, down_for: float = 0.0) -> None:
-        """Stop the server (fast: every connection is cut), wait, start it again."""
-        self.pg_ctl("-w", "-m", "fast", "stop")
+        """Stop the server (fast: every connection is cut), wait, start it again. A fast
+        stop that does not finish in time becomes an immediate one (a crash, which the
+        server recovers from its WAL at the start)."""
+        try:
+            self.pg_ctl("-w", "-t", "20", "-m", "fast", "stop")
+        except Exception:
+            self.pg_ctl("-w", "-t", "20", "-m", "immediate", "stop")
         time.sleep(down_for)
         self.start()
 

@@ -258,7 +258,8 @@ def check_journal(cluster: Cluster, deployment: str, acked: list[str]) -> None:
             deployment,
         )
     )
-    assert created, "the clients should have got reservations made"
+    kinds = Counter(json.loads(row[2])["type"] for row in rows)
+    assert created, f"the clients should have got reservations made ({kinds}, {len(acked)} acked)"
     assert max(created.values()) == 1, "a reservation was made twice"
     ids = [
         row[0]
