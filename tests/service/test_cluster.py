@@ -211,6 +211,10 @@ class Clients:
         return response.json() if response.status_code == 200 else None
 
     def __enter__(self) -> Clients:
+        rng = random.Random(0)
+        for number in range(4):  # a roster to route to from the start
+            body = {"channels": {"chat": 2, "voice": 1}, "attributes": {"skills": ["sales"]}}
+            assert self.send(rng, "PUT", f"/agents/a{number}", body) is not None
         self.threads = [threading.Thread(target=self.worker, args=(n,)) for n in range(3)]
         for thread in self.threads:
             thread.start()
