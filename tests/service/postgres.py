@@ -69,7 +69,10 @@ class WheelPostgres(Postgres):
     def __init__(self, directory: Path) -> None:
         import pgserver
 
-        self.server: Any = pgserver.get_server(directory, cleanup_mode="stop")
+        # Not under pytest's temporary directory, which other pytest sessions on this
+        # machine may clean up (and whose permissions pgserver has to change).
+        self.directory = Path(tempfile.mkdtemp(prefix="omniroute-pg-"))
+        self.server: Any = pgserver.get_server(self.directory, cleanup_mode="stop")
         self.uri = self.server.get_uri()
 
     def pgdata(self) -> Path:
@@ -86,6 +89,7 @@ class WheelPostgres(Postgres):
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             self.server.cleanup()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class DebianPostgres(Postgres):
@@ -94,8 +98,8 @@ class DebianPostgres(Postgres):
         if not found:
             raise RuntimeError("no /usr/lib/postgresql/*/bin/initdb (apt-get install postgresql)")
         self.bin = Path(found[-1]).parent
-        # Not under pytest's temporary directory: that one is private to root, and the
-        # server runs as `postgres`.
+        # Not under pytest's temporary directory: that one is private to root (the server
+        # runs as `postgres`), and other pytest sessions may clean it up.
         directory = Path(tempfile.mkdtemp(prefix="omniroute-pg-"))
         self.directory = directory
         self.data = directory / "data"
