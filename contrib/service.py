@@ -140,6 +140,7 @@ class Runner:
         self.owner = True
         #: the lease epoch every write carries (None: no lease, as on SQLite)
         self.epoch: int | None = None
+        self._following = asyncio.Lock()
         self.failed: str | None = None
         self.subscribers: set[asyncio.Queue[tuple[int, str] | None]] = set()
         self.version = 1
@@ -253,7 +254,12 @@ class Runner:
         as a restore does, and pass the events they wrote on to subscribers. The records
         are read in a thread and applied on the loop (reads use the engine there). The
         number of records applied."""
+        async with self._following:  # one catch-up at a time, or records apply twice
+            return await self._follow()
+
+    async def _follow(self) -> int:
         records = await asyncio.to_thread(lambda: list(self.store.journal(self.name, self.seq)))
+        records = [record for record in records if record[0] > self.seq]
         if records:
             self._replaying = True
             try:
