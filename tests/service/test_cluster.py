@@ -401,3 +401,25 @@ def test_database_restarted_under_load(cluster: Cluster, postgres: Postgres) -> 
         time.sleep(1.5)
         assert len(clients.acked) > before, "commands should go through again"
     check_journal(cluster, "d", clients.acked)
+
+
+def test_timers_due_during_failover_fire_in_order(cluster: Cluster) -> None:
+    owner = cluster.by_instance(cluster.wait_owner("d", other_than=None))
+    client = owner.client()
+    client.put_agent("d", "ana", channels={"chat": 3})
+    offered = [
+        client.create_task("d", id=f"t{number}", channel="chat")["reservation"]
+        for number in range(3)
+    ]
+    client.set_status("d", "ana", "not_ready")  # nobody to offer them to again
+    owner.kill()  # the offers time out (2 s) while the lease (1.5 s) runs out
+    successor = cluster.by_instance(cluster.wait_owner("d", other_than=owner.instance))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        seen = successor.client().events("d", limit=1000)
+        timed_out = [e for e in seen if e["type"] == "reservation.timed_out"]
+        if len(timed_out) == 3:
+            break
+        time.sleep(0.1)
+    assert [e["data"]["id"] for e in timed_out] == [r["id"] for r in offered]
+    assert [e["at"] for e in timed_out] == [r["expires_at"] for r in offered]
