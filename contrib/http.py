@@ -32,7 +32,7 @@ from omniroute.core.converter import structure
 from . import models
 from .models import ROLES
 from .service import Metrics, Plan, Reply, Runner, ServiceError, conflict, not_found
-from .storage import Store
+from .storage import Store, StoreUnavailable
 
 if typing.TYPE_CHECKING:
     from .cluster import Cluster
@@ -385,6 +385,8 @@ def route(path: str, method: str, need: str | None) -> Callable[[Handler], Route
                 response = problem(
                     error.status, error.detail, error.errors, error.title, error.headers
                 )
+            except StoreUnavailable as error:
+                response = problem(503, str(error), headers={"Retry-After": "1"})
             except Exception:
                 log.exception("%s %s failed", method, request.url.path)
                 response = problem(500, "the request failed; see the server log")

@@ -37,7 +37,7 @@ from omniroute.core.events import Event, Outcome
 from omniroute.core.state import Agent, Reservation, Task
 
 from .explain import explain_json
-from .storage import Batch, Store
+from .storage import Batch, Store, StoreUnavailable
 
 log = logging.getLogger("omniroute.serve")
 
@@ -526,6 +526,10 @@ class Runner:
             return result
         except ServiceError as error:
             return error
+        except StoreUnavailable as error:
+            return ServiceError(
+                503, "Service Unavailable", str(error), headers={"Retry-After": "1"}
+            )
         except EventError as error:
             return conflict(str(error))
         except PluginError as error:

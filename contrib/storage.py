@@ -54,6 +54,11 @@ class Batch:
         return bool(self.journal or self.events or self.tasks or self.meta)
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be reached (a database restarting, a network cut): nothing was
+    changed by the call that raised it, or for a write, whether it committed is unknown."""
+
+
 @attrs.frozen
 class Snapshot:
     seq: int

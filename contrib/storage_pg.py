@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import attrs
 import psycopg
 
-from .storage import Batch, Snapshot, Store
+from .storage import Batch, Snapshot, Store, StoreUnavailable
 
 log = logging.getLogger("omniroute.store")
 
@@ -137,17 +137,20 @@ class PostgresStore(Store):
             for attempt in (1, 2):
                 connection = getattr(self, f"_{which}")
                 if connection is None or connection.closed or connection.broken:
-                    connection = self._connect()
+                    try:
+                        connection = self._connect()
+                    except psycopg.OperationalError as error:
+                        raise StoreUnavailable(f"the database is unavailable: {error}") from error
                     setattr(self, f"_{which}", connection)
                 try:
                     return work(connection)
-                except psycopg.OperationalError:
+                except psycopg.OperationalError as error:
                     if connection.broken or connection.closed:
                         setattr(self, f"_{which}", None)
                         with contextlib.suppress(Exception):
                             connection.close()
                     if attempt == 2 or not retry:
-                        raise
+                        raise StoreUnavailable(f"the database is unavailable: {error}") from error
         raise AssertionError("unreachable")
 
     def migrate(self) -> None:

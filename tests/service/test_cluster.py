@@ -129,6 +129,7 @@ class Clients:
         self.stop = threading.Event()
         self.count = 0
         self.threads: list[threading.Thread] = []
+        self.errors: list[str] = []
 
     def send(self, rng: random.Random, method: str, path: str, body: Any = None) -> Any:
         command = uuid.uuid4().hex
@@ -160,6 +161,12 @@ class Clients:
         return None
 
     def worker(self, number: int) -> None:
+        try:
+            self.commands(number)
+        except AssertionError as error:  # a 5xx but 503: the test fails on it
+            self.errors.append(str(error))
+
+    def commands(self, number: int) -> None:
         rng = random.Random(self.random.random())
         open_tasks: list[str] = []
         while not self.stop.is_set():
@@ -224,6 +231,7 @@ class Clients:
         self.stop.set()
         for thread in self.threads:
             thread.join(timeout=30)
+        assert not self.errors, self.errors
 
 
 def check_journal(cluster: Cluster, deployment: str, acked: list[str]) -> None:
