@@ -44,8 +44,13 @@ class Client:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # A cluster of instances answers a command at a non-owner with 307 to the owner.
         self.http = httpx.Client(
-            base_url=base_url, headers=headers, timeout=timeout, transport=transport
+            base_url=base_url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=True,
         )
 
     def close(self) -> None:

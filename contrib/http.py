@@ -32,7 +32,10 @@ from omniroute.core.converter import structure
 from . import models
 from .models import ROLES
 from .service import Metrics, Plan, Reply, Runner, ServiceError, conflict, not_found
-from .storage import Store
+from .storage import Store, StoreUnavailable
+
+if typing.TYPE_CHECKING:
+    from .cluster import Cluster
 from .webhooks import Webhooks
 
 log = logging.getLogger("omniroute.serve")
@@ -45,6 +48,7 @@ ALLOWED = {
     "supervisor": {"read", "events", "explain"},
 }
 _REASONS = {
+    307: "Temporary Redirect",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -121,8 +125,11 @@ class Service:
         webhooks: list[str] = (),  # type: ignore[assignment]
         webhook_secret: str = "",
         version: str = "0",
+        cluster: Cluster | None = None,
     ) -> None:
         self.runners = runners
+        #: many instances on PostgreSQL: who owns which deployment (None: this one, all)
+        self.cluster = cluster
         self.store = store
         self.tokens = tokens
         self.version = version
@@ -220,9 +227,12 @@ class Service:
 
     async def _restore(self) -> None:
         try:
-            for runner in self.runners.values():
-                await asyncio.to_thread(runner.restore)
-                await runner.run()
+            if self.cluster is not None:
+                await self.cluster.start()
+            else:
+                for runner in self.runners.values():
+                    await asyncio.to_thread(runner.restore)
+                    await runner.run()
             self.ready = True
             self.webhooks.start()
             log.info("ready: %s", ", ".join(self.runners))
@@ -236,8 +246,13 @@ class Service:
         if self._restore_task is not None and not self._restore_task.done():
             with contextlib.suppress(BaseException):
                 await self._restore_task
+        if self.cluster is not None:
+            await self.cluster.stop()
         for runner in self.runners.values():
-            await runner.stop()
+            if runner.owner:
+                await runner.stop()
+        if self.cluster is not None:
+            await self.cluster.release_all()
         await self.webhooks.stop()
         self.store.close()
         log.info("stopped")
@@ -273,11 +288,35 @@ class Service:
         runner = self.runners.get(name)
         if runner is None:
             raise not_found(f"unknown deployment {name!r}")
+        if self.cluster is not None and request.method != "GET" and not runner.owner:
+            self.redirect_to_owner(request, name)
         if runner.failed is not None:
             raise ServiceError(503, "Service Unavailable", runner.failed)
         if not runner.ready:
             raise ServiceError(503, "Service Unavailable", "state is being restored")
         return runner
+
+    def redirect_to_owner(self, request: Request, name: str) -> typing.NoReturn:
+        """A command for a deployment another instance owns: 307 to the owner (the method
+        and body are sent again there), or 503 while the lease changes hands."""
+        assert self.cluster is not None
+        owner, address = self.cluster.owner_of(name)
+        if owner is None or address is None or owner == self.cluster.instance:
+            raise ServiceError(
+                503,
+                "Service Unavailable",
+                f"deployment {name!r} is changing owner; try again",
+                headers={"Retry-After": "1"},
+            )
+        target = address.rstrip("/") + request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        raise ServiceError(
+            307,
+            "Temporary Redirect",
+            f"deployment {name!r} is owned by instance {owner!r} at {address}",
+            headers={"Location": target, "Omniroute-Owner": owner},
+        )
 
 
 async def read_body(request: Request, *, optional: bool = False) -> Any:
@@ -343,7 +382,11 @@ def route(path: str, method: str, need: str | None) -> Callable[[Handler], Route
                     service.authorize(request, need)
                 response = await handler(service, request)
             except ServiceError as error:
-                response = problem(error.status, error.detail, error.errors, error.title)
+                response = problem(
+                    error.status, error.detail, error.errors, error.title, error.headers
+                )
+            except StoreUnavailable as error:
+                response = problem(503, str(error), headers={"Retry-After": "1"})
             except Exception:
                 log.exception("%s %s failed", method, request.url.path)
                 response = problem(500, "the request failed; see the server log")
@@ -377,11 +420,17 @@ async def healthz(service: Service, request: Request) -> Response:
 
 @_add("/readyz", "GET", None)
 async def readyz(service: Service, request: Request) -> Response:
-    failed = [r.failed for r in service.runners.values() if r.failed]
+    # In a cluster a failed runner is replaced by a replica within a round.
+    failed = [r.failed for r in service.runners.values() if r.failed and not service.cluster]
     if failed:
         return problem(503, failed[0])
     if not service.ready or service.stopping.is_set():
         return problem(503, "state is being restored" if not service.ready else "stopping")
+    if service.cluster is not None:
+        # Ready once every deployment is restored here and owned somewhere.
+        for name, runner in service.runners.items():
+            if not runner.ready or service.cluster.owner_of(name)[0] is None:
+                return problem(503, f"deployment {name!r} has no owner yet")
     return _json({"status": "ready"})
 
 
@@ -405,7 +454,25 @@ async def openapi(service: Service, request: Request) -> Response:
 
 @_add("/v1/deployments", "GET", "read")
 async def list_deployments(service: Service, request: Request) -> Response:
-    return _json([{"name": n, "version": r.version} for n, r in service.runners.items()])
+    cluster = service.cluster
+    if cluster is None:
+        return _json([{"name": n, "version": r.version} for n, r in service.runners.items()])
+    listed = []
+    for name, runner in service.runners.items():
+        owner, address = cluster.owner_of(name)
+        listed.append(
+            {
+                "name": name,
+                "version": runner.version,
+                "owner": owner,
+                "owner_address": address,
+                "epoch": runner.epoch
+                if runner.owner
+                else getattr(cluster.leases.get(name), "epoch", None),
+                "here": runner.owner,
+            }
+        )
+    return _json(listed)
 
 
 @_add(BASE, "GET", "read")

@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +117,23 @@ def validate_or_exit(document: Any, label: str) -> None:
     help="keep decision records for explain (a large roster routes faster without)",
 )
 @click.option(
+    "--lease",
+    default="3s",
+    show_default=True,
+    help="PostgreSQL: how long a deployment's owner holds it without renewing",
+)
+@click.option(
+    "--advertise",
+    default=None,
+    help="PostgreSQL: the URL other instances redirect commands to (default http://HOST:PORT)",
+)
+@click.option(
+    "--instance",
+    "instance_name",
+    default=None,
+    help="PostgreSQL: this instance's name in leases (default host:port:random)",
+)
+@click.option(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.option("--log-level", default="info", show_default=True)
@@ -135,6 +153,9 @@ def serve_command(
     reservation_timeout: str,
     snapshot_every: int,
     decisions: bool,
+    lease: str,
+    advertise: str | None,
+    instance_name: str | None,
     log_format: str,
     log_level: str,
     as_json: bool,
@@ -144,7 +165,7 @@ def serve_command(
 
     from .http import Service, build_app, is_loopback, load_tokens
     from .service import Runner
-    from .storage import open_store
+    from .storage import is_postgresql, open_store
 
     setup_logging("json" if as_json else log_format, log_level)
     documents = parse_deployments(deployments)
@@ -161,21 +182,44 @@ def serve_command(
     secret = os.environ.get("OMNIROUTE_WEBHOOK_SECRET", "")
     if webhooks and not secret:
         raise click.UsageError("--webhook needs OMNIROUTE_WEBHOOK_SECRET to sign the events")
+    lease_seconds = parse_duration(lease)
+    if not 0.3 <= lease_seconds <= 600:
+        raise click.UsageError("--lease: from 0.3s to 10m")
     try:
         store = open_store(db)
     except ValueError as error:
         raise click.UsageError(str(error)) from error
-    runners = {
-        name: Runner(
+    except Exception as error:  # the database is unreachable, refuses us, ...
+        raise click.ClickException(f"--db: cannot open the store: {error}") from error
+
+    def make_runner(name: str) -> Runner:
+        return Runner(
             name,
-            document,
+            documents[name],
             store,
             reservation_timeout=timeout,
             snapshot_every=snapshot_every,
             record_decisions=decisions,
         )
-        for name, document in documents.items()
-    }
+
+    runners = {name: make_runner(name) for name in documents}
+    cluster = None
+    if is_postgresql(db):
+        from .cluster import Cluster
+        from .storage_pg import PostgresStore
+
+        assert isinstance(store, PostgresStore)
+        address = advertise or f"http://{host}:{port}"
+        cluster = Cluster(
+            runners,
+            make_runner,
+            store,
+            instance=instance_name or f"{socket.gethostname()}:{port}:{secrets.token_hex(3)}",
+            address=address,
+            lease=lease_seconds,
+        )
+        for runner in runners.values():
+            runner.owner = False
     from importlib.metadata import version
 
     service = Service(
@@ -185,6 +229,7 @@ def serve_command(
         webhooks=list(webhooks),
         webhook_secret=secret,
         version=version("omniroute"),
+        cluster=cluster,
     )
     app = build_app(service)
     config = uvicorn.Config(
@@ -222,7 +267,15 @@ def serve_command(
     # A full collection walks every object the engine keeps (open tasks, their decision
     # records): rarer generations keep those pauses out of the routing latency's tail.
     gc.set_threshold(50_000, 20, 100)
-    log.info("serving %s on http://%s:%d (store %s)", ", ".join(runners), host, port, db)
+    where = f"instance {cluster.instance}, " if cluster is not None else ""
+    log.info(
+        "serving %s on http://%s:%d (%sstore %s)",
+        ", ".join(runners),
+        host,
+        port,
+        where,
+        _without_password(db),
+    )
     Server(config).run()
 
 
@@ -242,3 +295,8 @@ def token_command(role: str, name: str, as_json: bool) -> None:
         return
     click.echo(f"token: {token}")
     click.echo("line:  - " + json.dumps(entry))
+
+
+def _without_password(url: str) -> str:
+    """A store URL fit for a log line."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)

@@ -37,7 +37,7 @@ from omniroute.core.events import Event, Outcome
 from omniroute.core.state import Agent, Reservation, Task
 
 from .explain import explain_json
-from .storage import Batch, Store
+from .storage import Batch, Store, StoreUnavailable
 
 log = logging.getLogger("omniroute.serve")
 
@@ -55,12 +55,14 @@ class ServiceError(Exception):
         title: str,
         detail: str,
         errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title
         self.detail = detail
         self.errors = errors
+        self.headers = headers
 
 
 def not_found(detail: str) -> ServiceError:
@@ -133,6 +135,12 @@ class Runner:
         self.clock = clock
         self.queue: asyncio.Queue[Command] = asyncio.Queue()
         self.ready = False
+        #: whether this instance writes the deployment (always, without a cluster); a
+        #: non-owner follows the journal for reads and events
+        self.owner = True
+        #: the lease epoch every write carries (None: no lease, as on SQLite)
+        self.epoch: int | None = None
+        self._following = asyncio.Lock()
         self.failed: str | None = None
         self.subscribers: set[asyncio.Queue[tuple[int, str] | None]] = set()
         self.version = 1
@@ -160,13 +168,17 @@ class Runner:
 
     # --- starting ----------------------------------------------------------------------
 
-    def restore(self) -> None:
+    def restore(self, *, create: bool = True) -> bool:
         """Rebuild the engine from the store: the latest snapshot, then the journal after
-        it (or all of it). Blocking: run it in a thread before the writer starts."""
+        it (or all of it). Blocking: run it in a thread before the writer starts. False
+        when the deployment is not in the store yet and `create` is off (a non-owner
+        waits for its owner to create it)."""
         began = time.perf_counter()
         store = self.store
         start_text = store.meta(self.name, "start")
         options_text = store.meta(self.name, "options")
+        if start_text is None and not create:
+            return False
         if start_text is None:
             # A new deployment: its clock starts now.
             self.start = self.clock().replace(microsecond=0)
@@ -182,6 +194,7 @@ class Runner:
                         "deployment": json.dumps(initial),
                         "version": "1",
                     },
+                    epoch=self.epoch,
                 )
             )
         else:
@@ -234,6 +247,58 @@ class Runner:
             time.perf_counter() - began,
             extra={"deployment": self.name, "replayed": replayed},
         )
+        return True
+
+    async def follow(self) -> int:
+        """A non-owner's replica: apply the journal records written since the last call,
+        as a restore does, and pass the events they wrote on to subscribers. The records
+        are read in a thread and applied on the loop (reads use the engine there). The
+        number of records applied."""
+        async with self._following:  # one catch-up at a time, or records apply twice
+            return await self._follow()
+
+    async def _follow(self) -> int:
+        records = await asyncio.to_thread(lambda: list(self.store.journal(self.name, self.seq)))
+        records = [record for record in records if record[0] > self.seq]
+        if records:
+            self._replaying = True
+            try:
+                for seq, at, record in records:
+                    self._replay(at, record)
+                    self.seq = seq
+            finally:
+                self._replaying = False
+                self._batch = Batch(self.name)
+            meta = self.store.meta
+            version, document = await asyncio.to_thread(
+                lambda: (meta(self.name, "version"), meta(self.name, "deployment"))
+            )
+            self.version = int(version or self.version)
+            self.document = json.loads(document) if document else self.document
+        rows = await asyncio.to_thread(self.store.events, self.name, self.event_id, 10_000)
+        if rows:
+            published = Batch(self.name)
+            for body in rows:
+                event_id = int(json.loads(body)["id"])
+                published.events.append((event_id, "", "", body))
+                self.event_id = event_id
+            self._publish(published)
+        return len(records)
+
+    async def abandon(self, why: str) -> None:
+        """Stop writing at once (the lease is lost, or a write failed so that the engine
+        may be ahead of the store): queued commands are answered 503, not journaled."""
+        if self.failed is None:
+            self.failed = why
+        self._stopping = True
+        if self._writer is not None and not self._writer.done():
+            self.queue.put_nowait(Command(lambda: Reply(200, None), "stop", None))
+            with contextlib.suppress(Exception):
+                await self._writer
+        while not self.queue.empty():
+            command = self.queue.get_nowait()
+            if command.future is not None and not command.future.done():
+                command.future.set_exception(ServiceError(503, "Service Unavailable", why))
 
     def _restored_engine(self, data: dict[str, Any], options: EngineOptions) -> Engine:
         """`Engine.restore` of a snapshot, with this deployment's options."""
@@ -366,9 +431,14 @@ class Runner:
                 await asyncio.to_thread(self.store.write, batch)
             except Exception as error:
                 # The engine is ahead of the store: stop taking commands; a restart
-                # recovers exactly what was committed.
+                # recovers exactly what was committed (in a cluster, the instance steps
+                # down and restores from the store by itself).
                 self.failed = f"the journal could not be written ({type(error).__name__}); restart the service"
-                log.exception("journal write failed for %s", self.name)
+                if type(error).__name__ == "Fenced":
+                    self.failed = f"this instance lost the lease of {self.name!r} (fenced)"
+                    log.warning("write refused for %s: %s", self.name, error)
+                else:
+                    log.exception("journal write failed for %s", self.name)
                 self._fail(replies)
                 return
             if self.metrics.commit_seconds is not None:
@@ -384,7 +454,7 @@ class Runner:
         if snapshot is not None:
             began = time.perf_counter()
             try:
-                await asyncio.to_thread(self.store.save_snapshot, self.name, *snapshot)
+                await asyncio.to_thread(self.store.save_snapshot, self.name, *snapshot, self.epoch)
             except Exception:
                 log.exception("snapshot of %s failed (the journal has everything)", self.name)
             else:
@@ -456,6 +526,10 @@ class Runner:
             return result
         except ServiceError as error:
             return error
+        except StoreUnavailable as error:
+            return ServiceError(
+                503, "Service Unavailable", str(error), headers={"Retry-After": "1"}
+            )
         except EventError as error:
             return conflict(str(error))
         except PluginError as error:
@@ -473,6 +547,7 @@ class Runner:
 
     def _take_batch(self) -> Batch:
         batch, self._batch = self._batch, Batch(self.name)
+        batch.epoch = self.epoch
         return batch
 
     # --- applying an event and what it sends out ---------------------------------------
@@ -739,7 +814,9 @@ class Runner:
             snapshot = self._snapshot_body()
             if snapshot is not None:
                 with contextlib.suppress(Exception):
-                    await asyncio.to_thread(self.store.save_snapshot, self.name, *snapshot)
+                    await asyncio.to_thread(
+                        self.store.save_snapshot, self.name, *snapshot, self.epoch
+                    )
         for subscriber in list(self.subscribers):
             subscriber.put_nowait(None)
 

@@ -1,8 +1,8 @@
 """Where `omniroute serve` keeps what must survive a restart: the journal of commands,
 the events sent out, the tasks as they stand, snapshots and webhook progress.
 
-`Store` is the whole interface the service uses, so another back end (PostgreSQL) sits
-beside `SQLiteStore` without touching the service or the engine. A `Batch` is everything
+`Store` is the whole interface the service uses, so the PostgreSQL back end
+(storage_pg.py) sits beside `SQLiteStore` without touching the engine. A `Batch` is everything
 one group commit writes; `write` makes it durable at once or not at all.
 
 The journal is the truth: a record is `(seq, at, event)`, an engine event in the JSON of
@@ -46,9 +46,17 @@ class Batch:
     explanations: dict[str, str] = attrs.Factory(dict)
     #: meta key -> value, for this deployment
     meta: dict[str, str] = attrs.Factory(dict)
+    #: the writer's lease epoch (PostgreSQL refuses the batch when it is stale; None:
+    #: no lease, as on SQLite)
+    epoch: int | None = None
 
     def __bool__(self) -> bool:
         return bool(self.journal or self.events or self.tasks or self.meta)
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached (a database restarting, a network cut): nothing was
+    changed by the call that raised it, or for a write, whether it committed is unknown."""
 
 
 @attrs.frozen
@@ -78,8 +86,9 @@ class Store:
         """Which of these command ids the journal holds (tests and audits use it)."""
         raise NotImplementedError
 
-    def save_snapshot(self, deployment: str, seq: int, body: str) -> None:
-        """Keep a snapshot (JSON text) of the state after journal record `seq`."""
+    def save_snapshot(self, deployment: str, seq: int, body: str, epoch: int | None = None) -> None:
+        """Keep a snapshot (JSON text) of the state after journal record `seq` (refused,
+        like a batch, when `epoch` is stale)."""
         raise NotImplementedError
 
     def snapshot(self, deployment: str) -> Snapshot | None:
@@ -306,7 +315,7 @@ class SQLiteStore(Store):
             found.update(row[0] for row in rows)
         return found
 
-    def save_snapshot(self, deployment: str, seq: int, body: str) -> None:
+    def save_snapshot(self, deployment: str, seq: int, body: str, epoch: int | None = None) -> None:
         with self._lock:
             db = self._writer
             db.execute("BEGIN IMMEDIATE")
@@ -419,10 +428,19 @@ class SQLiteStore(Store):
             self._writer.close()
 
 
+def is_postgresql(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
 def open_store(url: str) -> Store:
-    """The back end a `--db` URL names."""
-    if url.startswith(("postgresql://", "postgres://")):
-        raise ValueError(
-            "the PostgreSQL back end is not built yet; use sqlite:///FILE (the default)"
-        )
+    """The back end a `--db` URL names (PostgreSQL: psycopg is imported only then)."""
+    if is_postgresql(url):
+        try:
+            from .storage_pg import PostgresStore
+        except ImportError as error:
+            raise ValueError(
+                "the PostgreSQL back end needs psycopg: pip install 'omniroute[postgresql]'"
+            ) from error
+
+        return PostgresStore(url)
     return SQLiteStore(sqlite_path(url))

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from .storage import StoreUnavailable
+
 if TYPE_CHECKING:
     from .http import Service
 
@@ -68,9 +70,24 @@ class Webhooks:
         store = self.service.store
         assert self.client is not None
         delivered = store.webhook_progress(deployment, url)
+        owner = True
         while True:
-            wake.clear()
-            rows = store.events(deployment, delivered, 100)
+            # In a cluster only the deployment's owner delivers; one that becomes the owner
+            # resumes from the progress its predecessor kept.
+            runner = self.service.runners.get(deployment)
+            if runner is None or not runner.owner:
+                owner = False
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                if not owner:
+                    delivered = await asyncio.to_thread(store.webhook_progress, deployment, url)
+                    owner = True
+                wake.clear()
+                rows = store.events(deployment, delivered, 100)
+            except StoreUnavailable:
+                await asyncio.sleep(1.0)  # the database is away: delivery waits for it
+                continue
             if not rows:
                 await wake.wait()
                 continue
@@ -79,7 +96,8 @@ class Webhooks:
                 delivered = int(json.loads(body)["id"])
             # Progress is kept once a page: after a crash, at most that page is sent again
             # (at least once), and delivery does not cost a disk flush per event.
-            await asyncio.to_thread(store.set_webhook_progress, deployment, url, delivered)
+            with contextlib.suppress(StoreUnavailable):
+                await asyncio.to_thread(store.set_webhook_progress, deployment, url, delivered)
 
     async def _post(self, url: str, body: bytes) -> None:
         assert self.client is not None

@@ -1,5 +1,5 @@
 """A real `omniroute serve` in a subprocess, on a free loopback port, with a real SQLite
-file: what the service tests drive."""
+file (or a real PostgreSQL database, given its URL): what the service tests drive."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +35,13 @@ class Server:
         *args: str,
         deployments: tuple[str, ...] = (f"d={DEPLOYMENT}",),
         env: dict[str, str] | None = None,
+        db_url: str | None = None,
     ) -> None:
         self.workdir = workdir
         self.db = workdir / "omniroute.db"
+        self.db_url = db_url or f"sqlite:///{self.db}"
+        #: on PostgreSQL, a restart under the same name takes its leases back at once
+        self.instance = f"i-{uuid.uuid4().hex[:8]}"
         self.args = args
         self.deployments = deployments
         self.env = env or {}
@@ -56,9 +61,10 @@ class Server:
             "serve",
             *self.deployments,
             "--db",
-            f"sqlite:///{self.db}",
+            self.db_url,
             "--port",
             str(self.port),
+            *(("--instance", self.instance) if self.db_url.startswith("postgresql:") else ()),
             *self.args,
         ]
 
@@ -113,6 +119,12 @@ class Server:
     # --- reading the store behind the server's back ------------------------------------
 
     def sql(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
+        """A query in SQLite's dialect (`?` placeholders), on either back end."""
+        if self.db_url.startswith("postgresql://"):
+            import psycopg
+
+            with psycopg.connect(self.db_url) as pg:
+                return pg.execute(query.replace("?", "%s"), args).fetchall()  # type: ignore[arg-type]
         connection = sqlite3.connect(self.db)
         try:
             return connection.execute(query, args).fetchall()

@@ -236,6 +236,9 @@ def test_kill_9_at_random_points(tmp_path: Path, make_server: type[Server], seed
         for thread in threads:
             thread.start()
         time.sleep(rng.uniform(0.2, 1.0))
+        deadline = time.monotonic() + 10  # a loaded machine: at least one answer first
+        while not stream.acked and time.monotonic() < deadline:
+            time.sleep(0.02)
         server.kill()  # SIGKILL, with commands in flight
         stream.stop.set()
         for thread in threads:

@@ -130,9 +130,15 @@ def test_refusals_at_start(tmp_path: Path) -> None:
     assert invalid.returncode != 0
     assert "problem" in invalid.stderr
     assert "Traceback" not in invalid.stderr + bad.stderr + refused.stderr
-    postgres = run_cli("serve", str(DEPLOYMENT), "--db", "postgresql://localhost/x", cwd=tmp_path)
-    assert postgres.returncode == 2
-    assert "PostgreSQL" in postgres.stderr
+    # Nothing listens on port 1: a clear error naming the store, no traceback.
+    unreachable = "postgresql://omniroute:secret@127.0.0.1:1/x"
+    postgres = run_cli("serve", str(DEPLOYMENT), "--db", unreachable, cwd=tmp_path)
+    assert postgres.returncode == 1
+    assert "--db: cannot open the store" in postgres.stderr
+    assert "Traceback" not in postgres.stderr
+    lease = run_cli("serve", str(DEPLOYMENT), "--lease", "0s", cwd=tmp_path)
+    assert lease.returncode == 2
+    assert "--lease" in lease.stderr
 
 
 class Receiver:
