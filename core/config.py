@@ -24,10 +24,12 @@ from .spec import (
     DeploymentSpec,
     FilterSpec,
     Queue,
+    QueueSpec,
     Target,
     Workflow,
     WorkflowFilter,
 )
+from .timed_config import STEP_ROOTS, timed_keys
 
 __all__ = ["CORE_KEYS", "check_data", "load_deployment", "read_mapping_file"]
 
@@ -223,6 +225,9 @@ def _check_raw_expressions(raw: Mapping[str, Any], problems: list[Problem]) -> N
     queues = raw.get("queues")
     if isinstance(queues, Mapping):
         for name, queue in queues.items():
+            alone, _ = structure(queue, QueueSpec)
+            if alone is not None:  # a sound queue: check its timed keys too
+                timed_keys(str(name), alone, problems, _compile)
             if isinstance(queue, Mapping) and isinstance(queue.get("target_workers"), str):
                 _compile(
                     queue["target_workers"],
@@ -230,6 +235,11 @@ def _check_raw_expressions(raw: Mapping[str, Any], problems: list[Problem]) -> N
                     problems,
                     "worker",
                 )
+            steps = queue.get("steps") if isinstance(queue, Mapping) and alone is None else None
+            for index, step in enumerate(steps if isinstance(steps, list) else []):
+                if isinstance(step, Mapping) and isinstance(step.get("expression"), str):
+                    path = key_path([name, "steps"], "queues") + f"[{index}].expression"
+                    _compile(step["expression"], path, problems, "worker", STEP_ROOTS)
     workflow = raw.get("workflow")
     filters = workflow.get("filters") if isinstance(workflow, Mapping) else None
     for index, item in enumerate(filters if isinstance(filters, list) else []):
@@ -243,8 +253,11 @@ def _compile_queues(spec: DeploymentSpec, problems: list[Problem]) -> dict[str, 
         expression = _compile(
             queue.target_workers, key_path([name, "target_workers"], "queues"), problems, "worker"
         )
+        timed = timed_keys(name, queue, problems, _compile)
         if expression is not None:
-            queues[name] = Queue(name, expression, queue.task_order, queue.profile, queue.skill)
+            queues[name] = Queue(
+                name, expression, queue.task_order, queue.profile, queue.skill, **timed
+            )
     return queues
 
 

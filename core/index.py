@@ -12,8 +12,9 @@ Three views, each kept up to date as agents change rather than recomputed per ta
 
 An agent is refreshed in all three after it changes (`Agent.touch` marks it), lazily,
 just before the engine next reads them. A queue whose `target_workers` reads the task or
-the clock cannot be indexed: its tasks are routed by scanning the roster, as the
-reference path does.
+the clock cannot be indexed, nor one that needs time-dependent handling (priority aging,
+proficiency steps, a preferred-agent wait: `timed.needs_time_dependent_handling`): its
+tasks are routed by scanning the roster, as the reference path does.
 
 Memory per agent: the queues it belongs to and one entry per ladder of those queues, so
 nothing grows with the square of the number of queues.
@@ -27,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 from sortedcontainers import SortedList
+
+from .timed import needs_time_dependent_handling
 
 if TYPE_CHECKING:
     from .spec import Deployment
@@ -128,7 +131,11 @@ class RosterIndex:
         self.rules = {
             name: membership_rule(queue.target_workers) for name, queue in deployment.queues.items()
         }
-        self._indexed = [name for name, rule in self.rules.items() if rule.kind != "scan"]
+        self._indexed = [
+            name
+            for name, rule in self.rules.items()
+            if rule.kind != "scan" and not needs_time_dependent_handling(deployment.queues[name])
+        ]
         self._volatile = [name for name, rule in self.rules.items() if rule.kind == "volatile"]
         self._readers: dict[str, list[str]] = {}
         for name, rule in self.rules.items():

@@ -31,11 +31,49 @@ class ChannelSpec:
 
 
 @attrs.frozen
+class PriorityAging:
+    """`queues.<q>.priority_aging`: every `every` seconds of waiting add `step` to the
+    priority that orders the task, up to `cap` (docs/priority-aging.md)."""
+
+    every: PositiveDuration
+    step: int = attrs.field(default=1, validator=lambda _i, _a, step: _at_least_one(step))
+    cap: int | None = None
+
+
+def _at_least_one(step: int) -> None:
+    if step < 1:
+        raise ValueError(f"must be at least 1, got {step}")
+
+
+@attrs.frozen
+class StepSpec:
+    """One of `queues.<q>.steps`: from `after` seconds in the queue, `expression` also admits."""
+
+    after: Duration
+    expression: str
+
+
+@attrs.frozen
+class PreferredAgent:
+    """`queues.<q>.preferred_agent`: wait up to `wait` for the agent the task names in its
+    `attribute`, else for the customer's last agent (`last_agent` names the task attribute
+    that keys the history, kept `window` seconds) (docs/preferred-agent.md)."""
+
+    wait: Duration = Duration(30.0)
+    attribute: str = "preferred_agent"
+    last_agent: str | None = None
+    window: PositiveDuration = PositiveDuration(7 * 86400.0)
+
+
+@attrs.frozen
 class QueueSpec:
     target_workers: str = "1 == 1"
     task_order: Literal["fifo", "lifo"] = "fifo"
     profile: str | None = None
     skill: str | None = None
+    priority_aging: PriorityAging | None = None
+    steps: tuple[StepSpec, ...] = ()
+    preferred_agent: PreferredAgent | None = None
 
 
 @attrs.frozen
@@ -75,12 +113,29 @@ class DeploymentSpec:
 
 
 @attrs.frozen
+class ProficiencyStep:
+    """A compiled `queues.<q>.steps[index]`."""
+
+    queue: str
+    index: int
+    after: float
+    expression: Expression
+
+    @property
+    def label(self) -> str:
+        return f"queues.{self.queue}.steps[{self.index}]"
+
+
+@attrs.frozen
 class Queue:
     name: str
     target_workers: Expression
     task_order: str = "fifo"
     profile: str | None = None
     skill: str | None = None
+    priority_aging: PriorityAging | None = None
+    steps: tuple[ProficiencyStep, ...] = ()
+    preferred_agent: PreferredAgent | None = None
 
 
 @attrs.frozen
@@ -162,3 +217,14 @@ class Deployment:
         if target is not None and target.priority is not None:
             return target.priority
         return task.priority
+
+    def aged_priority(self, task: Task, now: float) -> int:
+        """The priority that orders the task now: `effective_priority`, raised by its
+        queue's `priority_aging` for the time it has waited (its queue time)."""
+        base = self.effective_priority(task)
+        queue = self.queue_of(task)
+        aging = queue.priority_aging if queue is not None else None
+        if aging is None:
+            return base
+        raised = base + aging.step * int(max(now - task.queued_at, 0.0) // aging.every)
+        return max(base, min(raised, aging.cap)) if aging.cap is not None else raised
