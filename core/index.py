@@ -51,7 +51,8 @@ class MembershipRule:
 
     kind: "all" or "none" (target_workers reads nothing), "attributes" (re-evaluated
     when one of `attributes` changes), "volatile" (re-evaluated on every change of the
-    agent), "scan" (reads the task or the clock: not indexed).
+    agent), "scan" (reads the task or the clock, or the queue needs time-dependent
+    handling: not indexed).
     """
 
     kind: str
@@ -129,13 +130,14 @@ class RosterIndex:
         self._worker_view = worker_view
         self._ladder_key = ladder_key
         self.rules = {
-            name: membership_rule(queue.target_workers) for name, queue in deployment.queues.items()
+            name: (
+                MembershipRule("scan")
+                if needs_time_dependent_handling(queue)
+                else membership_rule(queue.target_workers)
+            )
+            for name, queue in deployment.queues.items()
         }
-        self._indexed = [
-            name
-            for name, rule in self.rules.items()
-            if rule.kind != "scan" and not needs_time_dependent_handling(deployment.queues[name])
-        ]
+        self._indexed = [name for name, rule in self.rules.items() if rule.kind != "scan"]
         self._volatile = [name for name, rule in self.rules.items() if rule.kind == "volatile"]
         self._readers: dict[str, list[str]] = {}
         for name, rule in self.rules.items():
