@@ -216,9 +216,7 @@ def play(
                 }
                 if value % 5 == 0:
                     attributes["preferred_agent"] = agent_ids[value % len(agent_ids)]
-                engine.create_task(
-                    f"t{step}", CHANNELS[value % 3], attributes, priority=value % 2
-                )
+                engine.create_task(f"t{step}", CHANNELS[value % 3], attributes, priority=value % 2)
             elif kind in ("accept", "decline", "complete", "cancel") and task_id is not None:
                 getattr(engine, kind)(task_id)
             elif kind == "status":

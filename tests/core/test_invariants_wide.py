@@ -21,6 +21,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from omniroute.core import Engine, EngineOptions, OmnirouteError, load_deployment, read_mapping_file
 
+from .saboteur import with_timed_queues
+
 EXAMPLES = Path(__file__).parents[2] / "examples"
 RAW = read_mapping_file(EXAMPLES / "contact-center" / "deployment.yaml")
 
@@ -31,8 +33,13 @@ def without(plugin: str | None) -> Any:
     return load_deployment(raw, name=f"contact-center without {plugin}")
 
 
-#: every plugin, and each set of four (the issue's run had four)
-DEPLOYMENTS = [without(None), *(without(name) for name in RAW["plugins"])]
+#: every plugin, and each set of four (the issue's run had four); and every plugin with
+#: the time-dependent queue keys of issue 11
+DEPLOYMENTS = [
+    without(None),
+    *(without(name) for name in RAW["plugins"]),
+    load_deployment(with_timed_queues(RAW), name="contact-center with timed queues"),
+]
 AGENTS = [f"a{n}" for n in range(6)]
 CHANNELS = ["voice", "callback", "chat", "email", "messaging"]
 GROUPS = ["in_house", "bpo", "overflow"]
@@ -150,10 +157,12 @@ class WideRoutingMachine(RuleBasedStateMachine):
         channel=st.sampled_from(CHANNELS),
         priority=st.integers(0, 3),
         kind=st.sampled_from(["sales", "support"]),
+        customer=st.sampled_from(["c1", "c2"]),
     )
-    def create(self, channel: str, priority: int, kind: str) -> None:
+    def create(self, channel: str, priority: int, kind: str, customer: str) -> None:
         self.task_count += 1
-        self.apply("create_task", f"t{self.task_count}", channel, {"type": kind}, priority)
+        attributes = {"type": kind, "customer": customer}
+        self.apply("create_task", f"t{self.task_count}", channel, attributes, priority)
 
     @rule(
         data=st.data(),
