@@ -69,7 +69,7 @@ def decision_notes(deployment: Deployment, task: Task, now: float) -> tuple[str,
         )
     mine = _mine(task) or {}
     if queue.steps and mine.get("queue") == queue.name and mine.get("step") is not None:
-        index = int(mine["step"])
+        index = min(int(mine["step"]), len(queue.steps) - 1)  # fewer steps after a replacement
         step = queue.steps[index]
         following = (
             f"{queue.steps[index + 1].label} widens at {mine['since'] + queue.steps[index + 1].after:g} s"
@@ -238,7 +238,7 @@ class TimedRouting:
         queue = self._deployment.queue_of(task)
         assert queue is not None
         mine = _mine(task) or {}
-        index = int(mine.get("step") or 0)
+        index = min(int(mine.get("step") or 0), len(queue.steps) - 1)
         reason = f"no step up to {queue.steps[index].label} admits it"
         if index + 1 < len(queue.steps) and "since" in mine:
             following = queue.steps[index + 1]

@@ -249,3 +249,31 @@ def test_an_agent_no_step_admits_yet_is_excluded_with_the_time_of_the_next_step(
         candidate.reason
         == "no step up to queues.q.steps[0] admits it (queues.q.steps[1] widens at 20 s)"
     )
+
+
+def test_a_replaced_deployment_changes_the_steps_of_waiting_tasks_without_failing() -> None:
+    three = [
+        {"after": 0, "expression": "level >= 3"},
+        {"after": 10, "expression": "level >= 2"},
+        {"after": 20, "expression": "level >= 2"},
+    ]
+    engine = engine_for({"q": {"steps": three}, "plain": {}})
+    engine.add_agent("ana", {"chat": 1}, {"level": 1})
+    engine.create_task("stepped", "chat", queue="q")
+    engine.create_task("plain", "chat", queue="plain")  # ana takes it
+    engine.advance_to(25)  # "stepped" has reached steps[2]
+    one = [{"after": 0, "expression": "level >= 2"}]
+    engine.replace_deployment(
+        load_deployment(
+            {"channels": {"chat": {}}, "queues": {"q": {"steps": one}, "plain": {"steps": one}}}
+        )
+    )
+    engine.complete("plain")
+    assert engine.task("stepped").state == "queued"  # one step left, which ana fails
+    (candidate,) = engine.last_attempt["stepped"].candidates
+    assert candidate.reason == "no step up to queues.q.steps[0] admits it"
+    assert engine.last_attempt["stepped"].notes == (
+        "proficiency queues.q.steps[0] in force (level >= 2); the last step",
+    )
+    engine.set_agent("ana", {"level": 2})
+    assert engine.task("stepped").agent == "ana"
