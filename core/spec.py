@@ -226,5 +226,8 @@ class Deployment:
         aging = queue.priority_aging if queue is not None else None
         if aging is None:
             return base
-        raised = base + aging.step * int(max(now - task.queued_at, 0.0) // aging.every)
+        # A hair of tolerance: a step due at exactly 30 s of waiting is not lost to
+        # float subtraction (30.1 - 0.1 < 30).
+        waited = max(now - task.queued_at, 0.0) + 1e-9
+        raised = base + aging.step * int(waited // aging.every)
         return max(base, min(raised, aging.cap)) if aging.cap is not None else raised
