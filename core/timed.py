@@ -131,6 +131,8 @@ class TimedRouting:
         found = [
             EventHandler("entered_queue", self._entered),
             EventHandler("accepted", self._accepted),
+            EventHandler("canceled", lambda task, _agent: self._cancel_timers(task)),
+            EventHandler("rejected", lambda task, _agent: self._cancel_timers(task)),
         ]
         if self._preferring:
             found += [
@@ -140,16 +142,19 @@ class TimedRouting:
             ]
         return found
 
-    def _accepted(self, task: Task | None, agent: Agent | None) -> None:
-        """An accepted task waits no more: its pending timers go (a simulation creates
-        many tasks, most answered before their first step widens)."""
-        if task is None:
-            return
-        mine = _mine(task)
+    def _cancel_timers(self, task: Task | None) -> None:
+        """A task accepted, closed or starting a new wait needs its pending step and wait
+        timers no more (a simulation makes many tasks, most answered before their first
+        step widens; a timer that fires makes the engine look at every waiting task)."""
+        mine = _mine(task) if task is not None else None
         for name in ("step_timer", "wait_timer"):
             if mine and mine.get(name) is not None:
+                assert task is not None
                 self._context.cancel_timer(mine[name])
                 self._context.task_state(task)[name] = None
+
+    def _accepted(self, task: Task | None, agent: Agent | None) -> None:
+        self._cancel_timers(task)
         self._remember_agent(task, agent)
 
     # --- entering a queue ----------------------------------------------------------------
@@ -164,6 +169,7 @@ class TimedRouting:
         mine = _mine(task)
         if mine and mine.get("queue") == task.queue and mine.get("queued_at") == task.queued_at:
             return
+        self._cancel_timers(task)
         if not (queue is not None and (queue.steps or queue.preferred_agent is not None)):
             if mine and (mine.get("step") is not None or mine.get("prefer")):
                 state = context.task_state(task)
