@@ -299,6 +299,10 @@ class TimedRouting:
         state = self._context.task_state(task)
         del state["prefer"]["until"]
         state["stage"] = stage(task) + 1
+        if task.state == "queued" and task.hold_reason is None:
+            # Try it again: no agent opened, so a path that visits only groups where
+            # something happened (the roster index's) would not look at it otherwise.
+            self._context.release_task(task)
         self._context.note(task, f"{why}: every agent of the queue may take it now")
 
     def _wait_over(self, payload: list[Any]) -> None:
