@@ -74,6 +74,7 @@ def _decision_lines(decision: Decision) -> list[str]:
     lines = [
         f"  {where}",
         f"  why: {decision.why}",
+        *(f"  {note}" for note in decision.notes),
         "  agents considered (ranking keys: smaller comes first):",
     ]
     rows = []

@@ -88,6 +88,8 @@ def deployment_expressions(deployment: Deployment) -> Iterator[tuple[str, Expres
     """Every boolean expression of a deployment with its key path."""
     for name, queue in deployment.queues.items():
         yield key_path([name, "target_workers"], "queues"), queue.target_workers
+        for step in queue.steps:
+            yield f"{step.label}.expression", step.expression
     if deployment.workflow is not None:
         for item in deployment.workflow.filters:
             yield f"workflow.filters[{item.index}].expression", item.expression

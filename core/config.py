@@ -18,7 +18,7 @@ from omniroute.grammar import ExpressionError, compile_expression, compile_order
 
 from . import checks
 from . import plugins as plugin_registry
-from .converter import key_path, structure_all
+from .converter import key_path, structure, structure_all
 from .errors import DeploymentError, PluginError, Problem
 from .files import check_data, read_mapping_file
 from .offer_policy import offer_warnings
@@ -31,10 +31,12 @@ from .spec import (
     OfferPolicy,
     OfferSpec,
     Queue,
+    QueueSpec,
     Target,
     Workflow,
     WorkflowFilter,
 )
+from .timed_config import STEP_ROOTS, timed_keys
 
 __all__ = ["CORE_KEYS", "check_data", "load_deployment", "read_mapping_file"]
 
@@ -263,6 +265,9 @@ def _check_raw_expressions(raw: Mapping[str, Any], problems: list[Problem]) -> N
     queues = raw.get("queues")
     if isinstance(queues, Mapping):
         for name, queue in queues.items():
+            alone, _ = structure(queue, QueueSpec)
+            if alone is not None:  # a sound queue: check its timed keys too
+                timed_keys(str(name), alone, problems, _compile)
             if isinstance(queue, Mapping) and isinstance(queue.get("target_workers"), str):
                 _compile(
                     queue["target_workers"],
@@ -270,6 +275,11 @@ def _check_raw_expressions(raw: Mapping[str, Any], problems: list[Problem]) -> N
                     problems,
                     "worker",
                 )
+            steps = queue.get("steps") if isinstance(queue, Mapping) and alone is None else None
+            for index, step in enumerate(steps if isinstance(steps, list) else []):
+                if isinstance(step, Mapping) and isinstance(step.get("expression"), str):
+                    path = key_path([name, "steps"], "queues") + f"[{index}].expression"
+                    _compile(step["expression"], path, problems, "worker", STEP_ROOTS)
     for part in ("channels", "queues"):
         items = raw.get(part)
         for name, item in items.items() if isinstance(items, Mapping) else ():
@@ -299,6 +309,7 @@ def _compile_queues(spec: DeploymentSpec, problems: list[Problem]) -> dict[str, 
             queue.target_workers, key_path([name, "target_workers"], "queues"), problems, "worker"
         )
         offer = _compile_offer(queue.offer, key_path([name, "offer"], "queues"), problems)
+        timed = timed_keys(name, queue, problems, _compile)
         if expression is not None:
             queues[name] = Queue(
                 name,
@@ -309,6 +320,7 @@ def _compile_queues(spec: DeploymentSpec, problems: list[Problem]) -> dict[str, 
                 wrap_up=queue.wrap_up,
                 offer=offer,
                 service_level=queue.service_level,
+                **timed,
             )
     return queues
 

@@ -69,6 +69,8 @@ class EngineServices(Protocol):
 
     def release_task(self, task: Task) -> None: ...
 
+    def note(self, task: Task, what: str) -> None: ...
+
 
 class PluginContext:
     """One plugin's view of one engine: its configuration, queries and services.
@@ -139,8 +141,10 @@ class PluginContext:
         return self.deployment.target_label(task)
 
     def effective_priority(self, task: Task) -> int:
-        """The task's priority, or its workflow target's while it is there."""
-        return self.deployment.effective_priority(task)
+        """The priority that orders the task now: its own, or its workflow target's while
+        it is there, raised by its queue's `priority_aging` for the time it has waited.
+        (Expressions read `task.priority` without the aging.)"""
+        return self.deployment.aged_priority(task, self._engine.now)
 
     def queue_counts(self, queue: str | None, channel: str) -> dict[str, int]:
         """`{"available": n, "total": n}`: agents of the queue ready with room on the
@@ -161,6 +165,10 @@ class PluginContext:
     def task(self, task_id: str) -> Task | None:
         """An open task by id (None when it is unknown, or closed and forgotten)."""
         return self._engine.state.tasks.get(task_id)
+
+    def agent(self, agent_id: str) -> Agent | None:
+        """An agent by id (None when it is not on the roster)."""
+        return self._engine.state.agents.get(agent_id)
 
     # --- state ------------------------------------------------------------------------------
 
@@ -224,3 +232,7 @@ class PluginContext:
     def release_task(self, task: Task) -> None:
         """Let a held task be offered again."""
         self._engine.release_task(task)
+
+    def note(self, task: Task, what: str) -> None:
+        """Add a line to the task's history (what `omniroute explain` shows), at now."""
+        self._engine.note(task, what)

@@ -2,7 +2,8 @@
 through an entry point like any other plugin, and always active.
  Its filters make TaskRouter's rules: an agent must be ready, have
 room on the task's channel, belong to the task's queue (`target_workers`) and satisfy the
-workflow target's expression. Its ranking is longest idle first (only when no other
+workflow target's expression; a queue's proficiency steps and preferred-agent wait add
+theirs (`timed.py`). Its ranking is longest idle first (only when no other
 plugin ranks); its task order is higher priority first, then longest waiting (newest
 first in a `lifo` queue), then creation order.
 """
@@ -12,11 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from .components import Filter, Indexing, RankingKey, TaskOrdering
+from .components import EventHandler, Filter, Indexing, Preference, RankingKey, TaskOrdering
 from .context import PluginContext
 from .hookspecs import hookimpl
 from .spec import Deployment
 from .state import Agent, Task
+from .timed import aged_priority, timed_routing
 
 
 @hookimpl
@@ -60,6 +62,7 @@ def omniroute_filters(context: PluginContext) -> Iterable[Filter]:
             return True
         return current.expression.evaluate(context.expression_context(task, agent))
 
+    routing = timed_routing(context)
     return [
         Filter("status", ready, lambda _t, agent: f"not ready ({agent.status})", index_kept=True),
         Filter("capacity", room, no_room, index_kept=True),
@@ -74,7 +77,18 @@ def omniroute_filters(context: PluginContext) -> Iterable[Filter]:
             target,
             lambda task, _a: f"{context.target_label(task)}.expression is false",
         ),
+        *routing.filters(),
     ]
+
+
+@hookimpl
+def omniroute_preferences(context: PluginContext) -> Iterable[Preference]:
+    return timed_routing(context).preferences()
+
+
+@hookimpl
+def omniroute_event_handlers(context: PluginContext) -> Iterable[EventHandler]:
+    return timed_routing(context).handlers()
 
 
 @hookimpl
@@ -88,8 +102,14 @@ def omniroute_ranking_keys() -> Iterable[RankingKey]:
 
 
 @hookimpl
-def omniroute_task_orderings(deployment: Deployment) -> Iterable[TaskOrdering]:
+def omniroute_task_orderings(
+    context: PluginContext, deployment: Deployment
+) -> Iterable[TaskOrdering]:
+    aging = any(queue.priority_aging is not None for queue in deployment.queues.values())
+
     def priority(task: Task) -> int:
+        if aging:
+            return -aged_priority(deployment, task, context.now)
         return -deployment.effective_priority(task)
 
     def waiting(task: Task) -> float:
@@ -99,7 +119,8 @@ def omniroute_task_orderings(deployment: Deployment) -> Iterable[TaskOrdering]:
         )
 
     return [
-        TaskOrdering("priority", priority, fixed=True),
+        # Aging priorities change while tasks wait: then they are ordered on every pass.
+        TaskOrdering("priority", priority, fixed=not aging),
         TaskOrdering("waiting", waiting, fixed=True),
         TaskOrdering("created", lambda task: task.seq, fixed=True),
     ]

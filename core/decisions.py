@@ -32,6 +32,9 @@ class Decision:
     candidates: tuple[Candidate, ...]
     winner: str | None
     why: str
+    #: what of the task's routing changes with time, at this decision (its aged
+    #: priority, its proficiency step, the agent it waits for): `timed.decision_notes`
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -41,6 +44,7 @@ class Decision:
             "target": self.target,
             "winner": self.winner,
             "why": self.why,
+            "notes": list(self.notes),
             "candidates": [
                 {"agent": c.agent, "excluded_by": c.excluded_by, "reason": c.reason}
                 if not c.eligible

@@ -14,8 +14,9 @@ Three views, each kept up to date as agents change rather than recomputed per ta
 
 An agent is refreshed in all three after it changes (`Agent.touch` marks it), lazily,
 just before the engine next reads them. A queue whose `target_workers` reads the task or
-the clock cannot be indexed: its tasks are routed by scanning the roster, as the
-reference path does.
+the clock cannot be indexed, nor one that needs time-dependent handling (priority aging,
+proficiency steps, a preferred-agent wait: `timed.needs_time_dependent_handling`): its
+tasks are routed by scanning the roster, as the reference path does.
 
 Memory per agent: the queues it belongs to and one entry per ladder of those queues, so
 nothing grows with the square of the number of queues.
@@ -31,6 +32,7 @@ import attrs
 from sortedcontainers import SortedList
 
 from .heaps import AgentHeap
+from .timed import needs_time_dependent_handling
 
 if TYPE_CHECKING:
     from .heaps import HeapEligibility
@@ -53,7 +55,8 @@ class MembershipRule:
 
     kind: "all" or "none" (target_workers reads nothing), "attributes" (re-evaluated
     when one of `attributes` changes), "volatile" (re-evaluated on every change of the
-    agent), "scan" (reads the task or the clock: not indexed).
+    agent), "scan" (reads the task or the clock, or the queue needs time-dependent
+    handling: not indexed).
     """
 
     kind: str
@@ -133,7 +136,12 @@ class RosterIndex:
         self._worker_view = worker_view
         self._ladder_key = ladder_key
         self.rules = {
-            name: membership_rule(queue.target_workers) for name, queue in deployment.queues.items()
+            name: (
+                MembershipRule("scan")
+                if needs_time_dependent_handling(queue)
+                else membership_rule(queue.target_workers)
+            )
+            for name, queue in deployment.queues.items()
         }
         self._indexed = [name for name, rule in self.rules.items() if rule.kind != "scan"]
         self._volatile = [name for name, rule in self.rules.items() if rule.kind == "volatile"]

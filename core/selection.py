@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from . import guards
+from . import guards, timed
 from .clock import Clock
 from .contexts import Contexts
 from .decisions import Candidate, Decision, explain_winner
@@ -28,6 +28,7 @@ from .state import Agent, EngineState, Task, latest_agent_version
 def reads_the_clock(deployment: Deployment, pipeline: Pipeline) -> bool:
     """Whether eligibility can change with time alone in this deployment."""
     expressions = [queue.target_workers for queue in deployment.queues.values()]
+    expressions += [step.expression for queue in deployment.queues.values() for step in queue.steps]
     if deployment.workflow is not None:
         expressions += [
             target.expression
@@ -80,6 +81,7 @@ class AgentSelection:
             task.target_index,
             len(task.declined_by),
             task.priority,
+            timed.stage(task),
         )
 
     def unchanged_since(self, task: Task) -> int | None:
@@ -190,7 +192,14 @@ class AgentSelection:
         if not eligible:
             label = self.deployment.target_label(task)
             return Decision(
-                task.id, now, task.queue, label, tuple(excluded), None, "no agent is eligible"
+                task.id,
+                now,
+                task.queue,
+                label,
+                tuple(excluded),
+                None,
+                "no agent is eligible",
+                timed.decision_notes(self.deployment, task, now),
             )
         keyed = [(self.ranking_key(task, agent, target), agent) for agent in eligible]
         try:
@@ -213,4 +222,5 @@ class AgentSelection:
             ranked + tuple(excluded),
             winner.id,
             explain_winner(ranked),
+            timed.decision_notes(self.deployment, task, now),
         )

@@ -98,3 +98,7 @@ class PluginServices:
     def release_task(self, task: Task) -> None:
         assert self.lifecycle is not None
         self.lifecycle.release(task)
+
+    def note(self, task: Task, what: str) -> None:
+        assert self.lifecycle is not None
+        self.lifecycle.log(task, what)

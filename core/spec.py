@@ -62,6 +62,41 @@ class ServiceLevel:
 
 
 @attrs.frozen
+class PriorityAging:
+    """`queues.<q>.priority_aging`: every `every` seconds of waiting add `step` to the
+    priority that orders the task, up to `cap` (docs/priority-aging.md)."""
+
+    every: PositiveDuration
+    step: int = attrs.field(default=1, validator=lambda _i, _a, step: _at_least_one(step))
+    cap: int | None = None
+
+
+def _at_least_one(step: int) -> None:
+    if step < 1:
+        raise ValueError(f"must be at least 1, got {step}")
+
+
+@attrs.frozen
+class StepSpec:
+    """One of `queues.<q>.steps`: from `after` seconds in the queue, `expression` also admits."""
+
+    after: Duration
+    expression: str
+
+
+@attrs.frozen
+class PreferredAgent:
+    """`queues.<q>.preferred_agent`: wait up to `wait` for the agent the task names in its
+    `attribute`, else for the customer's last agent (`last_agent` names the task attribute
+    that keys the history, kept `window` seconds) (docs/preferred-agent.md)."""
+
+    wait: Duration = Duration(30.0)
+    attribute: str = "preferred_agent"
+    last_agent: str | None = None
+    window: PositiveDuration = PositiveDuration(7 * 86400.0)
+
+
+@attrs.frozen
 class QueueSpec:
     target_workers: str = "1 == 1"
     task_order: Literal["fifo", "lifo"] = "fifo"
@@ -71,6 +106,9 @@ class QueueSpec:
     #: overrides the channel's wrap_up and offer keys for the queue's tasks
     wrap_up: Duration | None = None
     offer: OfferSpec | None = None
+    priority_aging: PriorityAging | None = None
+    steps: tuple[StepSpec, ...] = ()
+    preferred_agent: PreferredAgent | None = None
 
 
 @attrs.frozen
@@ -132,6 +170,20 @@ class ChannelSettings:
 
 
 @attrs.frozen
+class ProficiencyStep:
+    """A compiled `queues.<q>.steps[index]`."""
+
+    queue: str
+    index: int
+    after: float
+    expression: Expression
+
+    @property
+    def label(self) -> str:
+        return f"queues.{self.queue}.steps[{self.index}]"
+
+
+@attrs.frozen
 class Queue:
     name: str
     target_workers: Expression
@@ -142,6 +194,9 @@ class Queue:
     service_level: ServiceLevel | None = None
     wrap_up: float | None = None
     offer: OfferPolicy | None = None
+    priority_aging: PriorityAging | None = None
+    steps: tuple[ProficiencyStep, ...] = ()
+    preferred_agent: PreferredAgent | None = None
 
 
 @attrs.frozen
@@ -237,3 +292,17 @@ class Deployment:
         if target is not None and target.priority is not None:
             return target.priority
         return task.priority
+
+    def aged_priority(self, task: Task, now: float) -> int:
+        """The priority that orders the task now: `effective_priority`, raised by its
+        queue's `priority_aging` for the time it has waited (its queue time)."""
+        base = self.effective_priority(task)
+        queue = self.queue_of(task)
+        aging = queue.priority_aging if queue is not None else None
+        if aging is None:
+            return base
+        # A hair of tolerance: a step due at exactly 30 s of waiting is not lost to
+        # float subtraction (30.1 - 0.1 < 30).
+        waited = max(now - task.queued_at, 0.0) + 1e-9
+        raised = base + aging.step * int(waited // aging.every)
+        return max(base, min(raised, aging.cap)) if aging.cap is not None else raised

@@ -142,7 +142,7 @@ def test_plugins_lists_the_core(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "plugins")
     assert code == 0
     lines = {line.split()[0]: line for line in out.strip().splitlines()}
-    assert "filters, ranking_keys, task_orderings" in lines["core"]
+    assert "event_handlers, filters, preferences, ranking_keys, task_orderings" in lines["core"]
     assert {
         "capacity_share",
         "toggle_to_one",

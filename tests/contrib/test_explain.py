@@ -100,3 +100,52 @@ def test_without_a_workflow_the_queue_is_named_once(capsys: pytest.CaptureFixtur
     assert code == 0
     assert "  queue support\n" in out
     assert "queue support, queue support" not in out
+
+
+def test_a_widening_step_and_an_aged_priority(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "explain",
+        str(ROOT / "examples/proficiency-steps/rings-widen.yaml"),
+        "--task",
+        "c2",
+    )
+    assert code == 0
+    assert "10 s  queues.support.steps[0] applies: skills.support >= 3" in out
+    assert (
+        "130 s  queues.support.steps[1] expired after 120 s in the queue: "
+        "queues.support.steps[2] also admits skills.support >= 1"
+    ) in out
+    assert (
+        "proficiency queues.support.steps[2] in force (skills.support >= 1); the last step" in out
+    )
+    code, out, _ = run(
+        capsys,
+        "explain",
+        str(ROOT / "examples/priority-aging/old-work-catches-up.yaml"),
+        "--task",
+        "routine",
+        "--json",
+    )
+    assert code == 0
+    (offer,) = json.loads(out)["decisions"]
+    assert offer["notes"] == [
+        "priority 5: 0 raised by 1 every 30 s of waiting, cap 5, after 200 s "
+        "(queues.billing.priority_aging)"
+    ]
+
+
+def test_a_wait_for_the_last_agent(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "explain",
+        str(ROOT / "examples/preferred-agent/wait-ends.yaml"),
+        "--task",
+        "again",
+    )
+    assert code == 0
+    assert "100 s  waits up to 45 s for its last agent ana" in out
+    assert (
+        "145 s  the wait for its last agent ana is over: every agent of the queue may take it now"
+        in out
+    )

@@ -95,10 +95,54 @@ def with_flow(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def contact_center_with_saboteur() -> Deployment:
+#: issue 11's time-dependent keys, added to the contact center's queues
+TIMED_KEYS: dict[str, dict[str, Any]] = {
+    "sales": {
+        "priority_aging": {"every": 20, "step": 1, "cap": 4},
+        "steps": [
+            {"after": 0, "expression": "skills.sales >= 2"},
+            {"after": 30, "expression": "skills.sales >= 1"},
+        ],
+    },
+    "support": {
+        "preferred_agent": {"last_agent": "customer", "wait": 40, "window": 600},
+        "steps": [
+            {"after": 0, "expression": "skills.support >= 2"},
+            {"after": 20, "expression": "1 == 1"},
+        ],
+    },
+    "callbacks": {
+        "preferred_agent": {"last_agent": "customer", "wait": 0},
+        "priority_aging": {"every": 60, "step": 2},
+    },
+}
+
+
+def with_timed_queues(raw: dict[str, Any]) -> dict[str, Any]:
+    """The deployment with `TIMED_KEYS` added to the queues it has."""
+    queues = {
+        name: {**queue, **TIMED_KEYS.get(name, {})} for name, queue in raw.get("queues", {}).items()
+    }
+    return {**raw, "queues": queues}
+
+
+def contact_center_with_saboteur(timed: bool = False) -> Deployment:
     raw = with_flow(dict(read_mapping_file(CONTACT_CENTER)))
     raw["plugins"] = [*raw["plugins"], "saboteur"]
-    return load_deployment(raw, name=str(CONTACT_CENTER))
+    if timed:
+        raw = with_timed_queues(raw)
+    return load_deployment(raw, name=str(CONTACT_CENTER) + (" with timed queues" if timed else ""))
+
+
+def _without_timer_ids(plugin_state: dict[str, Any]) -> dict[str, Any]:
+    """The core keeps the ids of a task's pending step and wait timers, to cancel them
+    when it is accepted; like every timer id, they need only be unique (an undone event
+    does not give its ids back), so they are left out, as the timers' own ids are."""
+    core = plugin_state.get("core")
+    if not core:
+        return plugin_state
+    kept = {key: value for key, value in core.items() if not key.endswith("_timer")}
+    return {**plugin_state, "core": kept}
 
 
 def deep_state(engine: Any) -> dict[str, Any]:
@@ -139,7 +183,7 @@ def deep_state(engine: Any) -> dict[str, Any]:
                 "reservation": task.reservation.id if task.reservation else None,
                 "declined_by": list(task.declined_by),
                 "history": list(task.history),
-                "plugin_state": plain(task.plugin_state),
+                "plugin_state": _without_timer_ids(plain(task.plugin_state)),
             }
             for task in state.tasks.values()
         },

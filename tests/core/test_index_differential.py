@@ -54,6 +54,43 @@ ORDER_BY = [None, "worker.level DESC", "worker.skills.sales ASC"]
 
 
 @st.composite
+def timed_keys(draw: st.DrawFn) -> dict[str, Any]:
+    """Some of a queue's time-dependent keys: priority aging, proficiency steps that
+    widen, a wait for a preferred or last agent (issue 11), zero durations included."""
+    keys: dict[str, Any] = {}
+    if draw(st.booleans()):
+        keys["priority_aging"] = {
+            "every": draw(st.sampled_from([5, 20])),
+            "step": draw(st.integers(1, 2)),
+            **({"cap": draw(st.integers(0, 3))} if draw(st.booleans()) else {}),
+        }
+    if draw(st.booleans()):
+        keys["steps"] = [
+            {"after": 0, "expression": draw(st.sampled_from(STEP_EXPRESSIONS))},
+            *(
+                {"after": after, "expression": draw(st.sampled_from(STEP_EXPRESSIONS))}
+                for after in draw(st.sampled_from([[], [15], [10, 40]]))
+            ),
+        ]
+    if draw(st.booleans()):
+        keys["preferred_agent"] = {
+            "wait": draw(st.sampled_from([0, 10, 60])),
+            "last_agent": "customer",
+            "window": draw(st.sampled_from([30, 3600])),
+        }
+    return keys
+
+
+STEP_EXPRESSIONS = [
+    "level >= 3",
+    "level >= 2",
+    'tier == "gold"',
+    "skills.sales >= task.level",
+    "1 == 1",
+]
+
+
+@st.composite
 def deployments(draw: st.DrawFn) -> dict[str, Any]:
     queues = {}
     for n in range(draw(st.integers(1, 4))):
@@ -61,6 +98,7 @@ def deployments(draw: st.DrawFn) -> dict[str, Any]:
         queues[f"q{n}"] = {
             "target_workers": template.format(skill=draw(st.sampled_from(SKILLS))),
             "skill": draw(st.sampled_from(SKILLS)),
+            **draw(timed_keys()),
         }
     names = list(queues)
     filters = []
@@ -188,13 +226,18 @@ def play(
         task_id = open_tasks[pick % len(open_tasks)] if open_tasks else None
         try:
             if kind == "create":
-                engine.create_task(
-                    f"t{step}",
-                    CHANNELS[value % 3],
-                    {"type": SKILLS[pick % 3], "level": 1 + value % 3},
-                    priority=value % 2,
-                )
-            elif kind in ("accept", "decline", "timeout", "complete", "cancel") and task_id:
+                attributes: dict[str, Any] = {
+                    "type": SKILLS[pick % 3],
+                    "level": 1 + value % 3,
+                    "customer": f"c{value % 4}",
+                }
+                if value % 5 == 0:
+                    attributes["preferred_agent"] = agent_ids[value % len(agent_ids)]
+                engine.create_task(f"t{step}", CHANNELS[value % 3], attributes, priority=value % 2)
+            elif (
+                kind in ("accept", "decline", "timeout", "complete", "cancel")
+                and task_id is not None
+            ):
                 getattr(engine, kind)(task_id)
             elif kind == "status":
                 engine.set_status(agent_id, "ready" if value % 3 else "not_ready")

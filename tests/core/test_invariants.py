@@ -41,6 +41,8 @@ FLOW = load_deployment(
     },
     name="workflow with wrap-up and offer policy",
 )
+#: the same with priority aging, proficiency steps and preferred-agent waits (issue 11)
+TIMED = load_deployment(Path(__file__).parents[1] / "deployments" / "workflow-timed.yaml")
 AGENTS = ["a0", "a1", "a2", "a3"]
 CHANNELS = ["voice", "chat", "email"]
 
@@ -76,7 +78,7 @@ class RoutingMachine(RuleBasedStateMachine):
         self.task_count = 0
 
     @initialize(
-        flow=st.booleans(),
+        deployment=st.sampled_from([DEPLOYMENT, FLOW, TIMED]),
         auto_accept=st.booleans(),
         reservation_timeout=st.sampled_from([None, 15.0]),
         roster=st.lists(
@@ -98,13 +100,17 @@ class RoutingMachine(RuleBasedStateMachine):
         ),
     )
     def start(
-        self, flow: bool, auto_accept: bool, reservation_timeout: float | None, roster: list[Any]
+        self,
+        deployment: Any,
+        auto_accept: bool,
+        reservation_timeout: float | None,
+        roster: list[Any],
     ) -> None:
         self.options = EngineOptions(
             auto_accept=auto_accept, reservation_timeout=reservation_timeout
         )
-        self.deployment = FLOW if flow else DEPLOYMENT
-        self.engine = Engine(self.deployment, options=self.options)
+        self.deployment = deployment
+        self.engine = Engine(deployment, options=self.options)
         for agent_id, (channels, languages, level, skills, status) in zip(
             AGENTS, roster, strict=True
         ):
@@ -132,16 +138,23 @@ class RoutingMachine(RuleBasedStateMachine):
         priority=st.integers(0, 3),
         language=st.sampled_from(["es", "en"]),
         kind=st.sampled_from(["sales", "question"]),
+        customer=st.sampled_from(["c1", "c2", "c3"]),
+        preferred=st.sampled_from([None, *AGENTS]),
     )
-    def create(self, channel: str, priority: int, language: str, kind: str) -> None:
+    def create(
+        self,
+        channel: str,
+        priority: int,
+        language: str,
+        kind: str,
+        customer: str,
+        preferred: str | None,
+    ) -> None:
         self.task_count += 1
-        self.apply(
-            "create_task",
-            f"t{self.task_count}",
-            channel,
-            {"language": language, "type": kind},
-            priority,
-        )
+        attributes = {"language": language, "type": kind, "customer": customer}
+        if preferred is not None:
+            attributes["preferred_agent"] = preferred
+        self.apply("create_task", f"t{self.task_count}", channel, attributes, priority)
 
     @rule(
         data=st.data(),

@@ -21,7 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from omniroute.core import Engine, EngineOptions, OmnirouteError, load_deployment, read_mapping_file
 
-from .saboteur import with_flow
+from .saboteur import with_flow, with_timed_queues
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 RAW = read_mapping_file(EXAMPLES / "contact-center" / "deployment.yaml")
@@ -34,11 +34,15 @@ def without(plugin: str | None) -> Any:
 
 
 #: every plugin, and each set of four (the issue's run had four); and every plugin with
-#: wrap-ups and offer policies (saboteur.FLOW_KEYS)
+#: wrap-ups and offer policies (saboteur.FLOW_KEYS), and the time-dependent queue keys
 DEPLOYMENTS = [
     without(None),
     *(without(name) for name in RAW["plugins"]),
     load_deployment(with_flow(RAW), name="contact-center with wrap-up and offer policy"),
+    load_deployment(with_timed_queues(RAW), name="contact-center with timed queues"),
+    load_deployment(
+        with_timed_queues(with_flow(RAW)), name="contact-center with all of issue 11's keys"
+    ),
 ]
 AGENTS = [f"a{n}" for n in range(6)]
 CHANNELS = ["voice", "callback", "chat", "email", "messaging"]
@@ -159,10 +163,12 @@ class WideRoutingMachine(RuleBasedStateMachine):
         channel=st.sampled_from(CHANNELS),
         priority=st.integers(0, 3),
         kind=st.sampled_from(["sales", "support"]),
+        customer=st.sampled_from(["c1", "c2"]),
     )
-    def create(self, channel: str, priority: int, kind: str) -> None:
+    def create(self, channel: str, priority: int, kind: str, customer: str) -> None:
         self.task_count += 1
-        self.apply("create_task", f"t{self.task_count}", channel, {"type": kind}, priority)
+        attributes = {"type": kind, "customer": customer}
+        self.apply("create_task", f"t{self.task_count}", channel, attributes, priority)
 
     @rule(
         data=st.data(),

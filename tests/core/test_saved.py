@@ -51,6 +51,7 @@ def through_json(engine: Engine) -> dict[str, Any]:
     saves=st.sets(st.integers(0, 40), max_size=3),
     record=st.booleans(),
     indexed=st.booleans(),
+    timed=st.booleans(),
 )
 def test_a_restored_engine_continues_exactly(
     saboteur: Saboteur,
@@ -58,8 +59,11 @@ def test_a_restored_engine_continues_exactly(
     saves: set[int],
     record: bool,
     indexed: bool,
+    timed: bool,
 ) -> None:
-    deployment = contact_center_with_saboteur()
+    """`timed`: with issue 11's time-dependent queues (steps, waits and the history of
+    last agents are saved and restored)."""
+    deployment = contact_center_with_saboteur(timed)
     options = EngineOptions(reservation_timeout=30, record_decisions=record, indexed=indexed)
     running, restored = Engine(deployment, options=options), Engine(deployment, options=options)
     roster(running)
