@@ -1,0 +1,46 @@
+"""Where transfers to an agent, lost availability, wrap-up and the offer policy meet
+(issue 11's three branches combined): what each does to the others, and what the task's
+history says about it (docs/offer-policy.md, docs/wrap-up.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omniroute.core import Engine, EngineOptions, load_deployment
+
+
+def make(channels: dict[str, Any], **options: Any) -> Engine:
+    deployment = load_deployment({"channels": channels, "queues": {"support": {}}})
+    options.setdefault("reservation_timeout", 60)
+    return Engine(deployment, options=EngineOptions(**options))
+
+
+def events_of(engine: Engine, task_id: str) -> list[str]:
+    return [what for _, what in engine.task(task_id).history]
+
+
+def test_a_missed_offer_that_makes_the_agent_not_ready_revokes_its_other_offers() -> None:
+    """ana misses c1 (on_timeout: not_ready): her other ringing offer c3 is revoked, not
+    missed, and the transfer of c2 to her is revoked; each history says so."""
+    engine = make({"chat": {"offer": {"timeout": 20, "on_timeout": "not_ready"}}})
+    engine.add_agent("bo", {"chat": 1})
+    engine.create_task("c2", "chat")
+    engine.accept("c2")
+    engine.add_agent("ana", {"chat": 4})
+    engine.advance_to(5)
+    engine.create_task("c1", "chat")
+    engine.advance_to(6)
+    engine.create_task("c3", "chat")
+    engine.advance_to(10)
+    engine.transfer("c2", to_agent="ana")
+    engine.advance_to(25)
+    assert engine.agent("ana").status == "not_ready"
+    assert engine.agent("ana").held_count() == 0
+    assert events_of(engine, "c1")[-2:] == [
+        "timed_out by ana",
+        "ana made not ready by the missed offer (channels.chat.offer.on_timeout)",
+    ]
+    assert events_of(engine, "c3")[-1] == "offer to ana revoked (not ready)"
+    assert engine.reservation("r3").state == "revoked"
+    assert events_of(engine, "c2")[-1] == "transfer to ana revoked (not ready)"
+    assert (engine.task("c2").state, engine.task("c2").agent) == ("assigned", "bo")
