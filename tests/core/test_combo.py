@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from omniroute.core import Engine, EngineOptions, load_deployment
+import pytest
+
+from omniroute.core import Engine, EngineOptions, EventError, load_deployment
 
 
 def make(channels: dict[str, Any], **options: Any) -> Engine:
@@ -44,3 +46,25 @@ def test_a_missed_offer_that_makes_the_agent_not_ready_revokes_its_other_offers(
     assert engine.reservation("r3").state == "revoked"
     assert events_of(engine, "c2")[-1] == "transfer to ana revoked (not ready)"
     assert (engine.task("c2").state, engine.task("c2").agent) == ("assigned", "bo")
+
+
+def test_a_transfer_to_an_agent_in_wrap_up_is_refused_for_the_wrap_up() -> None:
+    """The wrap-up takes a unit of room (docs/wrap-up.md), so a transfer to an agent whose
+    only unit wraps up is refused, and the refusal says it is the wrap-up."""
+    engine = make({"voice": {"wrap_up": 30}})
+    engine.add_agent("ana", {"voice": 1})
+    engine.add_agent("bo", {"voice": 1}, status="not_ready")
+    engine.create_task("v0", "voice")
+    engine.accept("v0")
+    engine.complete("v0")
+    engine.set_status("bo", "ready")
+    engine.create_task("v1", "voice")
+    engine.accept("v1")
+    with pytest.raises(
+        EventError, match=r"no room on voice \(1 of 1 held, 1 in wrap-up until 30 s\)"
+    ):
+        engine.transfer("v1", to_agent="ana")
+    assert engine.task("v1").transfer is None
+    engine.end_wrap_up("ana")
+    engine.transfer("v1", to_agent="ana")
+    assert engine.task("v1").transfer is not None
