@@ -495,6 +495,7 @@ class Runner:
         closed = {task.id: task for task in self._closed}
         self._closed.clear()
         transfer = event.task if isinstance(event, events.Transfer) else None
+        to_agent = event.to_agent if isinstance(event, events.Transfer) else None
         converted = event.task if isinstance(event, events.ConvertToCallback) else None
         for task in outcome.tasks:
             view = "" if self._replaying else _dumps(self.task_view(task))
@@ -503,8 +504,10 @@ class Runner:
             if before is None:
                 self._emit("task.created", view)
                 self._count(task, "created")
+            # The reservation watched on an assigned task is a transfer to an agent: its
+            # acceptance moves an answered task, it answers nothing again.
             if previous is not None and previous.state != previous_state_of_reservation:
-                self._reservation_changed(previous, task)
+                self._reservation_changed(previous, task, answers=previous_state != "assigned")
             if transfer == task.id:
                 self._emit("task.transferred", view)
             if converted == task.id:
@@ -514,7 +517,13 @@ class Runner:
                 self._emit("reservation.created", text)
                 self._batch.reservations[reservation.id] = (reservation.state, text)
                 if reservation.state != "pending":
-                    self._reservation_changed(reservation, task)
+                    # an auto-answered transfer of an answered task to an agent
+                    moved = (
+                        previous_state == "assigned"
+                        and transfer == task.id
+                        and to_agent is not None
+                    )
+                    self._reservation_changed(reservation, task, answers=not moved)
                 else:
                     self.reservations[reservation.id] = reservation
             if task.state != previous_state:
@@ -542,11 +551,15 @@ class Runner:
             case _:
                 pass
 
-    def _reservation_changed(self, reservation: Reservation, task: Task) -> None:
+    def _reservation_changed(
+        self, reservation: Reservation, task: Task, *, answers: bool = True
+    ) -> None:
         text = "" if self._replaying else _dumps(self.reservation_view(reservation))
         self._emit(f"reservation.{reservation.state}", text)
         self._batch.reservations[reservation.id] = (reservation.state, text)
         if reservation.state == "accepted":
+            if not answers:
+                return
             self._count(task, "answered")
             if reservation.created_at - task.created_at <= self._threshold_of(task.queue):
                 self._count(task, "in_time")
