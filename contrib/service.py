@@ -478,10 +478,28 @@ class Runner:
     # --- applying an event and what it sends out ---------------------------------------
 
     def _apply(self, event: Event, at: float) -> Outcome:
+        before = self._statuses_if_timers_may_change_them(event)
         outcome = self.engine.apply(event)
         self.engine.forget_offers()
         self._derive(event, outcome)
+        for agent_id, status in (before or {}).items():
+            agent = self.engine.state.agents.get(agent_id)
+            if agent is not None and agent.status != status:
+                self._emit("agent.status", _dumps(self.agent_view(agent)))
         return outcome
+
+    def _statuses_if_timers_may_change_them(self, event: Event) -> dict[str, str] | None:
+        """Each agent's status before the clock moves, when a missed offer may make an
+        agent not ready (`offer.on_timeout`): that change comes from no command, and
+        subscribers see it as `agent.status` all the same."""
+        if not isinstance(event, events.AdvanceClock):
+            return None
+        deployment = self.engine.deployment
+        policies = [queue.offer for queue in deployment.queues.values()]
+        policies += [channel.offer for channel in deployment.channel_settings.values()]
+        if not any(policy is not None and policy.on_timeout == "not_ready" for policy in policies):
+            return None
+        return {agent.id: agent.status for agent in self.engine.state.agents.values()}
 
     def _derive(self, event: Event, outcome: Outcome) -> None:
         """The events out, and the rows to write, for what one engine event changed.

@@ -4,6 +4,7 @@ bad input (404, 409, 422, nothing changed)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,3 +127,28 @@ def test_an_auto_answered_transfer_to_an_agent_is_answered_once(client: Client) 
     assert (moved["state"], moved["agent"], moved["transfer"]) == ("assigned", "bo", None)
     callbacks = next(queue for queue in client.queues(D) if queue["name"] == "callbacks")
     assert (callbacks["created"], callbacks["answered"]) == (1, 1)
+
+
+def test_a_missed_offer_that_makes_the_agent_not_ready_sends_agent_status(
+    tmp_path: Path,
+) -> None:
+    """The offer's timer makes ana not ready (on_timeout): subscribers see `agent.status`
+    with the agent not ready, as when a client sets the status."""
+    path = tmp_path / "missed.yaml"
+    path.write_text("channels: {voice: {offer: {timeout: 0.05, on_timeout: not_ready}}}\n")
+    server = Server(tmp_path, deployments=(f"missed={path}",))
+    server.start()
+    try:
+        client = server.client()
+        client.put_agent("missed", "ana", channels={"voice": 1})
+        client.create_task("missed", id="v1", channel="voice")
+        time.sleep(0.3)
+        assert client.agent("missed", "ana")["status"] == "not_ready"  # the command ticks
+        statuses = [
+            event["data"]["status"]
+            for event in client.events("missed", limit=1000)
+            if event["type"] == "agent.status"
+        ]
+        assert statuses == ["not_ready"]
+    finally:
+        server.stop()
