@@ -68,3 +68,27 @@ def test_a_transfer_to_an_agent_in_wrap_up_is_refused_for_the_wrap_up() -> None:
     engine.end_wrap_up("ana")
     engine.transfer("v1", to_agent="ana")
     assert engine.task("v1").transfer is not None
+
+
+def test_logout_during_a_wrap_up_with_a_transfer_pending_ends_both() -> None:
+    """ana wraps up c1 and has c2's transfer ringing when she logs out: the transfer is
+    revoked (c2 stays with bo), the wrap-up ends, and she holds nothing."""
+    engine = make({"chat": {"wrap_up": 30}})
+    engine.add_agent("ana", {"chat": 2})
+    engine.add_agent("bo", {"chat": 1}, status="not_ready")
+    engine.create_task("c1", "chat")
+    engine.accept("c1")
+    engine.complete("c1")  # ana wraps up until 30 s
+    engine.set_status("ana", "not_ready")  # the wrap-up goes on
+    engine.set_status("bo", "ready")
+    engine.create_task("c2", "chat")
+    engine.accept("c2")
+    engine.set_status("ana", "ready")
+    engine.transfer("c2", to_agent="ana")  # one unit wraps up, the other rings
+    ana = engine.agent("ana")
+    assert (ana.held_count("chat"), ana.has_room("chat")) == (2, False)
+    engine.logout("ana")
+    assert (ana.status, ana.held_count(), ana.wrap_up) == ("offline", 0, {})
+    assert (engine.task("c2").state, engine.task("c2").agent) == ("assigned", "bo")
+    assert events_of(engine, "c2")[-1] == "transfer to ana revoked (logged out)"
+    assert events_of(engine, "c1")[-1] == "wrap-up by ana ended (logout)"
