@@ -152,3 +152,21 @@ def test_a_missed_offer_that_makes_the_agent_not_ready_sends_agent_status(
         assert statuses == ["not_ready"]
     finally:
         server.stop()
+
+
+def test_a_reserved_task_converted_revokes_its_reservation(client: Client) -> None:
+    """The call rings ana when the caller asks for a callback: subscribers see the
+    reservation revoked, then the task converted, and the callback is answered at once."""
+    client.put_agent(D, "ana", channels={"voice": 1, "callback": 1})
+    ringing = client.create_task(D, id="v1", channel="voice", queue="support")
+    seen = client.events(D, limit=1000)[-1]["id"]
+    converted = client.convert_to_callback(D, "v1", "callback")
+    assert (converted["state"], converted["agent"]) == ("assigned", "ana")
+    revoked = [
+        event["data"]["id"]
+        for event in client.events(D, after=seen, limit=1000)
+        if event["type"] == "reservation.revoked"
+    ]
+    assert revoked == [ringing["reservation"]["id"]]
+    after = types(client, seen)
+    assert after.index("reservation.revoked") < after.index("task.converted")
