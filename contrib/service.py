@@ -553,10 +553,28 @@ class Runner:
     # --- applying an event and what it sends out ---------------------------------------
 
     def _apply(self, event: Event, at: float) -> Outcome:
+        before = self._statuses_if_timers_may_change_them(event)
         outcome = self.engine.apply(event)
         self.engine.forget_offers()
         self._derive(event, outcome)
+        for agent_id, status in (before or {}).items():
+            agent = self.engine.state.agents.get(agent_id)
+            if agent is not None and agent.status != status:
+                self._emit("agent.status", _dumps(self.agent_view(agent)))
         return outcome
+
+    def _statuses_if_timers_may_change_them(self, event: Event) -> dict[str, str] | None:
+        """Each agent's status before the clock moves, when a missed offer may make an
+        agent not ready (`offer.on_timeout`): that change comes from no command, and
+        subscribers see it as `agent.status` all the same."""
+        if not isinstance(event, events.AdvanceClock):
+            return None
+        deployment = self.engine.deployment
+        policies = [queue.offer for queue in deployment.queues.values()]
+        policies += [channel.offer for channel in deployment.channel_settings.values()]
+        if not any(policy is not None and policy.on_timeout == "not_ready" for policy in policies):
+            return None
+        return {agent.id: agent.status for agent in self.engine.state.agents.values()}
 
     def _derive(self, event: Event, outcome: Outcome) -> None:
         """The events out, and the rows to write, for what one engine event changed.
@@ -570,6 +588,7 @@ class Runner:
         closed = {task.id: task for task in self._closed}
         self._closed.clear()
         transfer = event.task if isinstance(event, events.Transfer) else None
+        to_agent = event.to_agent if isinstance(event, events.Transfer) else None
         converted = event.task if isinstance(event, events.ConvertToCallback) else None
         for task in outcome.tasks:
             view = "" if self._replaying else _dumps(self.task_view(task))
@@ -578,8 +597,10 @@ class Runner:
             if before is None:
                 self._emit("task.created", view)
                 self._count(task, "created")
+            # The reservation watched on an assigned task is a transfer to an agent: its
+            # acceptance moves an answered task, it answers nothing again.
             if previous is not None and previous.state != previous_state_of_reservation:
-                self._reservation_changed(previous, task)
+                self._reservation_changed(previous, task, answers=previous_state != "assigned")
             if transfer == task.id:
                 self._emit("task.transferred", view)
             if converted == task.id:
@@ -589,7 +610,13 @@ class Runner:
                 self._emit("reservation.created", text)
                 self._batch.reservations[reservation.id] = (reservation.state, text)
                 if reservation.state != "pending":
-                    self._reservation_changed(reservation, task)
+                    # an auto-answered transfer of an answered task to an agent
+                    moved = (
+                        previous_state == "assigned"
+                        and transfer == task.id
+                        and to_agent is not None
+                    )
+                    self._reservation_changed(reservation, task, answers=not moved)
                 else:
                     self.reservations[reservation.id] = reservation
             if task.state != previous_state:
@@ -617,11 +644,15 @@ class Runner:
             case _:
                 pass
 
-    def _reservation_changed(self, reservation: Reservation, task: Task) -> None:
+    def _reservation_changed(
+        self, reservation: Reservation, task: Task, *, answers: bool = True
+    ) -> None:
         text = "" if self._replaying else _dumps(self.reservation_view(reservation))
         self._emit(f"reservation.{reservation.state}", text)
         self._batch.reservations[reservation.id] = (reservation.state, text)
         if reservation.state == "accepted":
+            if not answers:
+                return
             self._count(task, "answered")
             if reservation.created_at - task.created_at <= self._threshold_of(task.queue):
                 self._count(task, "in_time")

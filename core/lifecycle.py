@@ -287,7 +287,8 @@ class TaskLifecycle:
                 self.log(task, f"transfer to {agent.id} revoked ({why})")
                 self._notify("timed_out", task, agent)
             else:
-                self.return_to_queue(task, "timed_out", ending="revoked")
+                revoked = f"offer to {agent.id} revoked ({why})"
+                self.return_to_queue(task, "timed_out", ending="revoked", logged=revoked)
 
     def accept(self, task: Task) -> None:
         agent = self.state.agents[task.agent] if task.agent else None
@@ -305,13 +306,17 @@ class TaskLifecycle:
         self.log(task, f"accepted by {agent.id}")
         self._notify("accepted", task, agent)
 
-    def return_to_queue(self, task: Task, why: str, ending: str | None = None) -> None:
+    def return_to_queue(
+        self, task: Task, why: str, ending: str | None = None, logged: str | None = None
+    ) -> None:
+        """The task goes back to its queue; plugins see `why`, the history `logged` (by
+        default `why` and the agent)."""
         agent = self.release_agent(task, ending or why)
         if agent is not None:
             self._undo.keep(task)
             task.declined_by.append(agent.id)
         self.queue(task)
-        self.log(task, why + (f" by {agent.id}" if agent else ""))
+        self.log(task, logged or why + (f" by {agent.id}" if agent else ""))
         self._notify(why, task, agent)
         if task.target_expired and task.state == "queued":
             self.on_target_expired(task)

@@ -53,18 +53,16 @@ class AgentTransfers:
             return f"its transfer to {task.transfer.agent!r} is still pending"
         if agent.status != "ready":
             return f"the agent is {agent.status}, not ready"
-        if not agent.has_room(task.channel):
-            return (
-                f"no room on {task.channel} ({agent.held_count(task.channel)} of "
-                f"{agent.capacity.get(task.channel, 0)} held)"
-            )
         filters = self._pipeline.filters
         for position, (plugin, item) in enumerate(filters):
-            if plugin is None:  # the core's queue and target filters are routing's own
+            # The core's room check applies (it counts wrap-ups and says so); its queue
+            # and target filters are routing's own.
+            if plugin is None and item.name != "capacity":
                 continue
             try:
                 if not item.test(task, agent):
-                    return f"{plugin}.{item.name}: {item.reason(task, agent)}"
+                    reason = item.reason(task, agent)
+                    return reason if plugin is None else f"{plugin}.{item.name}: {reason}"
             except Exception as error:
                 blame(filters, position, "filter", error)
         return None

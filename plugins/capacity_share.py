@@ -534,6 +534,7 @@ def omniroute_event_handlers(context: PluginContext) -> Iterable[EventHandler]:
         "completed",
         "canceled",
         "transferred",
+        "converted",  # a reserved task's reservation revoked as it became a callback
         "login",
         "logout",
         "status_changed",

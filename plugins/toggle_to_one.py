@@ -28,7 +28,7 @@ import attrs
 
 from omniroute.core import EventHandler, PluginContext, Problem, checks, hookimpl
 from omniroute.core.spec import Deployment
-from omniroute.core.state import Agent, Task
+from omniroute.core.state import Agent, Reservation, Task
 
 NAME = "toggle_to_one"
 
@@ -87,6 +87,15 @@ def omniroute_validate(deployment: Deployment, section: ToggleToOneSection) -> I
         )
 
 
+def _offer_to(task: Task, agent_id: str) -> Reservation | None:
+    """The reservation by which the agent holds the task: a transfer to it pending, else
+    the task's own (accepting the transfer later makes it the task's reservation)."""
+    transfer = task.transfer
+    if transfer is not None and transfer.agent == agent_id:
+        return transfer
+    return task.reservation
+
+
 @hookimpl
 def omniroute_event_handlers(
     context: PluginContext, section: ToggleToOneSection
@@ -130,9 +139,9 @@ def omniroute_event_handlers(
             held = [context.task(task_id) for ids in agent.held.values() for task_id in ids]
             mine["remembered_capacity"] = capacity
             mine["reserved_before"] = sorted(
-                held_task.reservation.id
+                offer.id
                 for held_task in held
-                if held_task is not None and held_task.reservation is not None
+                if held_task is not None and (offer := _offer_to(held_task, agent.id)) is not None
             )
             mine.pop("operator_set", None)
             context.set_capacity(agent, channel, 1)

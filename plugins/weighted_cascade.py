@@ -187,8 +187,9 @@ def omniroute_event_handlers(
     return [
         EventHandler("created", arrived),
         EventHandler("entered_queue", entered_queue),
-        # declined, timed out, or its agent gone (logged out or not ready: "timed_out")
-        *(EventHandler(event, back_in_queue) for event in ("declined", "timed_out")),
+        # declined, timed out, its agent gone (logged out or not ready: "timed_out"), or
+        # converted to a callback while reserved (its reservation revoked)
+        *(EventHandler(event, back_in_queue) for event in ("declined", "timed_out", "converted")),
     ]
 
 

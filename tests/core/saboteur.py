@@ -181,6 +181,7 @@ def deep_state(engine: Any) -> dict[str, Any]:
                     )
                 },
                 "reservation": task.reservation.id if task.reservation else None,
+                "transfer": task.transfer.to_json() if task.transfer else None,
                 "declined_by": list(task.declined_by),
                 "history": list(task.history),
                 "plugin_state": _without_timer_ids(plain(task.plugin_state)),

@@ -56,6 +56,23 @@ def free_wrapping_agent(engine: Engine) -> str:
     )
 
 
+def transfer_to_an_agent(engine: Engine, channel: str | None = None) -> events.Event:
+    """An assigned task (of `channel`, if given), transferred to the first agent that may
+    take it: pending until the agent answers, unless its offers are auto-answered."""
+    for task_id in assigned(engine):
+        task = engine.task(task_id)
+        if task.transfer is not None or channel not in (None, task.channel):
+            continue
+        for agent in engine.agents:
+            if engine.transfers.refusal(task, agent) is None:
+                return events.Transfer(task=task_id, to_agent=agent.id)
+    raise AssertionError("no assigned task may be transferred to any agent")
+
+
+def pending_transfer(engine: Engine) -> str:
+    return next(t.id for t in engine.tasks if t.transfer is not None)
+
+
 def script() -> list[Step]:
     steps: list[Step] = []
     for number, (channel, kind) in enumerate(
@@ -81,12 +98,19 @@ def script() -> list[Step]:
             queue="callbacks",
         ),
         lambda e: events.EndWrapUp(agent=wrapping(e)[0][0], task=wrapping(e)[0][1]),
+        # transfers pending acceptance while agents wrap up: the clock times them out
+        # (on_timeout: not_ready revokes the recipients' other offers), or they are answered
+        lambda e: events.Accept(task=next(t for t in reserved(e) if e.task(t).channel == "voice")),
+        transfer_to_an_agent,  # the callback: auto-answered, it moves at once
+        lambda e: transfer_to_an_agent(e, "voice"),  # times out below: recipient not ready
         lambda _e: events.AdvanceClock(to=25),  # offers time out: agents not ready
         lambda _e: events.SetStatus(agent="a0", status="ready"),
         lambda e: events.Timeout(task=reserved(e)[0]),
         lambda e: events.Complete(task=assigned(e)[0]),
         lambda _e: events.CreateTask(task="t8", channel="voice", attributes={"type": "x"}),
         lambda e: events.Accept(task=next(t for t in reserved(e) if e.task(t).channel == "voice")),
+        lambda e: transfer_to_an_agent(e, "voice"),
+        lambda e: events.Accept(task=pending_transfer(e)),  # it moves on acceptance
         lambda e: events.Complete(
             task=next(t for t in assigned(e) if e.task(t).channel == "voice")
         ),
@@ -160,5 +184,7 @@ def test_the_script_meets_what_it_is_for(saboteur: Saboteur) -> None:
         "made not ready by the missed offer",
         "converted from voice to callback",
         "auto-answered",
+        "timed_out; it stays with",  # a transfer to an agent, missed
+        "transferred from",  # one accepted (after it rang, and one auto-answered)
     ):
         assert any(words in line for line in histories), words

@@ -229,3 +229,25 @@ def test_the_occupancy_floor_is_a_floor_in_floor_order(steps: list[Any]) -> None
             for other_share, other_order, other_floor in floors:
                 if share == other_share and order <= other_order:
                     assert floor <= other_floor + 1e-12
+
+
+def test_a_reservation_revoked_by_a_callback_conversion_stops_counting_as_busy() -> None:
+    """ana rings with v1 (share 100) for 5 s, then the caller asks for a callback: from
+    then on ana holds nothing, and her occupancy stops growing (issue 11: the conversion
+    revokes the reservation, and the plugin must hear of it)."""
+    raw = {
+        "plugins": ["capacity_share"],
+        "channels": {"voice": {}, "callback": {}},
+        "capacity_share": {
+            "channels": {"callback": {"share": 50, "required_spare": 50, "precedence": 4}}
+        },
+    }
+    engine = Engine(load_deployment(raw), options=EngineOptions(reservation_timeout=None))
+    model = engine.pipeline.contexts["capacity_share"].shared["model"]
+    engine.add_agent("ana", {"voice": 1})
+    engine.create_task("v1", "voice")
+    engine.advance_to(5)
+    engine.convert_to_callback("v1", "callback")
+    engine.advance_to(100)
+    assert engine.task("v1").state == "queued"
+    assert model.occupancy(engine.agent("ana")) == pytest.approx(0.05)
