@@ -7,7 +7,10 @@ agents through this checkout's `omniroute` and through the baseline's (a build o
 earlier commit, installed in its own virtual environment), and compares the outputs with
 `cmp`. Prints one line per workload and exits 1 if any differs. The `schema` field that
 every `--json` output carries since the CLI conventions (absent from older builds) is
-taken out of both before the comparison.
+taken out of both before the comparison, and so are keys that later issues added to the
+output (issue 11's service levels: `service_level_target`, `service_level_met`, ...):
+keys of this build's output that the baseline's lacks at the same place are dropped and
+listed, so that a figure or decision that changed still shows, while an added key does not.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.scale import workload
 
@@ -52,9 +56,12 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 seconds.append(time.perf_counter() - start)
                 outputs.append(out)
-            for output in outputs:
-                figures = json.loads(output.read_text())
+            loaded = [json.loads(output.read_text()) for output in outputs]
+            for figures in loaded:
                 figures.pop("schema", None)
+            added: set[str] = set()
+            loaded[0] = only_keys_of(loaded[0], loaded[1], "", added)
+            for output, figures in zip(outputs, loaded, strict=True):
                 output.write_text(json.dumps(figures, indent=2) + "\n")
             same = subprocess.run(["cmp", "-s", *map(str, outputs)]).returncode == 0
             differ += not same
@@ -63,7 +70,26 @@ def main(argv: list[str] | None = None) -> int:
                 f"({outputs[0].stat().st_size} bytes; this build {seconds[0]:.1f} s, "
                 f"baseline {seconds[1]:.1f} s)"
             )
+            if added:
+                print(f"    keys only this build has, left out: {', '.join(sorted(added))}")
     return 1 if differ else 0
+
+
+def only_keys_of(ours: Any, theirs: Any, path: str, added: set[str]) -> Any:
+    """`ours` without the mapping keys that `theirs` lacks at the same place (their paths,
+    with list positions as [], go in `added`)."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        kept = {}
+        for key, value in ours.items():
+            where = f"{path}.{key}" if path else key
+            if key in theirs:
+                kept[key] = only_keys_of(value, theirs[key], where, added)
+            else:
+                added.add(where)
+        return kept
+    if isinstance(ours, list) and isinstance(theirs, list) and len(ours) == len(theirs):
+        return [only_keys_of(a, b, f"{path}[]", added) for a, b in zip(ours, theirs, strict=True)]
+    return ours
 
 
 if __name__ == "__main__":
