@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from omniroute.core import DEFAULT_START, Deployment, DeploymentError, Problem, load_deployment
-from omniroute.core.converter import structure
+from omniroute.core.converter import structure_each
 from omniroute.core.limits import MAX_AGENTS
 
 
@@ -37,19 +37,24 @@ class RosterAgent:
 
 
 def expand_roster(
-    specs: Iterable[AgentSpec], problems: list[Problem], prefix: str = "agents"
+    specs: Iterable[AgentSpec | None], problems: list[Problem], prefix: str = "agents"
 ) -> list[RosterAgent]:
-    """One RosterAgent per agent, `count` expanded; duplicates and bad counts are problems."""
+    """One RosterAgent per agent, `count` expanded; duplicates and bad counts are problems.
+
+    An entry that could not be read (None, its problems already reported) is skipped, and
+    the others keep their index in the key paths."""
     agents: list[RosterAgent] = []
     seen: set[str] = set()
     specs = list(specs)
-    total = sum(max(spec.count, 0) for spec in specs)
+    total = sum(max(spec.count, 0) for spec in specs if spec is not None)
     if total > MAX_AGENTS:
         # Refused before anything is expanded: a count of 10**9 must not fill memory.
         problems.append(Problem(prefix, f"{total} agents in all; the limit is {MAX_AGENTS}"))
         return []
     for index, spec in enumerate(specs):
         path = f"{prefix}[{index}]"
+        if spec is None:
+            continue
         if spec.count < 1:
             problems.append(Problem(f"{path}.count", "must be at least 1"))
             continue
@@ -74,7 +79,7 @@ def expand_roster(
 
 def read_roster(entries: Any, label: str) -> list[RosterAgent]:
     """A roster from raw data (a list of agents); DeploymentError lists every problem."""
-    specs, problems = structure(entries, tuple[AgentSpec, ...], prefix="agents")
+    specs, problems = structure_each(entries, AgentSpec, prefix="agents")
     agents = expand_roster(specs or (), problems)
     if problems:
         raise DeploymentError(label, problems)

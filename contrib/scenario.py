@@ -30,7 +30,13 @@ from omniroute.core import (
     read_mapping_file,
 )
 from omniroute.core.config import check_data
-from omniroute.core.converter import ConfigProblems, key_path, structure, structure_all
+from omniroute.core.converter import (
+    ConfigProblems,
+    key_path,
+    structure,
+    structure_all,
+    structure_each,
+)
 from omniroute.core.durations import parse_duration
 from omniroute.core.limits import MAX_EVENTS
 from omniroute.core.options import MIN_RESERVATION_TIMEOUT
@@ -357,7 +363,16 @@ def load_scenario(
             raise DeploymentError(label, found)
     if not isinstance(raw, Mapping):
         raise DeploymentError(label, [Problem("", "a scenario must be a mapping of keys")])
-    spec, problems = structure_all(raw, ScenarioSpec)
+    # The roster is read agent by agent, apart from the rest: one bad agent must hide
+    # neither the problems of the others (a duplicate id) nor those of the other keys.
+    body = dict(raw)
+    roster: list[AgentSpec | None] = []
+    problems_of_agents: list[Problem] = []
+    if isinstance(raw.get("agents"), list):
+        entries, problems_of_agents = structure_each(raw["agents"], AgentSpec, "agents")
+        roster, body["agents"] = entries or [], []
+    spec, problems = structure_all(body, ScenarioSpec)
+    problems += problems_of_agents
     events, event_problems = (
         parse_events(raw.get("events") or [], lines)
         if isinstance(raw.get("events"), list)
@@ -378,7 +393,7 @@ def load_scenario(
                     f"must be at least {MIN_RESERVATION_TIMEOUT:g} s, not {timeout!r}",
                 )
             )
-    agents = expand_roster(spec.agents, problems) if spec is not None else []
+    agents = expand_roster(roster, problems)
     deployment = load_referenced_deployment(raw.get("deployment"), base, label, problems)
     if problems or spec is None or deployment is None:
         raise DeploymentError(label, problems)

@@ -35,7 +35,7 @@ from omniroute.core import (
     read_mapping_file,
 )
 from omniroute.core.config import check_data
-from omniroute.core.converter import key_path, structure
+from omniroute.core.converter import key_path, structure_all, structure_each
 from omniroute.core.durations import parse_duration
 from omniroute.core.limits import MAX_ARRIVALS, MAX_RATE
 from omniroute.core.spec import Duration, PositiveDuration, fraction_of_tasks
@@ -74,40 +74,62 @@ def _checked_rate(per_second: float, value: Any) -> float:
 Sampler = Callable[[random.Random], float]
 
 
+class DistributionError(ValueError):
+    """A distribution's problem, with the key path below it (`.lognormal.sd`)."""
+
+    def __init__(self, message: str, where: str = "") -> None:
+        super().__init__(message)
+        self.where = where
+
+
+def _seconds(value: Any, where: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise DistributionError(str(error), where) from None
+
+
 def parse_distribution(value: Any, what: str) -> Sampler:
     """A sampler of seconds from {exponential: MEAN}, {lognormal: {mean, sd}}, {constant: X},
-    {empirical: [X, ...]} or a plain duration (constant)."""
+    {empirical: [X, ...]} or a plain duration (constant).
+
+    Raises DistributionError, whose `where` is the key path below `value` at fault."""
     if not isinstance(value, Mapping):
-        constant = parse_duration(value)
+        constant = _seconds(value, "")
         return lambda _rng: constant
     if len(value) != 1:
         raise ValueError(f"{what}: give one of exponential, lognormal, constant, empirical")
     ((kind, argument),) = value.items()
     if kind == "exponential":
-        mean = parse_duration(argument)
+        mean = _seconds(argument, ".exponential")
         if mean <= 0:
-            raise ValueError(f"{what}: the mean must be positive")
+            raise DistributionError(f"{what}: the mean must be positive", ".exponential")
         return lambda rng: rng.expovariate(1 / mean)
     if kind == "constant":
-        constant = parse_duration(argument)
+        constant = _seconds(argument, ".constant")
         return lambda _rng: constant
     if kind == "lognormal":
         if not isinstance(argument, Mapping) or set(argument) != {"mean", "sd"}:
-            raise ValueError(f"{what}: lognormal takes {{mean: ..., sd: ...}}")
-        mean, sd = parse_duration(argument["mean"]), parse_duration(argument["sd"])
+            raise DistributionError(f"{what}: lognormal takes {{mean: ..., sd: ...}}", ".lognormal")
+        mean = _seconds(argument["mean"], ".lognormal.mean")
+        sd = _seconds(argument["sd"], ".lognormal.sd")
         if mean <= 0:
-            raise ValueError(f"{what}: the mean must be positive")
+            raise DistributionError(f"{what}: the mean must be positive", ".lognormal.mean")
         if sd > 1000 * mean:
-            raise ValueError(f"{what}: the sd may be at most 1000 times the mean")
+            raise DistributionError(
+                f"{what}: the sd may be at most 1000 times the mean", ".lognormal.sd"
+            )
         sigma = math.sqrt(math.log(1 + (sd / mean) ** 2))
         mu = math.log(mean) - sigma**2 / 2
         return lambda rng: rng.lognormvariate(mu, sigma)
     if kind == "empirical":
         if not isinstance(argument, list) or not argument:
-            raise ValueError(f"{what}: empirical takes a non-empty list of durations")
+            raise DistributionError(
+                f"{what}: empirical takes a non-empty list of durations", ".empirical"
+            )
         if len(argument) > 100_000:
-            raise ValueError(f"{what}: empirical takes at most 100000 values")
-        values = [parse_duration(item) for item in argument]
+            raise DistributionError(f"{what}: empirical takes at most 100000 values", ".empirical")
+        values = [_seconds(item, f".empirical[{n}]") for n, item in enumerate(argument)]
         return lambda rng: rng.choice(values)
     raise ValueError(
         f"{what}: unknown distribution {kind!r} (exponential, lognormal, constant, empirical)"
@@ -219,20 +241,34 @@ def load_workload(source: str | Path | Mapping[str, Any], *, base: Path | None =
             raise DeploymentError(label, found)
     if not isinstance(raw, Mapping):
         raise DeploymentError(label, [Problem("", "a workload must be a mapping of keys")])
-    spec, problems = structure(raw, WorkloadSpec)
+    # The lists are read entry by entry and the rest of the file apart from them, so that
+    # a bad entry hides neither another entry's problems nor those of the other keys.
+    body = dict(raw)
+    problems: list[Problem] = []
+    traffic: list[TrafficSpec | None] = []
+    roster: list[AgentSpec | None] = []
+    if isinstance(raw.get("traffic"), list):
+        entries, problems_of_traffic = structure_each(raw["traffic"], TrafficSpec, "traffic")
+        traffic, body["traffic"] = entries or [], []
+        problems += problems_of_traffic
+    if isinstance(raw.get("agents"), list):
+        agent_entries, problems_of_agents = structure_each(raw["agents"], AgentSpec, "agents")
+        roster, body["agents"] = agent_entries or [], []
+        problems += problems_of_agents
+    spec, problems_of_rest = structure_all(body, WorkloadSpec)
+    problems = problems_of_rest + problems
     streams: list[Stream] = []
-    agents: list[RosterAgent] = []
+    for index, entry in enumerate(traffic):
+        stream = _stream(index, entry, problems) if entry is not None else None
+        if stream is not None:
+            streams.append(stream)
+    agents = expand_roster(roster, problems)
     start = DEFAULT_START
+    try:
+        start = parse_start(raw.get("start"))
+    except ValueError as error:
+        problems.append(Problem("start", str(error)))
     if spec is not None:
-        for index, traffic in enumerate(spec.traffic):
-            stream = _stream(index, traffic, problems)
-            if stream is not None:
-                streams.append(stream)
-        agents = expand_roster(spec.agents, problems)
-        try:
-            start = parse_start(spec.start)
-        except ValueError as error:
-            problems.append(Problem("start", str(error)))
         expected = sum(sum(stream.rates) * spec.duration / len(stream.rates) for stream in streams)
         if expected > MAX_ARRIVALS:
             problems.append(
@@ -243,8 +279,8 @@ def load_workload(source: str | Path | Mapping[str, Any], *, base: Path | None =
                 )
             )
     deployment = load_referenced_deployment(raw.get("deployment"), base, label, problems)
-    if deployment is not None and spec is not None:
-        problems += _wrap_up_problems(spec.traffic, deployment)
+    if deployment is not None:
+        problems += _wrap_up_problems(traffic, deployment)
     if problems or spec is None or deployment is None:
         raise DeploymentError(label, problems)
     return Workload(
@@ -260,12 +296,14 @@ def load_workload(source: str | Path | Mapping[str, Any], *, base: Path | None =
     )
 
 
-def _wrap_up_problems(traffic: tuple[TrafficSpec, ...], deployment: Deployment) -> list[Problem]:
+def _wrap_up_problems(traffic: list[TrafficSpec | None], deployment: Deployment) -> list[Problem]:
     """A stream's wrap_up ends the deployment's wrap-up early; where the deployment sets
     none for the stream's channel nor any queue, it would have no effect."""
     queues = any(queue.wrap_up for queue in deployment.queues.values())
     problems = []
     for index, stream in enumerate(traffic):
+        if stream is None:
+            continue
         channel = deployment.channel_settings.get(stream.channel)
         if stream.wrap_up is not None and not queues and not (channel and channel.wrap_up):
             problems.append(
@@ -324,7 +362,8 @@ def _stream(index: int, traffic: TrafficSpec, problems: list[Problem]) -> Stream
         try:
             samplers[key] = parse_distribution(value, key)
         except ValueError as error:
-            problems.append(Problem(f"{path}.{key}", str(error)))
+            below = error.where if isinstance(error, DistributionError) else ""
+            problems.append(Problem(f"{path}.{key}{below}", str(error)))
             found_problem = True
     if found_problem:
         return None

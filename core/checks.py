@@ -149,12 +149,15 @@ def roster_warnings(deployment: Deployment, agents: Iterable[Agent]) -> Iterator
     wrong with the roster (`omniroute_roster_warnings`)."""
     roster = list(agents)
     for name in deployment.queues:
-        if not serving_agents(deployment, name, roster):
+        serving = serving_agents(deployment, name, roster)
+        if not serving:
             yield _warning(
                 key_path([name, "target_workers"], "queues"),
                 f"no agent of the roster ({len(roster)} agents) can serve queue {name!r}",
                 "give some agents the attributes it asks for, or loosen target_workers",
             )
+        else:
+            yield from step_warnings(deployment, name, serving)
     for plugin in deployment.plugins:
         found = plugin_registry.call_for(
             plugin,
@@ -164,6 +167,55 @@ def roster_warnings(deployment: Deployment, agents: Iterable[Agent]) -> Iterator
             roster=roster,
         )
         yield from found or ()
+
+
+def step_warnings(deployment: Deployment, queue: str, serving: list[Agent]) -> Iterator[Problem]:
+    """Proficiency steps (docs/proficiency-steps.md) that do nothing for this roster: a
+    first step that admits none of the queue's agents (every task waits for the next), a
+    later step that admits no one an earlier one did not (steps accumulate, so a step
+    narrower than one before it widens nothing), or, alone, that the steps together admit
+    no one. The steps of a queue where one reads the task depend on each task: left out."""
+    steps = deployment.queues[queue].steps
+    if not steps or not serving:
+        return
+    if any(ref.startswith("task.") for step in steps for ref in step.expression.references):
+        return
+    contexts = {agent.id: {"worker": worker_context(agent)} for agent in serving}
+    agents = f"{len(serving)} agent{'s' if len(serving) != 1 else ''}"
+    admitted: set[str] = set()
+    found: list[Problem] = []
+    for step in steps:
+        now = {agent for agent, context in contexts.items() if step.expression.evaluate(context)}
+        following = steps[step.index + 1] if step.index + 1 < len(steps) else None
+        if step.index == 0 and not now and following is not None:
+            found.append(
+                _warning(
+                    f"{step.label}.expression",
+                    f"admits none of the {agents} of the roster that serve queue "
+                    f"{queue!r}: every task waits {following.after:g} s for {following.label}",
+                    "loosen the expression, or drop the step",
+                )
+            )
+        elif step.index > 0 and not now - admitted:
+            found.append(
+                _warning(
+                    f"{step.label}.expression",
+                    f"widens nothing for this roster: every agent of queue {queue!r} it admits "
+                    "was admitted by an earlier step already (steps accumulate, a step narrower "
+                    "than one before it adds no one)",
+                    "make each step wider than the one before it, or drop this one",
+                )
+            )
+        admitted |= now
+    if admitted:
+        yield from found
+    else:  # one warning says it all
+        yield _warning(
+            key_path([queue, "steps"], "queues"),
+            f"no step admits any of the {agents} of the roster that serve queue "
+            f"{queue!r}: its tasks are never offered",
+            "loosen the last step's expression",
+        )
 
 
 def _by_plugin(components: Iterable[tuple[str | None, Any]]) -> dict[str, list[str]]:

@@ -442,3 +442,23 @@ def _drop(data: Any, path: tuple[PathPart, ...]) -> bool:
         del holder[parts[-1]]
         return True
     return False
+
+
+def structure_each(
+    value: Any, kind: type[T], prefix: str
+) -> tuple[list[T | None] | None, list[Problem]]:
+    """Structure a list one entry at a time (`structure_all` each), so that one bad entry
+    neither hides the problems of the others nor keeps their checks from running.
+
+    Returns one object (or None, when it could not be) per entry, aligned with the
+    indices of the list, or None when `value` is not a list; and every problem found.
+    """
+    if not isinstance(value, list):
+        return None, structure(value, tuple[kind, ...], prefix)[1]  # type: ignore[valid-type]
+    entries: list[T | None] = []
+    problems: list[Problem] = []
+    for index, item in enumerate(value):
+        entry, found = structure_all(item, kind, f"{prefix}[{index}]")
+        entries.append(entry)
+        problems += found
+    return entries, problems
