@@ -5,12 +5,15 @@
 Runs the contact-center demo and 15-minute runs of both bench.scale workloads at 1,000
 agents through this checkout's `omniroute` and through the baseline's (a build of an
 earlier commit, installed in its own virtual environment), and compares the outputs with
-`cmp`. Prints one line per workload and exits 1 if any differs. The `schema` field that
-every `--json` output carries since the CLI conventions (absent from older builds) is
-taken out of both before the comparison, and so are keys that later issues added to the
-output (issue 11's service levels: `service_level_target`, `service_level_met`, ...):
-keys of this build's output that the baseline's lacks at the same place are dropped and
-listed, so that a figure or decision that changed still shows, while an added key does not.
+`cmp`. Prints one line per workload and exits 1 if any differs.
+
+Three things are left out, each because the baseline predates it, and none changes a
+decision or a figure: the `schema` field every `--json` output carries since the CLI
+conventions; the demo's deployment-wide `service_level` (issue 11), which the baseline
+cannot read (its value, 80% in 20 s, is the workload's own); and the keys issue 11 added
+to the output (`service_level_target`, `service_level_met`, ...): keys of this build's
+output that the baseline's lacks at the same place are dropped and listed, so a figure
+or decision that changed still shows.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ours = shutil.which("omniroute") or str(Path(sys.executable).parent / "omniroute")
     with tempfile.TemporaryDirectory() as folder:
-        inputs = {"contact-center demo": ROOT / "examples" / "contact-center" / "workload.yaml"}
+        inputs = {"contact-center demo": demo_without_service_level(Path(folder))}
         for plugin in ("least_occupancy", "capacity_share"):
             path = Path(folder) / f"scale-{plugin}.json"
             path.write_text(json.dumps(workload(args.agents, args.minutes, plugin)))
@@ -73,6 +76,18 @@ def main(argv: list[str] | None = None) -> int:
             if added:
                 print(f"    keys only this build has, left out: {', '.join(sorted(added))}")
     return 1 if differ else 0
+
+
+def demo_without_service_level(folder: Path) -> Path:
+    """A copy of the contact-center demo without its top-level `service_level` (issue 11),
+    which the baseline cannot read; it is measured, never routed on, so no decision and
+    no figure at the workload's 20 s threshold changes."""
+    copy = folder / "contact-center"
+    shutil.copytree(ROOT / "examples" / "contact-center", copy)
+    deployment = copy / "deployment.yaml"
+    lines = deployment.read_text().splitlines(keepends=True)
+    deployment.write_text("".join(line for line in lines if not line.startswith("service_level:")))
+    return copy / "workload.yaml"
 
 
 def only_keys_of(ours: Any, theirs: Any, path: str, added: set[str]) -> Any:
