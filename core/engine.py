@@ -303,6 +303,8 @@ class Engine:
                 f"{len(deployment.queues)} queues leave it nowhere to go"
             )
 
+        made: list[Task] = []  # a task rejected on arrival is gone from the state after
+
         def apply() -> None:
             state = self.state
             task = Task(
@@ -318,6 +320,7 @@ class Engine:
                 plugin_state=RecordedDict(self._undo),
             )
             state.task_sequence += 1
+            made.append(task)
             self._undo.added(state.tasks, task_id)
             state.tasks[task_id] = task
             self.lifecycle.log(task, "created")
@@ -338,7 +341,7 @@ class Engine:
             self._notify("created", task, None)
 
         self._transaction(f"creating task {task_id!r}", apply)
-        return self.state.tasks[task_id]
+        return made[0]
 
     def accept(
         self,

@@ -118,7 +118,8 @@ class Router:
             groups = self._waiting.groups_to_try(self._state.now, self._selection.time_dependent)
             if not groups and not self._waiting.unordered:
                 return False  # nothing to try, and no order key to compute
-            if all(self._waiting.served(group) for group in groups):
+            served = self._waiting.served
+            if all(served(group) for group in groups):
                 waiting = self._waiting.walk_in_order(
                     groups,
                     self.task_order_key,

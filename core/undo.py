@@ -153,8 +153,11 @@ class RecordedDict(dict[Any, Any]):
         dict.__delitem__(self, key)
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
-        if key not in self:
-            self[key] = default
+        # one lookup when the key is there (plugin state is read this way on every change)
+        value = dict.get(self, key, _MISSING)
+        if value is not _MISSING:
+            return value
+        self[key] = default
         return dict.__getitem__(self, key)
 
     def pop(self, key: Any, *default: Any) -> Any:

@@ -218,3 +218,30 @@ def test_a_second_writer_fails_loudly_and_changes_nothing(saboteur: Saboteur) ->
     assert [task.id for task in live.tasks] == ["c1"]
     live.create_task("c2", "chat")  # the engine is free again
     assert [task.id for task in live.tasks] == ["c1", "c2"]
+
+
+def test_create_task_returns_a_task_rejected_on_arrival_when_closed_tasks_are_forgotten() -> None:
+    # The simulator calls create_task directly; a task that closes within its own event
+    # is gone from the state once the event ends, and the call still returns it.
+    deployment = load_deployment(
+        {
+            "channels": {"chat": {}},
+            "queues": {"sales": {}, "support": {}},
+            "workflow": {
+                "filters": [
+                    {
+                        "name": "es",
+                        "expression": 'language == "es"',
+                        "targets": [{"queue": "sales"}],
+                    }
+                ]
+            },
+        }
+    )
+    engine = Engine(deployment, options=EngineOptions(keep_closed_tasks=False))
+    closed: list[str] = []
+    engine.on_close = lambda task: closed.append(task.id)
+    task = engine.create_task("t1", "chat", {"language": "en"})
+    assert (task.id, task.state, task.reason) == ("t1", "rejected", "no_matching_filter")
+    assert closed == ["t1"]
+    assert "t1" not in engine.state.tasks
