@@ -462,10 +462,12 @@ def _load_and_run(family: str, path: Path, index: int, outcomes: Outcomes) -> No
             elif (
                 family == "workload"
                 and _expected_arrivals(loaded) < 3000
-                and len(loaded.agents) <= 1000
+                and len(loaded.agents) <= 250
             ):
                 # Big rosters are the engine's scale, measured by bench/scale.py; the
-                # point here is that they load or are refused.
+                # point here is that they load or are refused. (A roster of 1,000 agents
+                # simulates 30 minutes in about 4 s: near SLOW_SECONDS on a loaded
+                # machine, which would make the finding a matter of load, not of the file.)
                 simulate(loaded)
                 outcomes["file/workload/simulated"] += 1
         except OmnirouteError:
