@@ -189,6 +189,10 @@ class AgentSelection:
         target = self.deployment.target_of(task)
         if not record:
             self.noted(task, bool(eligible), stamp)
+            if not eligible:
+                # Unrecorded, a failed attempt is only counted, never shown: like the
+                # indexed path's, it carries no target label and no notes to build.
+                return Decision(task.id, now, task.queue, None, (), None, "no agent is eligible")
         if not eligible:
             label = self.deployment.target_label(task)
             return Decision(
