@@ -21,7 +21,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import attrs
@@ -140,6 +140,125 @@ class Store:
         raise NotImplementedError
 
 
+class SQLStore(Store):
+    """The reads both SQL back ends share, each query written once: they differ only in
+    the placeholder (`PARAM`, put where a query says `{p}`) and in how a query runs
+    (`_rows`, `_one`)."""
+
+    #: the driver's placeholder: "?" for sqlite3, "%s" for psycopg
+    PARAM: ClassVar[str]
+
+    def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _one(self, sql: str, *args: Any) -> Any:
+        """The first column of the first row (None: no row)."""
+        raise NotImplementedError
+
+    def _sql(self, text: str) -> str:
+        return text.replace("{p}", self.PARAM)
+
+    def _text(self, sql: str, *args: Any) -> str | None:
+        value = self._one(self._sql(sql), *args)
+        return None if value is None else str(value)
+
+    def meta(self, deployment: str, key: str) -> str | None:
+        return self._text(
+            "SELECT value FROM meta WHERE deployment = {p} AND key = {p}", deployment, key
+        )
+
+    def last_seq(self, deployment: str) -> int:
+        return int(
+            self._one(self._sql("SELECT MAX(seq) FROM journal WHERE deployment = {p}"), deployment)
+            or 0
+        )
+
+    def snapshot(self, deployment: str) -> Snapshot | None:
+        rows = self._rows(
+            self._sql(
+                "SELECT seq, body FROM snapshots WHERE deployment = {p} ORDER BY seq DESC LIMIT 1"
+            ),
+            deployment,
+        )
+        return Snapshot(int(rows[0][0]), json.loads(rows[0][1])) if rows else None
+
+    def last_event_id(self, deployment: str) -> int:
+        return int(
+            self._one(self._sql("SELECT MAX(id) FROM events WHERE deployment = {p}"), deployment)
+            or 0
+        )
+
+    def events(self, deployment: str, after: int, limit: int) -> list[str]:
+        rows = self._rows(
+            self._sql(
+                "SELECT body FROM events WHERE deployment = {p} AND id > {p} ORDER BY id LIMIT {p}"
+            ),
+            deployment,
+            after,
+            limit,
+        )
+        return [row[0] for row in rows]
+
+    def task(self, deployment: str, task_id: str) -> str | None:
+        return self._text(
+            "SELECT body FROM tasks WHERE deployment = {p} AND id = {p}", deployment, task_id
+        )
+
+    def tasks(
+        self,
+        deployment: str,
+        *,
+        state: str | None,
+        queue: str | None,
+        after_seq: int,
+        limit: int,
+    ) -> list[tuple[int, str]]:
+        sql = "SELECT seq, body FROM tasks WHERE deployment = {p} AND seq > {p}"
+        args: list[Any] = [deployment, after_seq]
+        if state is not None:
+            sql += " AND state = {p}"
+            args.append(state)
+        if queue is not None:
+            sql += " AND queue = {p}"
+            args.append(queue)
+        sql += " ORDER BY seq LIMIT {p}"
+        args.append(limit)
+        return [(int(row[0]), row[1]) for row in self._rows(self._sql(sql), *args)]
+
+    def task_seq(self, deployment: str, task_id: str) -> int | None:
+        value = self._one(
+            self._sql("SELECT seq FROM tasks WHERE deployment = {p} AND id = {p}"),
+            deployment,
+            task_id,
+        )
+        return None if value is None else int(value)
+
+    def task_counts(self, deployment: str) -> dict[str, int]:
+        rows = self._rows(
+            self._sql("SELECT state, COUNT(*) FROM tasks WHERE deployment = {p} GROUP BY state"),
+            deployment,
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    def reservation(self, deployment: str, reservation_id: str) -> str | None:
+        return self._text(
+            "SELECT body FROM reservations WHERE deployment = {p} AND id = {p}",
+            deployment,
+            reservation_id,
+        )
+
+    def explanation(self, deployment: str, task_id: str) -> str | None:
+        return self._text(
+            "SELECT body FROM explanations WHERE deployment = {p} AND task = {p}",
+            deployment,
+            task_id,
+        )
+
+    def webhook_progress(self, deployment: str, url: str) -> int:
+        sql = self._sql("SELECT delivered FROM webhooks WHERE deployment = {p} AND url = {p}")
+        return int(self._one(sql, deployment, url) or 0)
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     deployment TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
@@ -200,10 +319,12 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLStore):
     """SQLite in WAL mode with `synchronous=FULL`: a commit is on disk when `write`
     returns. One connection writes (under a lock), another reads; WAL lets reads go on
     while a commit is in flight."""
+
+    PARAM = "?"
 
     def __init__(self, path: str | Path, *, checkpoint_every: float = 1.0) -> None:
         self.path = Path(path)
@@ -271,15 +392,12 @@ class SQLiteStore(Store):
                 db.execute("ROLLBACK")
                 raise
 
+    def _rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        return self._reader.execute(sql, args).fetchall()
+
     def _one(self, sql: str, *args: Any) -> Any:
         row = self._reader.execute(sql, args).fetchone()
         return None if row is None else row[0]
-
-    def meta(self, deployment: str, key: str) -> str | None:
-        value = self._one(
-            "SELECT value FROM meta WHERE deployment = ? AND key = ?", deployment, key
-        )
-        return None if value is None else str(value)
 
     def journal(self, deployment: str, after: int) -> Iterator[tuple[int, float, dict[str, Any]]]:
         # A connection of its own: the replay of a long journal streams it in pages.
@@ -299,9 +417,6 @@ class SQLiteStore(Store):
                 last = rows[-1][0]
         finally:
             connection.close()
-
-    def last_seq(self, deployment: str) -> int:
-        return int(self._one("SELECT MAX(seq) FROM journal WHERE deployment = ?", deployment) or 0)
 
     def command_ids(self, deployment: str, ids: list[str]) -> set[str]:
         found: set[str] = set()
@@ -333,84 +448,6 @@ class SQLiteStore(Store):
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-
-    def snapshot(self, deployment: str) -> Snapshot | None:
-        row = self._reader.execute(
-            "SELECT seq, body FROM snapshots WHERE deployment = ? ORDER BY seq DESC LIMIT 1",
-            (deployment,),
-        ).fetchone()
-        return None if row is None else Snapshot(row[0], json.loads(row[1]))
-
-    def last_event_id(self, deployment: str) -> int:
-        return int(self._one("SELECT MAX(id) FROM events WHERE deployment = ?", deployment) or 0)
-
-    def events(self, deployment: str, after: int, limit: int) -> list[str]:
-        rows = self._reader.execute(
-            "SELECT body FROM events WHERE deployment = ? AND id > ? ORDER BY id LIMIT ?",
-            (deployment, after, limit),
-        ).fetchall()
-        return [row[0] for row in rows]
-
-    def task(self, deployment: str, task_id: str) -> str | None:
-        value = self._one(
-            "SELECT body FROM tasks WHERE deployment = ? AND id = ?", deployment, task_id
-        )
-        return None if value is None else str(value)
-
-    def tasks(
-        self,
-        deployment: str,
-        *,
-        state: str | None,
-        queue: str | None,
-        after_seq: int,
-        limit: int,
-    ) -> list[tuple[int, str]]:
-        sql = "SELECT seq, body FROM tasks WHERE deployment = ? AND seq > ?"
-        args: list[Any] = [deployment, after_seq]
-        if state is not None:
-            sql += " AND state = ?"
-            args.append(state)
-        if queue is not None:
-            sql += " AND queue = ?"
-            args.append(queue)
-        sql += " ORDER BY seq LIMIT ?"
-        args.append(limit)
-        return [(row[0], row[1]) for row in self._reader.execute(sql, args).fetchall()]
-
-    def task_seq(self, deployment: str, task_id: str) -> int | None:
-        value = self._one(
-            "SELECT seq FROM tasks WHERE deployment = ? AND id = ?", deployment, task_id
-        )
-        return None if value is None else int(value)
-
-    def task_counts(self, deployment: str) -> dict[str, int]:
-        rows = self._reader.execute(
-            "SELECT state, COUNT(*) FROM tasks WHERE deployment = ? GROUP BY state", (deployment,)
-        ).fetchall()
-        return dict(rows)
-
-    def reservation(self, deployment: str, reservation_id: str) -> str | None:
-        value = self._one(
-            "SELECT body FROM reservations WHERE deployment = ? AND id = ?",
-            deployment,
-            reservation_id,
-        )
-        return None if value is None else str(value)
-
-    def explanation(self, deployment: str, task_id: str) -> str | None:
-        value = self._one(
-            "SELECT body FROM explanations WHERE deployment = ? AND task = ?", deployment, task_id
-        )
-        return None if value is None else str(value)
-
-    def webhook_progress(self, deployment: str, url: str) -> int:
-        return int(
-            self._one(
-                "SELECT delivered FROM webhooks WHERE deployment = ? AND url = ?", deployment, url
-            )
-            or 0
-        )
 
     def set_webhook_progress(self, deployment: str, url: str, event_id: int) -> None:
         with self._lock:

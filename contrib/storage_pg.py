@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import attrs
 import psycopg
 
-from .storage import Batch, Snapshot, Store, StoreUnavailable
+from .storage import Batch, SQLStore, StoreUnavailable
 
 log = logging.getLogger("omniroute.store")
 
@@ -105,8 +105,10 @@ class Lease:
     remaining: float
 
 
-class PostgresStore(Store):
+class PostgresStore(SQLStore):
     """The store on PostgreSQL (see the module's docstring)."""
+
+    PARAM = "%s"
 
     def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
         self.url = url
@@ -294,12 +296,6 @@ class PostgresStore(Store):
         rows = self._rows(sql, *args)
         return rows[0][0] if rows else None
 
-    def meta(self, deployment: str, key: str) -> str | None:
-        value = self._one(
-            "SELECT value FROM meta WHERE deployment = %s AND key = %s", deployment, key
-        )
-        return None if value is None else str(value)
-
     def journal(self, deployment: str, after: int) -> Iterator[tuple[int, float, dict[str, Any]]]:
         last = after
         while True:
@@ -315,9 +311,6 @@ class PostgresStore(Store):
                 yield int(seq), float(at), json.loads(event)
             last = int(rows[-1][0])
 
-    def last_seq(self, deployment: str) -> int:
-        return int(self._one("SELECT MAX(seq) FROM journal WHERE deployment = %s", deployment) or 0)
-
     def command_ids(self, deployment: str, ids: list[str]) -> set[str]:
         rows = self._rows(
             "SELECT command FROM journal WHERE deployment = %s AND command = ANY(%s)",
@@ -325,90 +318,6 @@ class PostgresStore(Store):
             ids,
         )
         return {row[0] for row in rows}
-
-    def snapshot(self, deployment: str) -> Snapshot | None:
-        rows = self._rows(
-            "SELECT seq, body FROM snapshots WHERE deployment = %s ORDER BY seq DESC LIMIT 1",
-            deployment,
-        )
-        return Snapshot(int(rows[0][0]), json.loads(rows[0][1])) if rows else None
-
-    def last_event_id(self, deployment: str) -> int:
-        return int(self._one("SELECT MAX(id) FROM events WHERE deployment = %s", deployment) or 0)
-
-    def events(self, deployment: str, after: int, limit: int) -> list[str]:
-        rows = self._rows(
-            "SELECT body FROM events WHERE deployment = %s AND id > %s ORDER BY id LIMIT %s",
-            deployment,
-            after,
-            limit,
-        )
-        return [row[0] for row in rows]
-
-    def task(self, deployment: str, task_id: str) -> str | None:
-        value = self._one(
-            "SELECT body FROM tasks WHERE deployment = %s AND id = %s", deployment, task_id
-        )
-        return None if value is None else str(value)
-
-    def tasks(
-        self,
-        deployment: str,
-        *,
-        state: str | None,
-        queue: str | None,
-        after_seq: int,
-        limit: int,
-    ) -> list[tuple[int, str]]:
-        sql = "SELECT seq, body FROM tasks WHERE deployment = %s AND seq > %s"
-        args: list[Any] = [deployment, after_seq]
-        if state is not None:
-            sql += " AND state = %s"
-            args.append(state)
-        if queue is not None:
-            sql += " AND queue = %s"
-            args.append(queue)
-        sql += " ORDER BY seq LIMIT %s"
-        args.append(limit)
-        return [(int(row[0]), row[1]) for row in self._rows(sql, *args)]
-
-    def task_seq(self, deployment: str, task_id: str) -> int | None:
-        value = self._one(
-            "SELECT seq FROM tasks WHERE deployment = %s AND id = %s", deployment, task_id
-        )
-        return None if value is None else int(value)
-
-    def task_counts(self, deployment: str) -> dict[str, int]:
-        rows = self._rows(
-            "SELECT state, COUNT(*) FROM tasks WHERE deployment = %s GROUP BY state", deployment
-        )
-        return {row[0]: int(row[1]) for row in rows}
-
-    def reservation(self, deployment: str, reservation_id: str) -> str | None:
-        value = self._one(
-            "SELECT body FROM reservations WHERE deployment = %s AND id = %s",
-            deployment,
-            reservation_id,
-        )
-        return None if value is None else str(value)
-
-    def explanation(self, deployment: str, task_id: str) -> str | None:
-        value = self._one(
-            "SELECT body FROM explanations WHERE deployment = %s AND task = %s",
-            deployment,
-            task_id,
-        )
-        return None if value is None else str(value)
-
-    def webhook_progress(self, deployment: str, url: str) -> int:
-        return int(
-            self._one(
-                "SELECT delivered FROM webhooks WHERE deployment = %s AND url = %s",
-                deployment,
-                url,
-            )
-            or 0
-        )
 
     # --- leases --------------------------------------------------------------------------
 
