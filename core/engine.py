@@ -12,6 +12,7 @@ offered to the best eligible agent with room. A failing event changes nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -202,6 +203,19 @@ class Engine:
     def advance_to(self, at: float) -> None:
         """Move the clock to `at`, firing every timer due by then at its own time; each
         timer is an event of its own."""
+        state = self.state
+        timers = state.timers
+        # No timer due by then (the common case of a long run): only the clock moves.
+        if (
+            at.__class__ is float
+            and at >= state.now
+            and at < math.inf
+            and (not timers or timers[0][0] > at)
+            and not self.transactions.in_event
+        ):
+            with self.transactions.writing():
+                state.now = at
+            return
         with self.transactions.writing():
             if not finite_time(at):
                 raise EventError(f"advance_to: the time must be a finite number, not {at!r}")
@@ -512,12 +526,8 @@ class Engine:
     def _transaction(self, what: str, apply: Callable[[], None], owner: str | None = None) -> None:
         """Apply the event, then route; on any error, undo everything it changed."""
 
-        def apply_and_route() -> None:
-            apply()
-            self.router.route()
-
         try:
-            outermost = self.transactions.run(what, apply_and_route, owner, self._rebuild)
+            outermost = self.transactions.run(what, apply, owner, self._rebuild, self.router.route)
         except BaseException:
             self.lifecycle.closed.clear()
             raise

@@ -48,6 +48,11 @@ class HeapEligibility:
         )
         self._tasks_fixed = all(ordering.fixed for _plugin, ordering in pipeline.task_orderings)
 
+    @property
+    def everywhere(self) -> bool:
+        """Every queue and channel is served from heaps."""
+        return self._agents_fixed and self._tasks_fixed
+
     def serves(self, queue: str | None, channel: str) -> bool:
         """This queue and channel can be served from heaps."""
         return self._agents_fixed and self._tasks_fixed

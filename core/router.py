@@ -118,13 +118,12 @@ class Router:
             groups = self._waiting.groups_to_try(self._state.now, self._selection.time_dependent)
             if not groups and not self._waiting.unordered:
                 return False  # nothing to try, and no order key to compute
-            served = self._waiting.served
-            if all(served(group) for group in groups):
-                waiting = self._waiting.walk_in_order(
-                    groups,
-                    self.task_order_key,
-                    lambda error: self.incomparable(self._waiting.tasks_of(groups), error),
-                )
+            if self._waiting.served_everywhere or all(map(self._waiting.served, groups)):
+
+                def incomparable(error: TypeError) -> Exception:
+                    return self.incomparable(self._waiting.tasks_of(groups), error)
+
+                waiting = self._waiting.walk_in_order(groups, self.task_order_key, incomparable)
             else:
                 tasks = self._waiting.tasks_of(groups)
                 try:

@@ -10,6 +10,7 @@ order keys, each key computed once per wait.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -49,6 +50,8 @@ class WaitingTasks:
         self._fresh_tasks: dict[str, None] = {}
         self._agents_seen = -1
         self._heaps = TaskHeaps()
+        #: every group is served from heaps (the common case: no per-group check)
+        self.served_everywhere = heaps is not None and heaps.everywhere
         #: tasks whose order key is still to be computed (at the next routing pass, after
         #: the handlers of the event that queued them have run)
         self._unordered: dict[str, None] = {}
@@ -151,19 +154,24 @@ class WaitingTasks:
         assert index is not None
         index.sync()
         opened, changed = index.take_changes()
+        named: Iterable[GroupKey]
         if self._check_every_group or (time_dependent and now != self._last_pass_at):
-            named = set(self.groups)
+            named = self.groups
         else:
-            named = self._fresh | opened
-            if changed:
+            # `_fresh` is replaced below: it can take the other groups in place.
+            named = self._fresh
+            if opened:
+                named |= opened
+            if changed and self._scanned:
                 named |= self._scanned
         self._fresh = set()
         self._check_every_group = False
         self._last_pass_at = now
+        groups, members, open_groups = self.groups, index.members, index.open
         return [
             group
             for group in named
-            if self.groups.get(group) and (not index.indexed(group[0]) or index.open.get(group))
+            if groups.get(group) and (group[0] not in members or open_groups.get(group))
         ]
 
     def to_try_without_index(
@@ -226,6 +234,9 @@ class WaitingTasks:
         pending.clear()
         index = self._index
         assert index is not None
+        if len(groups) == 1:
+            yield from self._walk_group(groups[0], incomparable)
+            return
 
         def still_open(group: GroupKey) -> bool:
             if not index.indexed(group[0]):
@@ -244,3 +255,40 @@ class WaitingTasks:
             task = tasks[task_id]
             if task.hold_reason is None:
                 yield task
+
+    def _walk_group(
+        self, group: GroupKey, incomparable: Callable[[TypeError], Exception]
+    ) -> Iterator[Task]:
+        """`TaskHeaps.walk` of a single group, written out: most passes try one group
+        (an arrival's, or the one a freed agent serves), and this runs for each."""
+        heaps = self._heaps
+        heap = heaps.heaps.get(group)
+        if not heap:
+            return
+        index = self._index
+        assert index is not None
+        indexed = index.indexed(group[0])
+        live, tasks, sync, open_groups = heaps.entry, self._state.tasks, index.sync, index.open
+        taken: list[Any] = []
+        try:
+            while heap:
+                if indexed:
+                    sync()
+                    if not open_groups.get(group):
+                        return
+                item = heapq.heappop(heap)
+                if live.get(item[1]) is not item:
+                    continue
+                taken.append(item)
+                task = tasks[item[1]]
+                if task.hold_reason is None:
+                    yield task
+        except TypeError as error:
+            raise incomparable(error) from error
+        finally:
+            try:
+                for item in taken:
+                    if live.get(item[1]) is item:
+                        heapq.heappush(heap, item)
+            except TypeError as error:
+                raise incomparable(error) from error
