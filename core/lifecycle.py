@@ -121,7 +121,7 @@ class TaskLifecycle:
         offers.clear()
         return taken
 
-    def reserve(self, task: Task, agent: Agent, decision: Decision) -> None:
+    def reserve(self, task: Task, agent: Agent, decision: Decision | None) -> None:
         now = self._clock.now
         self._undo.keep(task)
         self._undo.keep(agent)
@@ -155,7 +155,7 @@ class TaskLifecycle:
             )
 
     def open_reservation(
-        self, task: Task, agent: Agent, decision: Decision, terms: OfferTerms
+        self, task: Task, agent: Agent, decision: Decision | None, terms: OfferTerms
     ) -> Reservation:
         """A new pending reservation of the task for the agent, which holds it from now
         on: made, listed in `offers`, and its decision recorded."""
@@ -178,6 +178,7 @@ class TaskLifecycle:
         if options.record_decisions:
             if task.id not in self.decisions:
                 self._undo.added(self.decisions, task.id)
+            assert decision is not None  # the engine records a decision for every offer
             records = self.decisions.setdefault(task.id, [])
             self._undo.push(records.pop)
             records.append(decision)

@@ -134,11 +134,18 @@ class Router:
         record = self._options.record_decisions
         skip_closed_channels = self._index is None and not record
         open_channels = self._channels_with_room() if skip_closed_channels else set()
+        fast = self._fast_path if not record else None
         for task in waiting:
             if task.state != "queued" or task.hold_reason is not None:
                 continue
             if skip_closed_channels and task.channel not in open_channels:
                 continue  # no ready agent has room on this channel: no filter could pass
+            if fast is not None and fast.index.indexed(task.queue):
+                winner = fast.winner(task, state.now)
+                if winner is not None:
+                    self._lifecycle.reserve(task, winner, None)
+                    offered = True
+                continue
             decision = self.choose_agent(task, record=record)
             if decision.winner is not None:
                 self._lifecycle.reserve(task, state.agents[decision.winner], decision)
