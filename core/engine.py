@@ -304,7 +304,8 @@ class Engine:
         deployment = self.deployment
         if task_id in self.state.tasks:
             raise EventError(f"task {task_id!r} already exists")
-        self.roster.check_channels({channel: 1}, f"task {task_id!r}")
+        if channel not in deployment.channels and deployment.channels:
+            self.roster.check_channels({channel: 1}, f"task {task_id!r}")
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise EventError(f"task {task_id!r}: priority must be a whole number, not {priority!r}")
         if queue is not None and queue not in deployment.queues:

@@ -122,7 +122,7 @@ class TaskLifecycle:
         return taken
 
     def reserve(self, task: Task, agent: Agent, decision: Decision | None) -> None:
-        now = self._clock.now
+        now = self.state.now
         self._undo.keep(task)
         self._undo.keep(agent)
         task.state = "reserved"
@@ -159,7 +159,7 @@ class TaskLifecycle:
     ) -> Reservation:
         """A new pending reservation of the task for the agent, which holds it from now
         on: made, listed in `offers`, and its decision recorded."""
-        now = self._clock.now
+        now = self.state.now
         self._undo.keep(agent)
         agent.held.setdefault(task.channel, set()).add(task.id)
         agent.last_offer_at = now
@@ -210,9 +210,10 @@ class TaskLifecycle:
     # --- task states -------------------------------------------------------------------
 
     def log(self, task: Task, what: str) -> None:
-        self._undo.keep(task)
+        if self._undo.active:
+            self._undo.keep(task)
         self.changed[task.id] = task
-        task.history.append((self._clock.now, what))
+        task.history.append((self.state.now, what))
 
     def queue(self, task: Task) -> None:
         """The task waits in `task.queue` (newly, or again, or in another target)."""
@@ -253,7 +254,7 @@ class TaskLifecycle:
         was_assigned = task.id in agent.assigned.get(task.channel, set())
         agent.assigned.get(task.channel, set()).discard(task.id)
         if was_assigned and agent.held_count() == 0:
-            agent.free_since = self._clock.now
+            agent.free_since = self.state.now
         agent.touch()
         task.agent = None
         return agent
@@ -302,7 +303,7 @@ class TaskLifecycle:
             reservation.state = "accepted"
         task.state = "assigned"
         agent.assigned.setdefault(task.channel, set()).add(task.id)
-        agent.last_accept_at = self._clock.now
+        agent.last_accept_at = self.state.now
         agent.touch()
         self.log(task, f"accepted by {agent.id}")
         self._notify("accepted", task, agent)
@@ -346,7 +347,7 @@ class TaskLifecycle:
         task.filter_index = task.target_index = None
         task.target_expired = False
         task.transferred = True
-        task.queued_at = self._clock.now
+        task.queued_at = self.state.now
         self.queue(task)
         self.log(task, f"transferred to queue {queue}")
         self._notify("transferred", task, agent)
@@ -376,7 +377,7 @@ class TaskLifecycle:
     def set_status(self, agent: Agent, status: str) -> None:
         self._undo.keep(agent)
         agent.status = status
-        agent.status_since = self._clock.now
+        agent.status_since = self.state.now
         agent.touch()
 
     def set_capacity(self, agent: Agent, channel: str, capacity: int) -> None:
