@@ -58,27 +58,32 @@ class WaitingTasks:
 
     def add(self, task: Task) -> None:
         """The task (queued now, in `task.queue`) waits, or moves to another group."""
-        waiting = self._state.waiting
-        if task.id not in waiting:
-            task.wait_seq = self._state.wait_sequence
-            self._state.wait_sequence += 1
-            self._undo.added(waiting, task.id)
-            waiting[task.id] = None
+        state = self._state
+        waiting = state.waiting
+        task_id = task.id
+        if task_id not in waiting:
+            task.wait_seq = state.wait_sequence
+            state.wait_sequence += 1
+            self._undo.added(waiting, task_id)
+            waiting[task_id] = None
         group = (task.queue, task.channel)
-        previous = self._group_of.get(task.id)
+        previous = self._group_of.get(task_id)
         if previous is not None and previous != group:
-            self.groups[previous].pop(task.id, None)
-        self.groups.setdefault(group, {})[task.id] = None
-        if self._index is not None and not self._index.indexed(group[0]):
+            self.groups[previous].pop(task_id, None)
+        self.groups.setdefault(group, {})[task_id] = None
+        index = self._index
+        if index is None:
+            # Only the pass without the index reads these (and forgets them).
+            self._fresh_tasks[task_id] = None
+        elif not index.indexed(group[0]):
             self._scanned.add(group)
-        self._group_of[task.id] = group
+        self._group_of[task_id] = group
         self._fresh.add(group)
-        self._fresh_tasks[task.id] = None
-        self._heaps.drop(task.id, previous)
-        if self.served(group):
-            self._unordered[task.id] = None
+        self._heaps.drop(task_id, previous)
+        if self.served_everywhere or self.served(group):
+            self._unordered[task_id] = None
         else:
-            self._unordered.pop(task.id, None)
+            self._unordered.pop(task_id, None)
 
     def remove(self, task: Task) -> None:
         self._undo.removed(self._state.waiting, task.id)
@@ -94,7 +99,8 @@ class WaitingTasks:
         group = self._group_of.get(task.id)
         if group is not None:
             self._fresh.add(group)
-            self._fresh_tasks[task.id] = None
+            if self._index is None:
+                self._fresh_tasks[task.id] = None
 
     def check_every_group(self) -> None:
         """Something no stamp tracks changed (a timer fired): try every group."""
