@@ -414,7 +414,8 @@ def test_a_long_run_keeps_nothing_per_task_it_has_closed(indexed: bool) -> None:
         engine.create_task(f"w{n}", "chat")  # waits until c{n} completes
         engine.complete(f"c{n}")
         engine.complete(f"w{n}")
-    assert engine.state.tasks == {} and engine.state.waiting == {}
+    assert engine.state.tasks == {}
+    assert engine.state.waiting == {}
     waiting = engine.waiting
     kept = (waiting._fresh_tasks, waiting._group_of, waiting._unordered, waiting._heaps.entry)
     assert [len(part) for part in kept] == [0, 0, 0, 0]
