@@ -145,6 +145,10 @@ class TaskHeaps:
         self.entry.clear()
         self._live.clear()
 
+    def live(self, group: GroupKey) -> int:
+        """How many tasks of the group have a live entry."""
+        return self._live.get(group, 0)
+
     def drop(self, task_id: str, group: GroupKey | None) -> None:
         if self.entry.pop(task_id, None) is not None and group is not None:
             self._live[group] -= 1

@@ -226,6 +226,14 @@ class WaitingTasks:
         tasks = self._state.tasks
         heaps = self._heaps
         pending = self._unordered
+        if len(groups) == 1 and len(pending) == 1:
+            (only,) = pending
+            if self._group_of[only] == groups[0] and not heaps.live(groups[0]):
+                # The commonest pass: a task arrives where nobody waits. It comes first
+                # whatever its order key, which is computed only if it stays.
+                pending.clear()
+                yield from self._walk_alone(groups[0], tasks[only], order_key, incomparable)
+                return
         try:
             for task_id in pending:
                 heaps.push(self._group_of[task_id], task_id, order_key(tasks[task_id]))
@@ -261,6 +269,50 @@ class WaitingTasks:
             task = tasks[task_id]
             if task.hold_reason is None:
                 yield task
+
+    def _walk_alone(
+        self,
+        group: GroupKey,
+        task: Task,
+        order_key: OrderKey,
+        incomparable: Callable[[TypeError], Exception],
+    ) -> Iterator[Task]:
+        """`walk_in_order` of a group whose only waiting task is not ordered yet."""
+        task_id = task.id
+        try:
+            if task.hold_reason is None and self._has_open_agent(group):
+                yield task
+        except GeneratorExit:
+            self._still_unordered(task_id, group)
+            raise
+        if not self._still_unordered(task_id, group):
+            return
+        key = order_key(task)  # should it raise, the task stays unordered
+        heaps = self._heaps
+        try:
+            heaps.push(group, task_id, key)
+        except TypeError as error:
+            heaps.drop(task_id, group)
+            heaps.compact(group)
+            raise incomparable(error) from error
+        self._unordered.pop(task_id, None)
+
+    def _has_open_agent(self, group: GroupKey) -> bool:
+        """Some agent is open in the group (always, for a queue the index cannot hold)."""
+        index = self._index
+        assert index is not None
+        if not index.indexed(group[0]):
+            return True
+        index.sync()
+        return bool(index.open.get(group))
+
+    def _still_unordered(self, task_id: str, group: GroupKey) -> bool:
+        """Whether the task waits in `group` with no order key: then it is kept among the
+        unordered tasks (keyed at the next pass) until it gets one."""
+        if self._group_of.get(task_id) != group or task_id in self._heaps.entry:
+            return False
+        self._unordered[task_id] = None
+        return True
 
     def _walk_group(
         self, group: GroupKey, incomparable: Callable[[TypeError], Exception]
