@@ -103,7 +103,9 @@ class Router:
 
     def _route_once(self) -> bool:
         state = self._state
-        if not state.agents:
+        if not state.agents or not state.waiting:
+            # Nothing to offer. What changed since the last pass is still noted (the index's
+            # opened groups, the waiting tasks' fresh ones): the next pass reads it.
             return False
         waiting: Iterable[Task]
         if self._index is None:
