@@ -70,6 +70,8 @@ class Engine:
         self.transactions = Transactions(self.state, recorded=self.options.transactional)
         self._undo = self.transactions.undo
         self.state.plugin_state = RecordedDict(self._undo)
+        #: an event is under way through `apply`, which reports the tasks it changed
+        self._applying = False
         self._assemble(deployment)
 
     def _assemble(self, deployment: Deployment) -> None:
@@ -271,7 +273,11 @@ class Engine:
         if apply is None:  # a subclass of an event class
             apply = next((f for kind, f in _APPLY.items() if isinstance(event, kind)), None)
         if apply is not None:
-            apply(self, event)
+            self._applying = True
+            try:
+                apply(self, event)
+            finally:
+                self._applying = False
         changed, self.lifecycle.changed = self.lifecycle.changed, {}
         made = state.forgotten_offers + len(state.offers) - before
         return events.Outcome(
@@ -534,6 +540,10 @@ class Engine:
             raise
         if outermost and self.lifecycle.closed:
             self._settle_closed()
+        if outermost and not self._applying:
+            # Only `apply` reports the tasks an event changed; called as a method, the
+            # event's list goes, or a long run would keep every task it ever changed.
+            self.lifecycle.changed.clear()
 
     def _rebuild(self) -> None:
         """Rebuild what is derived from the state (after an undo or a restore): a failed

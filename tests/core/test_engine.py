@@ -417,5 +417,11 @@ def test_a_long_run_keeps_nothing_per_task_it_has_closed(indexed: bool) -> None:
     assert engine.state.tasks == {}
     assert engine.state.waiting == {}
     waiting = engine.waiting
-    kept = (waiting._fresh_tasks, waiting._group_of, waiting._unordered, waiting._heaps.entry)
-    assert [len(part) for part in kept] == [0, 0, 0, 0]
+    kept = (
+        waiting._fresh_tasks,
+        waiting._group_of,
+        waiting._unordered,
+        waiting._heaps.entry,
+        engine.lifecycle.changed,
+    )
+    assert [len(part) for part in kept] == [0, 0, 0, 0, 0]
