@@ -12,7 +12,6 @@ offered to the best eligible agent with room. A failing event changes nothing.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,18 +204,9 @@ class Engine:
     def advance_to(self, at: float) -> None:
         """Move the clock to `at`, firing every timer due by then at its own time; each
         timer is an event of its own."""
-        state = self.state
-        timers = state.timers
-        # No timer due by then (the common case of a long run): only the clock moves.
-        if (
-            at.__class__ is float
-            and at >= state.now
-            and at < math.inf
-            and (not timers or timers[0][0] > at)
-            and not self.transactions.in_event
-        ):
+        if self.clock.only_moves(at) and not self.transactions.in_event:
             with self.transactions.writing():
-                state.now = at
+                self.state.now = at
             return
         with self.transactions.writing():
             if not finite_time(at):
