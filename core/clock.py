@@ -110,6 +110,18 @@ class Clock:
         )
         return EventError(message) if owner is None else RuntimeError(message)
 
+    def only_moves(self, at: Any) -> bool:
+        """Whether moving the clock to `at` fires no timer and needs no check: a float,
+        not before now and finite, with no timer due by then (the common case of a long
+        run). A canceled timer on top makes this False: the full path drops it."""
+        state = self.state
+        timers = state.timers
+        return (
+            at.__class__ is float
+            and state.now <= at < math.inf
+            and (not timers or timers[0][0] > at)
+        )
+
     def pop_due(self, at: float) -> tuple[Timer, TimerHandler] | None:
         """The next timer due by `at`, taken off the heap, with its handler."""
         due = self.next_timer_at()

@@ -62,6 +62,12 @@ def omniroute_filters(context: PluginContext) -> Iterable[Filter]:
             return True
         return current.expression.evaluate(context.expression_context(task, agent))
 
+    # Without an expression on any workflow target, this filter passes every agent: the
+    # index answers it, and the fast path does not call it per candidate.
+    workflow = context.deployment.workflow
+    no_target_expressions = workflow is None or all(
+        target.expression is None for item in workflow.filters for target in item.targets
+    )
     routing = timed_routing(context)
     return [
         Filter("status", ready, lambda _t, agent: f"not ready ({agent.status})", index_kept=True),
@@ -76,6 +82,7 @@ def omniroute_filters(context: PluginContext) -> Iterable[Filter]:
             "target",
             target,
             lambda task, _a: f"{context.target_label(task)}.expression is false",
+            index_kept=no_target_expressions,
         ),
         *routing.filters(),
     ]

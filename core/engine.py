@@ -69,6 +69,8 @@ class Engine:
         self.transactions = Transactions(self.state, recorded=self.options.transactional)
         self._undo = self.transactions.undo
         self.state.plugin_state = RecordedDict(self._undo)
+        #: an event is under way through `apply`, which reports the tasks it changed
+        self._applying = False
         self._assemble(deployment)
 
     def _assemble(self, deployment: Deployment) -> None:
@@ -202,6 +204,10 @@ class Engine:
     def advance_to(self, at: float) -> None:
         """Move the clock to `at`, firing every timer due by then at its own time; each
         timer is an event of its own."""
+        if self.clock.only_moves(at) and not self.transactions.in_event:
+            with self.transactions.writing():
+                self.state.now = at
+            return
         with self.transactions.writing():
             if not finite_time(at):
                 raise EventError(f"advance_to: the time must be a finite number, not {at!r}")
@@ -257,7 +263,11 @@ class Engine:
         if apply is None:  # a subclass of an event class
             apply = next((f for kind, f in _APPLY.items() if isinstance(event, kind)), None)
         if apply is not None:
-            apply(self, event)
+            self._applying = True
+            try:
+                apply(self, event)
+            finally:
+                self._applying = False
         changed, self.lifecycle.changed = self.lifecycle.changed, {}
         made = state.forgotten_offers + len(state.offers) - before
         return events.Outcome(
@@ -290,7 +300,8 @@ class Engine:
         deployment = self.deployment
         if task_id in self.state.tasks:
             raise EventError(f"task {task_id!r} already exists")
-        self.roster.check_channels({channel: 1}, f"task {task_id!r}")
+        if channel not in deployment.channels and deployment.channels:
+            self.roster.check_channels({channel: 1}, f"task {task_id!r}")
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise EventError(f"task {task_id!r}: priority must be a whole number, not {priority!r}")
         if queue is not None and queue not in deployment.queues:
@@ -512,17 +523,17 @@ class Engine:
     def _transaction(self, what: str, apply: Callable[[], None], owner: str | None = None) -> None:
         """Apply the event, then route; on any error, undo everything it changed."""
 
-        def apply_and_route() -> None:
-            apply()
-            self.router.route()
-
         try:
-            outermost = self.transactions.run(what, apply_and_route, owner, self._rebuild)
+            outermost = self.transactions.run(what, apply, owner, self._rebuild, self.router.route)
         except BaseException:
             self.lifecycle.closed.clear()
             raise
         if outermost and self.lifecycle.closed:
             self._settle_closed()
+        if outermost and not self._applying:
+            # Only `apply` reports the tasks an event changed; called as a method, the
+            # event's list goes, or a long run would keep every task it ever changed.
+            self.lifecycle.changed.clear()
 
     def _rebuild(self) -> None:
         """Rebuild what is derived from the state (after an undo or a restore): a failed

@@ -165,6 +165,13 @@ class FastPath:
         return tuple(parts)
 
     def choose(self, task: Task, now: float) -> Decision:
+        winner = self.winner(task, now)
+        if winner is None:
+            return Decision(task.id, now, task.queue, None, (), None, "no agent is eligible")
+        return Decision(task.id, now, task.queue, None, (), winner.id, "")
+
+    def winner(self, task: Task, now: float) -> Agent | None:
+        """The agent `choose` decides on, without a Decision (routing records none here)."""
         selection = self._selection
         try:
             self.index.sync()  # ladders sort agents by their keys
@@ -174,9 +181,7 @@ class FastPath:
         except TypeError as error:  # keys that cannot be compared, or any other TypeError
             raise self._incomparable(task, error) from error
         selection.noted(task, winner is not None, stamp)
-        if winner is None:
-            return Decision(task.id, now, task.queue, None, (), None, "no agent is eligible")
-        return Decision(task.id, now, task.queue, None, (), winner.id, "")
+        return winner
 
     def _incomparable(self, task: Task, error: TypeError) -> Exception:
         """The PluginError naming the plugin whose ranking keys of the task's open agents
@@ -283,6 +288,13 @@ class FastPath:
         taken = []
         best: tuple[tuple[bool, ...], Agent] | None = None
         try:
+            if not self._filter_calls and not self._prefer_calls:
+                # Nothing to test: the first agent changed since the last try wins.
+                while (entry := heap.pop()) is not None:
+                    taken.append(entry)
+                    if since is None or entry[2].version > since:
+                        return entry[2]
+                return None
             while (entry := heap.pop()) is not None:
                 taken.append(entry)
                 agent = entry[2]

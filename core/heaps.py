@@ -48,6 +48,11 @@ class HeapEligibility:
         )
         self._tasks_fixed = all(ordering.fixed for _plugin, ordering in pipeline.task_orderings)
 
+    @property
+    def everywhere(self) -> bool:
+        """Every queue and channel is served from heaps."""
+        return self._agents_fixed and self._tasks_fixed
+
     def serves(self, queue: str | None, channel: str) -> bool:
         """This queue and channel can be served from heaps."""
         return self._agents_fixed and self._tasks_fixed
@@ -139,6 +144,10 @@ class TaskHeaps:
         self.heaps.clear()
         self.entry.clear()
         self._live.clear()
+
+    def live(self, group: GroupKey) -> int:
+        """How many tasks of the group have a live entry."""
+        return self._live.get(group, 0)
 
     def drop(self, task_id: str, group: GroupKey | None) -> None:
         if self.entry.pop(task_id, None) is not None and group is not None:

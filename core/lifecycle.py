@@ -121,8 +121,8 @@ class TaskLifecycle:
         offers.clear()
         return taken
 
-    def reserve(self, task: Task, agent: Agent, decision: Decision) -> None:
-        now = self._clock.now
+    def reserve(self, task: Task, agent: Agent, decision: Decision | None) -> None:
+        now = self.state.now
         self._undo.keep(task)
         self._undo.keep(agent)
         task.state = "reserved"
@@ -155,11 +155,11 @@ class TaskLifecycle:
             )
 
     def open_reservation(
-        self, task: Task, agent: Agent, decision: Decision, terms: OfferTerms
+        self, task: Task, agent: Agent, decision: Decision | None, terms: OfferTerms
     ) -> Reservation:
         """A new pending reservation of the task for the agent, which holds it from now
         on: made, listed in `offers`, and its decision recorded."""
-        now = self._clock.now
+        now = self.state.now
         self._undo.keep(agent)
         agent.held.setdefault(task.channel, set()).add(task.id)
         agent.last_offer_at = now
@@ -178,6 +178,7 @@ class TaskLifecycle:
         if options.record_decisions:
             if task.id not in self.decisions:
                 self._undo.added(self.decisions, task.id)
+            assert decision is not None  # the engine records a decision for every offer
             records = self.decisions.setdefault(task.id, [])
             self._undo.push(records.pop)
             records.append(decision)
@@ -209,9 +210,10 @@ class TaskLifecycle:
     # --- task states -------------------------------------------------------------------
 
     def log(self, task: Task, what: str) -> None:
-        self._undo.keep(task)
+        if self._undo.active:
+            self._undo.keep(task)
         self.changed[task.id] = task
-        task.history.append((self._clock.now, what))
+        task.history.append((self.state.now, what))
 
     def queue(self, task: Task) -> None:
         """The task waits in `task.queue` (newly, or again, or in another target)."""
@@ -252,7 +254,7 @@ class TaskLifecycle:
         was_assigned = task.id in agent.assigned.get(task.channel, set())
         agent.assigned.get(task.channel, set()).discard(task.id)
         if was_assigned and agent.held_count() == 0:
-            agent.free_since = self._clock.now
+            agent.free_since = self.state.now
         agent.touch()
         task.agent = None
         return agent
@@ -301,7 +303,7 @@ class TaskLifecycle:
             reservation.state = "accepted"
         task.state = "assigned"
         agent.assigned.setdefault(task.channel, set()).add(task.id)
-        agent.last_accept_at = self._clock.now
+        agent.last_accept_at = self.state.now
         agent.touch()
         self.log(task, f"accepted by {agent.id}")
         self._notify("accepted", task, agent)
@@ -345,7 +347,7 @@ class TaskLifecycle:
         task.filter_index = task.target_index = None
         task.target_expired = False
         task.transferred = True
-        task.queued_at = self._clock.now
+        task.queued_at = self.state.now
         self.queue(task)
         self.log(task, f"transferred to queue {queue}")
         self._notify("transferred", task, agent)
@@ -375,7 +377,7 @@ class TaskLifecycle:
     def set_status(self, agent: Agent, status: str) -> None:
         self._undo.keep(agent)
         agent.status = status
-        agent.status_since = self._clock.now
+        agent.status_since = self.state.now
         agent.touch()
 
     def set_capacity(self, agent: Agent, channel: str, capacity: int) -> None:

@@ -103,7 +103,9 @@ class Router:
 
     def _route_once(self) -> bool:
         state = self._state
-        if not state.agents:
+        if not state.agents or not state.waiting:
+            # Nothing to offer. What changed since the last pass is still noted (the index's
+            # opened groups, the waiting tasks' fresh ones): the next pass reads it.
             return False
         waiting: Iterable[Task]
         if self._index is None:
@@ -118,13 +120,12 @@ class Router:
             groups = self._waiting.groups_to_try(self._state.now, self._selection.time_dependent)
             if not groups and not self._waiting.unordered:
                 return False  # nothing to try, and no order key to compute
-            served = self._waiting.served
-            if all(served(group) for group in groups):
-                waiting = self._waiting.walk_in_order(
-                    groups,
-                    self.task_order_key,
-                    lambda error: self.incomparable(self._waiting.tasks_of(groups), error),
-                )
+            if self._waiting.served_everywhere or all(map(self._waiting.served, groups)):
+
+                def incomparable(error: TypeError) -> Exception:
+                    return self.incomparable(self._waiting.tasks_of(groups), error)
+
+                waiting = self._waiting.walk_in_order(groups, self.task_order_key, incomparable)
             else:
                 tasks = self._waiting.tasks_of(groups)
                 try:
@@ -135,11 +136,18 @@ class Router:
         record = self._options.record_decisions
         skip_closed_channels = self._index is None and not record
         open_channels = self._channels_with_room() if skip_closed_channels else set()
+        fast = self._fast_path if not record else None
         for task in waiting:
             if task.state != "queued" or task.hold_reason is not None:
                 continue
             if skip_closed_channels and task.channel not in open_channels:
                 continue  # no ready agent has room on this channel: no filter could pass
+            if fast is not None and fast.index.indexed(task.queue):
+                winner = fast.winner(task, state.now)
+                if winner is not None:
+                    self._lifecycle.reserve(task, winner, None)
+                    offered = True
+                continue
             decision = self.choose_agent(task, record=record)
             if decision.winner is not None:
                 self._lifecycle.reserve(task, state.agents[decision.winner], decision)

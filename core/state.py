@@ -278,6 +278,10 @@ def latest_agent_version() -> int:
     return next(_agent_versions)
 
 
+#: the built-in values of `task.*`, which hide task attributes of the same names
+TASK_BUILT_INS = frozenset({"id", "channel", "priority", "queue", "age"})
+
+
 def task_context(task: Task, now: float, priority: int) -> dict[str, Any]:
     """What `task.*` reads: the task's attributes, with built-in values on top."""
     return {

@@ -45,21 +45,35 @@ class Transactions:
         apply: Callable[[], None],
         owner: str | None,
         rebuild: Callable[[], None],
+        then: Callable[[], None],
     ) -> bool:
-        """Apply an event (with the routing it causes) as one transaction; False when it
-        ran inside an event already under way, which owns the transaction."""
+        """Apply an event, then `then` (the routing it causes), as one transaction; False
+        when it ran inside an event already under way, which owns the transaction.
+
+        The writer check of `writing` is written out here: this runs for every event."""
+        me = threading.get_ident()
         if self.in_event:
-            if self._writer is not None and self._writer != threading.get_ident():
+            if self._writer is not None and self._writer != me:
                 raise ConcurrentWriteError(
                     "the engine is applying an event in another thread: an engine has one writer"
                 )
             apply()
+            then()
             return False
-        with self.writing():
-            self.in_event = True
-            mark = self._begin()
+        outermost = self._writer != me
+        if outermost:
+            if not self._lock.acquire(blocking=False):
+                raise ConcurrentWriteError(
+                    "the engine is already applying an event in another thread: an engine has "
+                    "one writer (see docs/api.md, 'One writer')"
+                )
+            self._writer = me
+        self.in_event = True
+        try:
+            mark = self._begin() if self.recorded else None
             try:
                 apply()
+                then()
             except BaseException as error:
                 if mark is not None:
                     self._rollback(mark)
@@ -67,15 +81,20 @@ class Transactions:
                 if owner is not None and not isinstance(error, (EventError, PluginError)):
                     raise PluginError(owner, what, error) from error
                 raise
-            else:
+            if mark is not None:
                 self.undo.commit()
-            finally:
-                self.in_event = False
+        finally:
+            self.in_event = False
+            if outermost:
+                self._writer = None
+                self._lock.release()
         return True
 
-    def _begin(self) -> Mark | None:
-        if not self.recorded:
-            return None
+    def holds(self) -> bool:
+        """Whether this thread may write now without taking the lock (it holds it)."""
+        return self._writer == threading.get_ident()
+
+    def _begin(self) -> Mark:
         self.undo.begin()
         state = self._state
         return (

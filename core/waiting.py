@@ -10,6 +10,7 @@ order keys, each key computed once per wait.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -49,33 +50,40 @@ class WaitingTasks:
         self._fresh_tasks: dict[str, None] = {}
         self._agents_seen = -1
         self._heaps = TaskHeaps()
+        #: every group is served from heaps (the common case: no per-group check)
+        self.served_everywhere = heaps is not None and heaps.everywhere
         #: tasks whose order key is still to be computed (at the next routing pass, after
         #: the handlers of the event that queued them have run)
         self._unordered: dict[str, None] = {}
 
     def add(self, task: Task) -> None:
         """The task (queued now, in `task.queue`) waits, or moves to another group."""
-        waiting = self._state.waiting
-        if task.id not in waiting:
-            task.wait_seq = self._state.wait_sequence
-            self._state.wait_sequence += 1
-            self._undo.added(waiting, task.id)
-            waiting[task.id] = None
+        state = self._state
+        waiting = state.waiting
+        task_id = task.id
+        if task_id not in waiting:
+            task.wait_seq = state.wait_sequence
+            state.wait_sequence += 1
+            self._undo.added(waiting, task_id)
+            waiting[task_id] = None
         group = (task.queue, task.channel)
-        previous = self._group_of.get(task.id)
+        previous = self._group_of.get(task_id)
         if previous is not None and previous != group:
-            self.groups[previous].pop(task.id, None)
-        self.groups.setdefault(group, {})[task.id] = None
-        if self._index is not None and not self._index.indexed(group[0]):
+            self.groups[previous].pop(task_id, None)
+        self.groups.setdefault(group, {})[task_id] = None
+        index = self._index
+        if index is None:
+            # Only the pass without the index reads these (and forgets them).
+            self._fresh_tasks[task_id] = None
+        elif not index.indexed(group[0]):
             self._scanned.add(group)
-        self._group_of[task.id] = group
+        self._group_of[task_id] = group
         self._fresh.add(group)
-        self._fresh_tasks[task.id] = None
-        self._heaps.drop(task.id, previous)
-        if self.served(group):
-            self._unordered[task.id] = None
+        self._heaps.drop(task_id, previous)
+        if self.served_everywhere or self.served(group):
+            self._unordered[task_id] = None
         else:
-            self._unordered.pop(task.id, None)
+            self._unordered.pop(task_id, None)
 
     def remove(self, task: Task) -> None:
         self._undo.removed(self._state.waiting, task.id)
@@ -91,7 +99,8 @@ class WaitingTasks:
         group = self._group_of.get(task.id)
         if group is not None:
             self._fresh.add(group)
-            self._fresh_tasks[task.id] = None
+            if self._index is None:
+                self._fresh_tasks[task.id] = None
 
     def check_every_group(self) -> None:
         """Something no stamp tracks changed (a timer fired): try every group."""
@@ -151,19 +160,24 @@ class WaitingTasks:
         assert index is not None
         index.sync()
         opened, changed = index.take_changes()
+        named: Iterable[GroupKey]
         if self._check_every_group or (time_dependent and now != self._last_pass_at):
-            named = set(self.groups)
+            named = self.groups
         else:
-            named = self._fresh | opened
-            if changed:
+            # `_fresh` is replaced below: it can take the other groups in place.
+            named = self._fresh
+            if opened:
+                named |= opened
+            if changed and self._scanned:
                 named |= self._scanned
         self._fresh = set()
         self._check_every_group = False
         self._last_pass_at = now
+        groups, members, open_groups = self.groups, index.members, index.open
         return [
             group
             for group in named
-            if self.groups.get(group) and (not index.indexed(group[0]) or index.open.get(group))
+            if groups.get(group) and (group[0] not in members or open_groups.get(group))
         ]
 
     def to_try_without_index(
@@ -212,6 +226,14 @@ class WaitingTasks:
         tasks = self._state.tasks
         heaps = self._heaps
         pending = self._unordered
+        if len(groups) == 1 and len(pending) == 1:
+            (only,) = pending
+            if self._group_of[only] == groups[0] and not heaps.live(groups[0]):
+                # The commonest pass: a task arrives where nobody waits. It comes first
+                # whatever its order key, which is computed only if it stays.
+                pending.clear()
+                yield from self._walk_alone(groups[0], tasks[only], order_key, incomparable)
+                return
         try:
             for task_id in pending:
                 heaps.push(self._group_of[task_id], task_id, order_key(tasks[task_id]))
@@ -226,6 +248,9 @@ class WaitingTasks:
         pending.clear()
         index = self._index
         assert index is not None
+        if len(groups) == 1:
+            yield from self._walk_group(groups[0], incomparable)
+            return
 
         def still_open(group: GroupKey) -> bool:
             if not index.indexed(group[0]):
@@ -244,3 +269,84 @@ class WaitingTasks:
             task = tasks[task_id]
             if task.hold_reason is None:
                 yield task
+
+    def _walk_alone(
+        self,
+        group: GroupKey,
+        task: Task,
+        order_key: OrderKey,
+        incomparable: Callable[[TypeError], Exception],
+    ) -> Iterator[Task]:
+        """`walk_in_order` of a group whose only waiting task is not ordered yet."""
+        task_id = task.id
+        try:
+            if task.hold_reason is None and self._has_open_agent(group):
+                yield task
+        except GeneratorExit:
+            self._still_unordered(task_id, group)
+            raise
+        if not self._still_unordered(task_id, group):
+            return
+        key = order_key(task)  # should it raise, the task stays unordered
+        heaps = self._heaps
+        try:
+            heaps.push(group, task_id, key)
+        except TypeError as error:
+            heaps.drop(task_id, group)
+            heaps.compact(group)
+            raise incomparable(error) from error
+        self._unordered.pop(task_id, None)
+
+    def _has_open_agent(self, group: GroupKey) -> bool:
+        """Some agent is open in the group (always, for a queue the index cannot hold)."""
+        index = self._index
+        assert index is not None
+        if not index.indexed(group[0]):
+            return True
+        index.sync()
+        return bool(index.open.get(group))
+
+    def _still_unordered(self, task_id: str, group: GroupKey) -> bool:
+        """Whether the task waits in `group` with no order key: then it is kept among the
+        unordered tasks (keyed at the next pass) until it gets one."""
+        if self._group_of.get(task_id) != group or task_id in self._heaps.entry:
+            return False
+        self._unordered[task_id] = None
+        return True
+
+    def _walk_group(
+        self, group: GroupKey, incomparable: Callable[[TypeError], Exception]
+    ) -> Iterator[Task]:
+        """`TaskHeaps.walk` of a single group, written out: most passes try one group
+        (an arrival's, or the one a freed agent serves), and this runs for each."""
+        heaps = self._heaps
+        heap = heaps.heaps.get(group)
+        if not heap:
+            return
+        index = self._index
+        assert index is not None
+        indexed = index.indexed(group[0])
+        live, tasks, sync, open_groups = heaps.entry, self._state.tasks, index.sync, index.open
+        taken: list[Any] = []
+        try:
+            while heap:
+                if indexed:
+                    sync()
+                    if not open_groups.get(group):
+                        return
+                item = heapq.heappop(heap)
+                if live.get(item[1]) is not item:
+                    continue
+                taken.append(item)
+                task = tasks[item[1]]
+                if task.hold_reason is None:
+                    yield task
+        except TypeError as error:
+            raise incomparable(error) from error
+        finally:
+            try:
+                for item in taken:
+                    if live.get(item[1]) is item:
+                        heapq.heappush(heap, item)
+            except TypeError as error:
+                raise incomparable(error) from error

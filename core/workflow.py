@@ -17,7 +17,7 @@ from .clock import Clock
 from .contexts import Contexts
 from .lifecycle import Notify, TaskLifecycle
 from .spec import Deployment, Target, WorkflowFilter
-from .state import EngineState, Task
+from .state import TASK_BUILT_INS, EngineState, Task
 from .undo import UndoLog
 
 QueueCounts = Callable[[str | None, str], dict[str, int]]
@@ -109,10 +109,14 @@ class WorkflowRouter:
         workflow = self.deployment.workflow
         assert workflow is not None
         contexts = self._contexts
-        view = contexts.task_view(task)
         if self._literals is not None and start == 0:
             attribute, table = self._literals
-            value = view.get(attribute)
+            # An attribute of the task's own is read without building `task.*`.
+            value = (
+                contexts.task_view(task).get(attribute)
+                if attribute in TASK_BUILT_INS
+                else task.attributes.get(attribute)
+            )
             found = table.get(value) if isinstance(value, str) else None
             if found is None:
                 return False
@@ -120,7 +124,7 @@ class WorkflowRouter:
             self._tasks.log(task, f"matched filter {item.name!r}")
             self._enter_target(task, item.targets[0])
             return True
-        context = {"task": view}
+        context = {"task": contexts.task_view(task)}
         if self._filters_read_clock:
             context["taskrouter"] = contexts.clock_context()
         for item in workflow.filters[start:]:

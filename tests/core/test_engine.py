@@ -397,3 +397,31 @@ def test_queues_whose_target_workers_read_nothing() -> None:
     assert (engine.task("c1").agent, engine.task("c2").state) == ("ana", "queued")
     (decision,) = engine.decisions_for("c2")
     assert [(c.agent, c.excluded_by) for c in decision.candidates] == [("ana", "queue")]
+
+
+@pytest.mark.parametrize("indexed", [True, False])
+def test_a_long_run_keeps_nothing_per_task_it_has_closed(indexed: bool) -> None:
+    """A live engine runs for weeks: what routing keeps of a task goes when the task does
+    (the indexed engine once remembered every task it had queued)."""
+    deployment = load_deployment({"channels": {"chat": {}}, "queues": {"q": {}}})
+    options = EngineOptions(
+        auto_accept=True, record_decisions=False, indexed=indexed, keep_closed_tasks=False
+    )
+    engine = Engine(deployment, options=options)
+    engine.add_agent("ana", {"chat": 1})
+    for n in range(200):
+        engine.create_task(f"c{n}", "chat")
+        engine.create_task(f"w{n}", "chat")  # waits until c{n} completes
+        engine.complete(f"c{n}")
+        engine.complete(f"w{n}")
+    assert engine.state.tasks == {}
+    assert engine.state.waiting == {}
+    waiting = engine.waiting
+    kept = (
+        waiting._fresh_tasks,
+        waiting._group_of,
+        waiting._unordered,
+        waiting._heaps.entry,
+        engine.lifecycle.changed,
+    )
+    assert [len(part) for part in kept] == [0, 0, 0, 0, 0]

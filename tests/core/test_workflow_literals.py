@@ -60,3 +60,26 @@ def test_a_lookup_places_tasks_as_the_expressions_do(skills: list[Any]) -> None:
             engine.create_task(f"t{number}", "chat", attributes)
         placed.append([(task.queue, task.filter_index) for task in engine.tasks])
     assert placed[0] == placed[1]
+
+
+def test_a_lookup_on_a_built_in_name_reads_the_built_in() -> None:
+    """`task.channel` is the task's channel even when an attribute has that name."""
+    by_channel = load_deployment(
+        {
+            "channels": {"chat": {}, "voice": {}},
+            "queues": {"chats": {}, "calls": {}, "other": {}},
+            "workflow": {
+                "filters": [
+                    {"expression": 'channel == "chat"', "targets": [{"queue": "chats"}]},
+                    {"expression": 'channel == "voice"', "targets": [{"queue": "calls"}]},
+                ],
+                "default_queue": "other",
+            },
+        }
+    )
+    assert by_channel.workflow is not None
+    assert literal_table(by_channel.workflow.filters) is not None
+    engine = Engine(by_channel)
+    engine.create_task("c1", "chat", {"channel": "voice"})
+    engine.create_task("v1", "voice", {"skill": "sales"})
+    assert [engine.task("c1").queue, engine.task("v1").queue] == ["chats", "calls"]
