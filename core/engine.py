@@ -205,8 +205,7 @@ class Engine:
         """Move the clock to `at`, firing every timer due by then at its own time; each
         timer is an event of its own."""
         if self.clock.only_moves(at) and not self.transactions.in_event:
-            with self.transactions.writing():
-                self.state.now = at
+            self.transactions.move_clock(at)
             return
         with self.transactions.writing():
             if not finite_time(at):

@@ -211,6 +211,10 @@ def test_a_second_writer_fails_loudly_and_changes_nothing(saboteur: Saboteur) ->
             live.create_task("c2", "chat")
         with pytest.raises(ConcurrentWriteError):
             live.advance_to(5)
+        with pytest.raises(ConcurrentWriteError):
+            live.advance_to(5.0)  # a float with no timer due: the clock's own path
+        with pytest.raises(ConcurrentWriteError):
+            live.transactions.move_clock(5.0)
     finally:
         saboteur.gate.set()
         first.join(10)
