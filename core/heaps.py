@@ -83,6 +83,8 @@ class AgentHeap:
             self._live[agent.id] = (key(sample, agent), next(_stamps), agent)
         self.heap = list(self._live.values())
         heapq.heapify(self.heap)
+        #: entries a walk took off and has not put back yet (see `restore`)
+        self._aside: list[tuple[tuple[Any, ...], int, Agent]] = []
 
     def key(self, agent: Agent) -> tuple[Any, ...]:
         return self._key(self.sample, agent)
@@ -103,10 +105,13 @@ class AgentHeap:
     def _rebuild(self) -> None:
         self.heap = list(self._live.values())
         heapq.heapify(self.heap)
+        self._aside.clear()  # the live ones among them are in the heap again
 
     def pop(self) -> tuple[tuple[Any, ...], int, Agent] | None:
         """The best live entry, taken off the heap (give it back with `restore`)."""
         heap, live = self.heap, self._live
+        if self._aside:
+            self._put_aside_back()
         while heap:
             entry = heapq.heappop(heap)
             if live.get(entry[2].id) is entry:
@@ -114,11 +119,17 @@ class AgentHeap:
         return None
 
     def restore(self, taken: list[tuple[tuple[Any, ...], int, Agent]]) -> None:
-        """Put back entries taken by `pop` that are still live."""
-        live = self._live
-        for entry in taken:
+        """Give back entries taken by `pop`. They go back on the heap at its next `pop`,
+        those still live then: the agent a walk chose usually changes at once (it takes
+        the task), and its old entry would only be pushed to be thrown away."""
+        self._aside.extend(taken)
+
+    def _put_aside_back(self) -> None:
+        live, heap = self._live, self.heap
+        for entry in self._aside:
             if live.get(entry[2].id) is entry:
-                heapq.heappush(self.heap, entry)
+                heapq.heappush(heap, entry)
+        self._aside.clear()
 
     def __len__(self) -> int:
         return len(self._live)
