@@ -8,11 +8,12 @@ seed gives the same figures.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import heapq
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -102,9 +103,11 @@ class SimulationResult:
                 spans_on_channel.setdefault(channel, {}).setdefault(agent, []).append(span)
         held = {agent: _union_length(own) for agent, own in spans.items() if own}
         roster = list(self.agents)
+        queues = _queues(everything)
+        thresholds = {queue: objectives.threshold_of(queue) for queue in queues}
 
-        result = self._figures(everything, roster, held)
-        result.update(objectives.overall(_queues(everything), result["service_level"]))
+        result = self._figures(everything, roster, held, thresholds)
+        result.update(objectives.overall(queues, result["service_level"]))
         result.update(
             workload=self.workload,
             seed=self.seed,
@@ -113,7 +116,9 @@ class SimulationResult:
             events=self.events,
         )
         result["by_queue"] = {
-            queue: self._figures(in_queue[queue], roster, _held(spans_in_queue.get(queue, {})))
+            queue: self._figures(
+                in_queue[queue], roster, _held(spans_in_queue.get(queue, {})), thresholds
+            )
             for queue in sorted(in_queue)
         }
         for queue, values in result["by_queue"].items():
@@ -126,7 +131,7 @@ class SimulationResult:
             )
         result["by_channel"] = {
             channel: self._figures(
-                on_channel[channel], roster, _held(spans_on_channel.get(channel, {}))
+                on_channel[channel], roster, _held(spans_on_channel.get(channel, {})), thresholds
             )
             for channel in sorted(on_channel)
         }
@@ -137,6 +142,7 @@ class SimulationResult:
                 [i for i in everything if i.agent is not None and group in self.agents[i.agent]],
                 [agent for agent in roster if group in self.agents[agent]],
                 held,
+                thresholds,
             )
             for group in groups
         }
@@ -154,12 +160,16 @@ class SimulationResult:
         return (interaction.first_offer, end if end is not None else self.horizon)
 
     def _figures(
-        self, interactions: list[Interaction], agents: list[str], held: dict[str, float]
+        self,
+        interactions: list[Interaction],
+        agents: list[str],
+        held: dict[str, float],
+        thresholds: dict[str | None, float],
     ) -> dict[str, Any]:
         """The figures of some interactions; the occupancy is that of `agents` (in roster
-        order), from `held`: how long each agent held at least one of the interactions."""
+        order), from `held`: how long each agent held at least one of the interactions;
+        `thresholds`: the service-level threshold of each queue."""
         # One loop, not one per figure: this runs for every queue, channel and group.
-        threshold_of = self.service_levels.threshold_of
         answered = abandoned = within = unfinished = 0
         waits: list[float] = []
         rejected: dict[str, int] = {}
@@ -170,7 +180,7 @@ class SimulationResult:
                 answered += 1
                 wait = interaction.first_offer - interaction.arrival
                 waits.append(wait)
-                within += wait <= threshold_of(interaction.queue)
+                within += wait <= thresholds[interaction.queue]
             if reason == "abandoned":
                 abandoned += 1
             if state == "rejected":
@@ -300,16 +310,25 @@ def simulate(
             keep_closed_tasks=False,
         ),
     )
-    for agent in workload.agents:
-        engine.apply(
-            events.AddAgent(
-                agent=agent.id,
-                channels=agent.channels,
-                attributes=agent.attributes,
-                groups=agent.groups,
-                status=agent.status,
+    # A run only adds to what it keeps (the roster, every interaction), and the collector's
+    # full passes walked all of it again and again: a fifth of a 10,000-agent run. The
+    # roster is built with the collector paused, and every FREEZE_EVERY events what is
+    # alive leaves the collector's sight until the run ends. The routing makes no cyclic
+    # garbage; a plugin's is still collected by the young passes between two freezes, or
+    # after the run. Not when the caller froze objects itself: the unfreeze at the end
+    # would undo theirs.
+    freezing = gc.isenabled() and gc.get_freeze_count() == 0
+    with collector_paused():
+        for agent in workload.agents:
+            engine.apply(
+                events.AddAgent(
+                    agent=agent.id,
+                    channels=agent.channels,
+                    attributes=agent.attributes,
+                    groups=agent.groups,
+                    status=agent.status,
+                )
             )
-        )
 
     heap: list[tuple[float, int, str, Any]] = []
     sequence = 0
@@ -404,14 +423,9 @@ def simulate(
                 bin_counts[key] = 0
             next_sample += step
 
-    # A run only adds to what it keeps (the roster, every interaction), and the collector's
-    # full passes walked all of it again and again: a fifth of a 10,000-agent run. Every
-    # FREEZE_EVERY events what is alive leaves the collector's sight until the run ends.
-    # The routing makes no cyclic garbage; a plugin's is still collected by the young
-    # passes between two freezes, or after the run. Not when the caller froze objects
-    # itself: the unfreeze at the end would undo theirs.
-    freezing = gc.isenabled() and gc.get_freeze_count() == 0
     try:
+        if freezing:
+            gc.freeze()  # the roster
         while True:
             # Engine timers (reroutes, cascades, openings) may make offers whose completions
             # come before the next event here, so they run one at a time, in time order.
@@ -510,6 +524,19 @@ def simulate(
         events=handled,
         objectives=levels,
     )
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while building what lives on (a workload, a roster):
+    its passes would only walk what was just built, found alive, again and again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _settle(interaction: Interaction, task: Task) -> None:
