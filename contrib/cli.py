@@ -27,7 +27,6 @@ from omniroute.core import plugins as plugin_registry
 from omniroute.grammar import KNOWN_ROOTS, ExpressionError, compile_expression
 
 from . import jsonout
-from . import scenario as scenarios
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -452,6 +451,8 @@ def test_command(
 
     Exit status: 0 when all pass, 1 when any fails, 2 when none is found or selected.
     """
+    from . import scenario as scenarios
+
     files = list(scenarios.find_scenarios(paths))
     if not files:
         raise UserError(f"no scenario files found in {', '.join(map(str, paths))}")
@@ -498,6 +499,7 @@ def explain_command(scenario: Path, task_id: str, as_json: bool) -> None:
     filter that excluded it (and why), or its ranking keys, and why the winner won; for a
     task never offered, why nobody could take it.
     """
+    from . import scenario as scenarios
     from .explain import explain_json, explain_lines
 
     loaded = scenarios.load_scenario(scenario)
@@ -559,20 +561,13 @@ def simulate_command(
     figures instead, `--plot DIR` writes charts. The same seed gives the same figures.
     """
     import attrs
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .report import (
-        PlotsUnavailable,
-        check_plot_folder,
-        import_matplotlib,
-        print_report,
-        write_plots,
-    )
     from .simulator import collector_paused, simulate
     from .workload import load_workload
 
     if plot_dir is not None:
+        from .report import PlotsUnavailable, check_plot_folder, import_matplotlib
+
         # Before the run, not after minutes of it: say what to install.
         try:
             import_matplotlib()
@@ -592,11 +587,12 @@ def simulate_command(
         loaded = attrs.evolve(loaded, service_level_target=level)
     for warning in _service_level_warnings(loaded.deployment, loaded):
         click.echo(f"warning: {warning}", err=True)
-    # Piped output gets room for the whole table rather than rich's 80 columns.
-    console = _console(piped_width=140)
     if as_json or not sys.stdout.isatty():
         result = simulate(loaded)
     else:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
         columns = (
             TextColumn("simulating"),
             BarColumn(),
@@ -623,9 +619,13 @@ def simulate_command(
             figures["intervals"] = interval_figures(result, loaded.start, seconds, staffed)
         echo_json("simulate", figures)
     else:
-        print_report(result, console)
+        from .report import print_report
+
+        # Piped output gets room for the whole table rather than rich's 80 columns.
+        print_report(result, _console(piped_width=140))
     if plot_dir is not None:
         from .charts import write_simulation_plots
+        from .report import write_plots
 
         try:
             written = write_plots(result, plot_dir, overwrite=overwrite)

@@ -1,0 +1,172 @@
+"""`omniroute simulate` from process start to report, against another build, and where the
+time goes.
+
+    python -m bench.end_to_end [--baseline /path/to/other/venv/bin/omniroute]
+        [--agents 10000] [--minutes 30] [--plugins least_occupancy capacity_share]
+        [--repeat 3] [--no-demo] [--no-split]
+
+Runs the contact-center demo (its text report) and the bench.scale workload of each
+plugin (`--json`) through this checkout's `omniroute` and, with `--baseline`, through
+another build's, alternately, so that both see the same machine; prints each run's wall
+seconds with the load average before it, the best of each side and their ratio, and
+whether the two outputs are byte-identical. Then, for each workload, the split of one
+run of each build: interpreter start and exit, importing the CLI, loading the workload,
+building the roster (`add_agent`), routing, figures, and writing the report. The split
+runs the real console script's `main` in a fresh process, with timers wrapped around
+those steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.scale import workload
+
+ROOT = Path(__file__).parents[1]
+DEMO = ROOT / "examples" / "contact-center" / "workload.yaml"
+PHASES = ("import", "load", "roster", "routing", "figures", "report")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", help="another build's omniroute command")
+    parser.add_argument("--agents", type=int, default=10000)
+    parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--plugins", nargs="*", default=["least_occupancy", "capacity_share"])
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each build")
+    parser.add_argument("--no-demo", action="store_true", help="skip the contact-center demo")
+    parser.add_argument("--no-split", action="store_true", help="skip the split into steps")
+    parser.add_argument("--phases", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.phases:
+        return _timed_cli(Path(args.phases[0]), args.phases[1:])
+    ours = shutil.which("omniroute") or str(Path(sys.executable).parent / "omniroute")
+    builds = {"this build": ours}
+    if args.baseline:
+        builds["baseline"] = args.baseline
+    with tempfile.TemporaryDirectory() as folder:
+        inputs: dict[str, list[str]] = {}
+        if not args.no_demo:
+            inputs["contact-center demo"] = [str(DEMO)]
+        for plugin in args.plugins:
+            path = Path(folder) / f"{plugin}-{args.agents}.json"
+            path.write_text(json.dumps(workload(args.agents, args.minutes, plugin)))
+            label = f"{plugin}, {args.agents} agents, {args.minutes:g} min"
+            inputs[label] = [str(path), "--json"]
+        for label, arguments in inputs.items():
+            print(f"\nomniroute simulate: {label}")
+            _compare(builds, arguments, args.repeat, Path(folder))
+            if not args.no_split:
+                for name, command in builds.items():
+                    split = _split(command, arguments, Path(folder))
+                    print(f"  {name:<11} " + _split_line(split))
+    return 0
+
+
+def _compare(builds: dict[str, str], arguments: list[str], repeat: int, folder: Path) -> None:
+    seconds: dict[str, list[float]] = {name: [] for name in builds}
+    outputs: dict[str, bytes] = {}
+    for run in range(repeat):
+        for name, command in builds.items():
+            load = os.getloadavg()[0]
+            took, output = _wall([command, "simulate", *arguments], folder)
+            seconds[name].append(took)
+            outputs.setdefault(name, output)
+            print(f"  run {run + 1}  {name:<11} {took:7.2f} s   (load average {load:.2f})")
+    best = {name: min(times) for name, times in seconds.items()}
+    line = "  best: " + ", ".join(f"{name} {value:.2f} s" for name, value in best.items())
+    if "baseline" in best:
+        same = len(set(outputs.values())) == 1
+        line += (
+            f"; baseline / this build {best['baseline'] / best['this build']:.2f}x"
+            f"; output {'identical' if same else 'DIFFERENT'}"
+        )
+    print(line)
+
+
+def _wall(command: list[str], folder: Path) -> tuple[float, bytes]:
+    """Seconds from process start to exit, and what the command printed."""
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, check=True, cwd=folder)
+    return time.perf_counter() - start, done.stdout
+
+
+def _split(command: str, arguments: list[str], folder: Path) -> dict[str, float]:
+    """One run of a build's console script, its steps timed from inside."""
+    python = Path(command).parent / "python"
+    report = folder / "phases.json"
+    start = time.perf_counter()
+    subprocess.run(
+        [str(python), "-m", "bench.end_to_end", "--phases", str(report), json.dumps(arguments)],
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    wall = time.perf_counter() - start
+    phases: dict[str, float] = json.loads(report.read_text())
+    phases["start and exit"] = wall - sum(phases.values())
+    phases["wall"] = wall
+    return phases
+
+
+def _split_line(phases: dict[str, float]) -> str:
+    return "  ".join(f"{name} {phases[name]:.2f}" for name in (*PHASES, "start and exit", "wall"))
+
+
+def _timed_cli(report: Path, arguments: list[str]) -> int:
+    """Run `omniroute simulate ARGUMENTS` as the console script does, with the time of
+    each step added up in `report` (JSON)."""
+    spent = dict.fromkeys(PHASES, 0.0)
+    began = time.perf_counter()
+    from omniroute.contrib import cli, simulator, workload
+    from omniroute.core import Engine
+
+    spent["import"] = time.perf_counter() - began
+
+    under: list[str] = []  # the steps under way, innermost last
+
+    def timed(step: str, function: Any) -> Any:
+        """`function`, its time counted to `step`, and taken from the step it runs in."""
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            under.append(step)
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                took = time.perf_counter() - start
+                under.pop()
+                spent[step] += took
+                if under:
+                    spent[under[-1]] -= took
+
+        return wrapper
+
+    # The CLI imports these inside its command, so the wrapped ones are what it calls.
+    workload.load_workload = timed("load", workload.load_workload)  # type: ignore[assignment]
+    simulator.simulate = timed("routing", simulator.simulate)  # type: ignore[assignment]
+    simulator.SimulationResult.figures = timed("figures", simulator.SimulationResult.figures)  # type: ignore[method-assign]
+    Engine.add_agent = timed("roster", Engine.add_agent)  # type: ignore[method-assign]
+    cli.echo_json = timed("report", cli.echo_json)  # type: ignore[assignment]
+    from omniroute.contrib import report as reports
+
+    reports.print_report = timed("report", reports.print_report)  # type: ignore[assignment]
+    sys.argv = ["omniroute", "simulate", *json.loads(arguments[0])]
+    try:
+        return cli.main()
+    finally:
+        report.write_text(json.dumps(spent))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
