@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             _compare(builds, arguments, args.repeat, Path(folder))
             if not args.no_split:
                 for name, command in builds.items():
-                    split = _split(command, arguments, Path(folder))
-                    print(f"  {name:<11} " + _split_line(split))
+                    steps = split(command, arguments, Path(folder))
+                    print(f"  {name:<11} " + split_line(steps))
     return 0
 
 
@@ -100,7 +100,7 @@ def _wall(command: list[str], folder: Path) -> tuple[float, bytes]:
     return time.perf_counter() - start, done.stdout
 
 
-def _split(command: str, arguments: list[str], folder: Path) -> dict[str, float]:
+def split(command: str, arguments: list[str], folder: Path) -> dict[str, float]:
     """One run of a build's console script, its steps timed from inside."""
     python = Path(command).parent / "python"
     report = folder / "phases.json"
@@ -119,7 +119,7 @@ def _split(command: str, arguments: list[str], folder: Path) -> dict[str, float]
     return phases
 
 
-def _split_line(phases: dict[str, float]) -> str:
+def split_line(phases: dict[str, float]) -> str:
     return "  ".join(f"{name} {phases[name]:.2f}" for name in (*PHASES, "start and exit", "wall"))
 
 
