@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -73,31 +74,45 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compare(builds: dict[str, str], arguments: list[str], repeat: int, folder: Path) -> None:
-    seconds: dict[str, list[float]] = {name: [] for name in builds}
+    walls: dict[str, list[float]] = {name: [] for name in builds}
+    cpus: dict[str, list[float]] = {name: [] for name in builds}
     outputs: dict[str, bytes] = {}
     for run in range(repeat):
         for name, command in builds.items():
             load = os.getloadavg()[0]
-            took, output = _wall([command, "simulate", *arguments], folder)
-            seconds[name].append(took)
+            wall, cpu, output = _wall([command, "simulate", *arguments], folder)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
             outputs.setdefault(name, output)
-            print(f"  run {run + 1}  {name:<11} {took:7.2f} s   (load average {load:.2f})")
-    best = {name: min(times) for name, times in seconds.items()}
-    line = "  best: " + ", ".join(f"{name} {value:.2f} s" for name, value in best.items())
+            print(
+                f"  run {run + 1}  {name:<11} {wall:7.2f} s wall  {cpu:7.2f} s CPU"
+                f"   (load average {load:.2f})"
+            )
+    best = {name: min(times) for name, times in walls.items()}
+    cpu = {name: min(times) for name, times in cpus.items()}
+    print(
+        "  best: "
+        + ", ".join(f"{name} {best[name]:.2f} s wall, {cpu[name]:.2f} s CPU" for name in builds)
+    )
     if "baseline" in best:
         same = len(set(outputs.values())) == 1
-        line += (
-            f"; baseline / this build {best['baseline'] / best['this build']:.2f}x"
-            f"; output {'identical' if same else 'DIFFERENT'}"
+        print(
+            f"  baseline / this build: {best['baseline'] / best['this build']:.2f}x wall,"
+            f" {cpu['baseline'] / cpu['this build']:.2f}x CPU;"
+            f" output {'identical' if same else 'DIFFERENT'}"
         )
-    print(line)
 
 
-def _wall(command: list[str], folder: Path) -> tuple[float, bytes]:
-    """Seconds from process start to exit, and what the command printed."""
+def _wall(command: list[str], folder: Path) -> tuple[float, float, bytes]:
+    """Seconds from process start to exit, the CPU seconds the process used (less
+    sensitive to other work on the machine), and what the command printed."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, check=True, cwd=folder)
-    return time.perf_counter() - start, done.stdout
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall, cpu, done.stdout
 
 
 def split(command: str, arguments: list[str], folder: Path) -> dict[str, float]:

@@ -9,6 +9,7 @@ seed gives the same figures.
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import heapq
 import math
@@ -67,6 +68,8 @@ class SimulationResult:
     events: int
     #: each queue's service-level target; None: `threshold` and 80% for every queue
     objectives: Objectives | None = None
+    #: `figures()` once computed: the report, its charts and the CLI each ask for them
+    _figures_made: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
     @property
     def service_levels(self) -> Objectives:
@@ -79,8 +82,13 @@ class SimulationResult:
 
         Each interaction's wait is judged against its own queue's threshold; the overall
         figures and each queue's say the threshold and target they were measured against,
-        and whether they met it (docs/service-levels.md).
+        and whether they met it (docs/service-levels.md). A copy each time: callers add to it.
         """
+        if not self._figures_made:
+            self._figures_made["figures"] = self._all_figures()
+        return copy.deepcopy(self._figures_made["figures"])
+
+    def _all_figures(self) -> dict[str, Any]:
         everything = list(self.interactions)
         objectives = self.service_levels
         # One pass sorts the interactions by queue and channel and each agent's spans by
