@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.scale import workload
-
 ROOT = Path(__file__).parents[1]
 DEMO = ROOT / "examples" / "contact-center" / "workload.yaml"
 PHASES = ("import", "load", "roster", "routing", "figures", "report")
@@ -50,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.phases:
         return _timed_cli(Path(args.phases[0]), args.phases[1:])
+    from bench.scale import workload
+
     ours = shutil.which("omniroute") or str(Path(sys.executable).parent / "omniroute")
     builds = {"this build": ours}
     if args.baseline:
@@ -120,12 +120,13 @@ def split(command: str, arguments: list[str], folder: Path) -> dict[str, float]:
     python = Path(command).parent / "python"
     report = folder / "phases.json"
     start = time.perf_counter()
+    # This file as a script, so that the build's own package and entry points are found
+    # (a path to this checkout would bring in its entry points too).
     subprocess.run(
-        [str(python), "-m", "bench.end_to_end", "--phases", str(report), json.dumps(arguments)],
+        [str(python), __file__, "--phases", str(report), json.dumps(arguments)],
         capture_output=True,
         check=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=folder,
     )
     wall = time.perf_counter() - start
     phases: dict[str, float] = json.loads(report.read_text())
@@ -167,15 +168,21 @@ def _timed_cli(report: Path, arguments: list[str]) -> int:
 
         return wrapper
 
-    # The CLI imports these inside its command, so the wrapped ones are what it calls.
-    workload.load_workload = timed("load", workload.load_workload)  # type: ignore[assignment]
-    simulator.simulate = timed("routing", simulator.simulate)  # type: ignore[assignment]
-    simulator.SimulationResult.figures = timed("figures", simulator.SimulationResult.figures)  # type: ignore[method-assign]
-    Engine.add_agent = timed("roster", Engine.add_agent)  # type: ignore[method-assign]
-    cli.echo_json = timed("report", cli.echo_json)  # type: ignore[assignment]
     from omniroute.contrib import report as reports
 
-    reports.print_report = timed("report", reports.print_report)  # type: ignore[assignment]
+    # The CLI imports these inside its command, so the wrapped ones are what it calls.
+    # Older builds lack some (the baseline before `--json` had a schema): those are left.
+    for owner, name, step in (
+        (workload, "load_workload", "load"),
+        (simulator, "simulate", "routing"),
+        (simulator.SimulationResult, "figures", "figures"),
+        (Engine, "add_agent", "roster"),
+        (cli, "echo_json", "report"),
+        (cli, "print_report", "report"),
+        (reports, "print_report", "report"),
+    ):
+        if hasattr(owner, name):
+            setattr(owner, name, timed(step, getattr(owner, name)))
     sys.argv = ["omniroute", "simulate", *json.loads(arguments[0])]
     try:
         return cli.main()

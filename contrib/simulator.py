@@ -398,9 +398,6 @@ def simulate(
     limit = workload.duration + DRAIN_LIMIT
 
     def harvest() -> None:
-        # The engine's methods, unlike `apply`, leave the tasks each event changed in
-        # `lifecycle.changed`: without this, every task of the run stayed alive to the end.
-        engine.lifecycle.changed.clear()
         # Offers are read once and dropped, so a long run keeps no list of them.
         if not engine.state.offers:
             return
