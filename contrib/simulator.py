@@ -319,7 +319,7 @@ def simulate(
         ),
     )
     # A run only adds to what it keeps (the roster, every interaction), and the collector's
-    # full passes walked all of it again and again: a fifth of a 10,000-agent run. The
+    # full passes walked all of it again and again: about 15% of a 10,000-agent run. The
     # roster is built with the collector paused, and every FREEZE_EVERY events what is
     # alive leaves the collector's sight until the run ends. The routing makes no cyclic
     # garbage; a plugin's is still collected by the young passes between two freezes, or
