@@ -178,10 +178,11 @@ def main(argv: list[str] | None = None) -> int:
             )
     for agents in args.end_to_end:
         for plugin in args.plugins:
-            seconds, count = end_to_end(agents, plugin, 30)
+            seconds, count, steps = end_to_end(agents, plugin, 30)
             print(
                 f"  end to end: omniroute simulate, {plugin}, {agents} agents, 30 min: "
                 f"{seconds:.1f} s from process start, {count / seconds:.0f} interactions/s"
+                f"\n    another run, in steps (s): {steps}"
             )
     if not args.no_mmc:
         print()
@@ -191,12 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def end_to_end(agents: int, plugin: str, minutes: float) -> tuple[float, int]:
-    """Seconds from process start to report of `omniroute simulate --json`, and the
-    interactions it simulated."""
+def end_to_end(agents: int, plugin: str, minutes: float) -> tuple[float, int, str]:
+    """Seconds from process start to report of `omniroute simulate --json`, the
+    interactions it simulated, and where the time of another run went (bench.end_to_end)."""
     import shutil
     import tempfile
     from pathlib import Path
+
+    from bench.end_to_end import split, split_line
 
     command = shutil.which("omniroute") or str(Path(sys.executable).parent / "omniroute")
     with tempfile.TemporaryDirectory() as folder:
@@ -207,7 +210,8 @@ def end_to_end(agents: int, plugin: str, minutes: float) -> tuple[float, int]:
             [command, "simulate", str(path), "--json"], capture_output=True, text=True, check=True
         )
         seconds = time.perf_counter() - start
-    return seconds, int(json.loads(done.stdout)["interactions"])
+        steps = split_line(split(command, [str(path), "--json"], Path(folder)))
+    return seconds, int(json.loads(done.stdout)["interactions"]), steps
 
 
 def _verdict(met: bool) -> str:

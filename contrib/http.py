@@ -30,7 +30,7 @@ from omniroute.core import events
 from omniroute.core.converter import structure
 
 from . import models
-from .models import ROLES
+from .roles import ROLES
 from .service import Metrics, Plan, Reply, Runner, ServiceError, conflict, not_found
 from .storage import Store, StoreUnavailable
 

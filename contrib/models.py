@@ -16,9 +16,6 @@ import attrs
 
 from omniroute.core import events
 
-#: the roles a bearer token may carry, most powerful first
-ROLES = ("admin", "platform", "supervisor")
-
 AgentStatus = Literal["ready", "not_ready", "offline"]
 TaskState = Literal["queued", "reserved", "assigned", "completed", "canceled", "rejected"]
 ReservationState = Literal["pending", "accepted", "declined", "timed_out", "revoked"]

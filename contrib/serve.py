@@ -25,7 +25,7 @@ from omniroute.core.durations import parse_duration
 
 # The server (Starlette, uvicorn, the store) is imported when `serve` runs, so that every
 # other command starts without it.
-from .models import ROLES
+from .roles import ROLES
 
 log = logging.getLogger("omniroute.serve")
 
