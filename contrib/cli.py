@@ -565,17 +565,12 @@ def simulate_command(
     from .simulator import collector_paused, simulate
     from .workload import load_workload
 
-    if plot_dir is not None:
-        from .report import PlotsUnavailable, check_plot_folder, import_matplotlib
-
-        # Before the run, not after minutes of it: say what to install.
-        try:
-            import_matplotlib()
-        except PlotsUnavailable as error:
-            raise UserError(str(error)) from error
+    _require_charts(plot_dir, report_file)
     with collector_paused():  # a 10,000-agent roster is 100,000 objects, all kept
         loaded = load_workload(workload)
     if plot_dir is not None:
+        from .report import check_plot_folder
+
         try:  # before the run, not after it
             check_plot_folder(plot_dir, overwrite=overwrite)
         except OSError as error:
@@ -640,6 +635,18 @@ def simulate_command(
 
         write_simulation_report(result, loaded, report_file, seconds)
         click.echo(f"wrote {report_file}", err=as_json)
+
+
+def _require_charts(plot_dir: Path | None, report_file: Path | None) -> None:
+    """Say what to install before the run when `--plot` or `--report` cannot draw."""
+    if plot_dir is None and report_file is None:
+        return
+    from .report import PlotsUnavailable, require_charts
+
+    try:
+        require_charts(plot_dir, report_file)
+    except PlotsUnavailable as error:
+        raise UserError(str(error)) from error
 
 
 def _planner_options(

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from .cli import UserError, _debug_option, cli
+from .cli import UserError, _debug_option, _require_charts, cli
 from .fanout import Failure, Runner, Store
 
 DEFAULT_STORE = Path(".omniroute-runs")
@@ -155,6 +155,8 @@ def sweep_command(
     from . import sweep as sweeps
     from .charts import sweep_table, write_sweep_plots, write_sweep_report
 
+    _require_charts(plot_dir, report_file)
+
     planned = sweeps.plan(workload, list(varies), replications, seed)
     runner = _runner(workers, scheduler, store, no_store)
     total = len(planned.points) * planned.replications
@@ -242,6 +244,8 @@ def staff_command(
     from .charts import staff_table, write_staff_plots, write_staff_report
     from .intervals import parse_interval
     from .staffing import staff
+
+    _require_charts(plot_dir, report_file)
 
     try:
         interval_seconds = parse_interval(interval)

@@ -111,22 +111,32 @@ def print_report(result: SimulationResult, console: Console) -> None:
 
 
 PLOT_EXTRA_MISSING = (
-    "--plot needs matplotlib, which the light install leaves out; "
+    "{option} needs matplotlib, which the light install leaves out; "
     "install it with: pip install 'omniroute[plot]'"
 )
 
 
 class PlotsUnavailable(Exception):
-    """`--plot` was asked for where matplotlib is not installed."""
+    """`--plot` or `--report` was asked for where matplotlib is not installed."""
 
 
-def import_matplotlib() -> Any:
-    """matplotlib, or PlotsUnavailable saying what to install (it is the `plot` extra)."""
+def import_matplotlib(option: str = "--plot") -> Any:
+    """matplotlib, or PlotsUnavailable saying what to install (it is the `plot` extra)
+    for `option`, the command-line option that draws."""
     try:
         import matplotlib
     except ImportError as error:
-        raise PlotsUnavailable(PLOT_EXTRA_MISSING) from error
+        raise PlotsUnavailable(PLOT_EXTRA_MISSING.format(option=option)) from error
     return matplotlib
+
+
+def require_charts(plot_dir: Any, report_file: Any) -> None:
+    """Before a run, not after minutes of it: PlotsUnavailable when `--plot` or
+    `--report` (given when not None) cannot draw."""
+    if plot_dir is not None:
+        import_matplotlib("--plot")
+    if report_file is not None:
+        import_matplotlib("--report")
 
 
 def write_plots(result: SimulationResult, folder: Path, *, overwrite: bool = False) -> list[Path]:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import omniroute
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +63,25 @@ def test_plot_without_matplotlib_says_what_to_install(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert done.stdout == ""  # it stopped before the run, not after it
     assert not charts.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["simulate", str(WORKLOAD)],
+        ["sweep", str(WORKLOAD), "--vary", "seed=1,2", "--workers", "0", "--no-store"],
+        ["staff", str(WORKLOAD), "--workers", "0", "--no-store"],
+    ],
+)
+def test_report_without_matplotlib_says_what_to_install(command: list[str], tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    done = _without_plot(*command, "--report", str(report))
+    assert done.returncode == 2, done.stderr
+    assert "--report needs matplotlib" in done.stderr
+    assert "pip install 'omniroute[plot]'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""  # it stopped before the run, not after it
+    assert not report.exists()
 
 
 def test_the_version_is_the_installed_distributions() -> None:
