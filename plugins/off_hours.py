@@ -27,7 +27,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
-import holidays
 
 from omniroute.core import ArrivalCheck, EventHandler, PluginContext, Problem, hookimpl
 from omniroute.core.converter import ConfigProblems, key_path, structure
@@ -112,6 +111,10 @@ class PublicHolidays:
 
 def _public_holidays(region: PublicHolidays) -> Any:
     """The `holidays` package's calendar of a region; ValueError naming the key at fault."""
+    # Imported here, where a calendar is built: every command compiles the plugins, and
+    # the package's import is a tenth of the CLI's start.
+    import holidays
+
     supported = holidays.list_supported_countries()
     if region.country not in supported:
         close = difflib.get_close_matches(region.country.upper(), supported, n=1)
