@@ -33,6 +33,72 @@ def last_agent_change() -> int:
     return _last_given[0]
 
 
+#: one counter for every attributes dictionary: equal stamps, equal contents
+_attribute_stamps = itertools.count(1)
+
+
+class Attributes(dict[str, Any]):
+    """An agent's attributes: a dictionary that takes a new `stamp` whenever it changes.
+
+    What is computed from the attributes alone (a skill level, say) can be cached under
+    the stamp, and stays valid while the agent changes in other ways (it takes and
+    releases tasks far more often than its attributes are edited). A copy
+    (`dict(attributes)`, `.copy()`) is a plain dictionary; an agent given one converts
+    it, with a new stamp.
+    """
+
+    __slots__ = ("stamp",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stamp = next(_attribute_stamps)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        dict.__setitem__(self, key, value)
+        self.stamp = next(_attribute_stamps)
+
+    def __delitem__(self, key: str) -> None:
+        dict.__delitem__(self, key)
+        self.stamp = next(_attribute_stamps)
+
+    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+        value = dict.pop(self, key, *default)
+        self.stamp = next(_attribute_stamps)
+        return value
+
+    def popitem(self) -> tuple[str, Any]:
+        item = dict.popitem(self)
+        self.stamp = next(_attribute_stamps)
+        return item
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        value = dict.setdefault(self, key, default)
+        self.stamp = next(_attribute_stamps)
+        return value
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        dict.update(self, *args, **kwargs)
+        self.stamp = next(_attribute_stamps)
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self.stamp = next(_attribute_stamps)
+
+    def __ior__(self, other: Any) -> Attributes:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def copy(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __reduce__(self) -> Any:
+        return (Attributes, (dict(self),))
+
+
+def _attributes(value: dict[str, Any]) -> Attributes:
+    return value if value.__class__ is Attributes else Attributes(value)  # type: ignore[return-value]
+
+
 TASK_STATES = ("queued", "reserved", "assigned", "completed", "canceled", "rejected")
 OPEN_STATES = frozenset({"queued", "reserved", "assigned"})
 
@@ -41,7 +107,8 @@ OPEN_STATES = frozenset({"queued", "reserved", "assigned"})
 class Agent:
     id: str
     roster_index: int
-    attributes: dict[str, Any]
+    #: stamped on every change (`Attributes`); a plain dictionary given is converted
+    attributes: Attributes = attrs.field(converter=_attributes)
     groups: tuple[str, ...]
     capacity: dict[str, int]
     status: str = "offline"
