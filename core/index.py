@@ -165,6 +165,8 @@ class RosterIndex:
         self._ladders_in: dict[GroupKey, list[Ladder | AgentHeap]] = {}
         self._dirty: dict[str, Agent] = {}
         self._reevaluate: dict[str, set[str]] = {}
+        #: per agent, its status and open channels when last refreshed
+        self._seen: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     def rebuild(self) -> None:
         """Start again from the roster (after a failed event put the state back)."""
@@ -192,6 +194,7 @@ class RosterIndex:
                 ladder.drop(agent)
         self._dirty.pop(agent_id, None)
         self._reevaluate.pop(agent_id, None)
+        self._seen.pop(agent_id, None)
         agent.watcher = None
         self._changed_since = True
 
@@ -219,35 +222,26 @@ class RosterIndex:
         if stale:
             self._reevaluate_membership(agent, member_of, stale)
         status = agent.status
-        if status != "offline":
-            for name in member_of:
-                self.logged_in[name].add(agent_id)
-        else:
-            for name in member_of:
-                self.logged_in[name].discard(agent_id)
-        was_open = self._open_in[agent_id]
-        now_open: set[GroupKey]
         if status == "ready" and member_of:
             # held_count, inlined: this runs on every change of every agent
             held = agent.held
             wrapping = agent.wrap_up
-            channels = [
+            channels = tuple(
                 channel
                 for channel, capacity in agent.capacity.items()
                 if len(held.get(channel, ())) + (len(wrapping.get(channel, ())) if wrapping else 0)
                 < capacity
-            ]
-            now_open = {(name, channel) for name in member_of for channel in channels}
+            )
         else:
-            now_open = set()
-        if now_open != was_open:
-            for key in was_open - now_open:
-                self.open[key].discard(agent_id)
-                for ladder in self._ladders_in.get(key, ()):
-                    ladder.drop(agent)
-            for key in now_open - was_open:
-                self.open.setdefault(key, set()).add(agent_id)
-            self._open_in[agent_id] = now_open
+            channels = ()
+        seen = (status, channels)
+        now_open = self._open_in[agent_id]
+        # Most changes (a task taken or released with room left) keep the agent's status,
+        # memberships and open channels: only its ladder keys move.
+        if stale or self._seen.get(agent_id) != seen:
+            self._seen[agent_id] = seen
+            self._reopen(agent, member_of, status, channels)
+            now_open = self._open_in[agent_id]
         if now_open:
             self._opened_since |= now_open
             keys: dict[Hashable, tuple[Any, ...]] = {}
@@ -259,6 +253,28 @@ class RosterIndex:
                         ranked = keys[ladder.partition] = ladder.key(agent)
                     ladder.put(agent, ranked)
         self._changed_since = True
+
+    def _reopen(
+        self, agent: Agent, member_of: set[str], status: str, channels: tuple[str, ...]
+    ) -> None:
+        """Bring the agent's logged-in and open sets (and ladders it left) up to date."""
+        agent_id = agent.id
+        if status != "offline":
+            for name in member_of:
+                self.logged_in[name].add(agent_id)
+        else:
+            for name in member_of:
+                self.logged_in[name].discard(agent_id)
+        was_open = self._open_in[agent_id]
+        now_open: set[GroupKey] = {(name, channel) for name in member_of for channel in channels}
+        if now_open != was_open:
+            for key in was_open - now_open:
+                self.open[key].discard(agent_id)
+                for ladder in self._ladders_in.get(key, ()):
+                    ladder.drop(agent)
+            for key in now_open - was_open:
+                self.open.setdefault(key, set()).add(agent_id)
+            self._open_in[agent_id] = now_open
 
     def _reevaluate_membership(self, agent: Agent, member_of: set[str], stale: set[str]) -> None:
         agent_id = agent.id

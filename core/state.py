@@ -61,7 +61,7 @@ class Attributes(dict[str, Any]):
         dict.__delitem__(self, key)
         self.stamp = next(_attribute_stamps)
 
-    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, key: str, *default: Any) -> Any:
         value = dict.pop(self, key, *default)
         self.stamp = next(_attribute_stamps)
         return value
@@ -96,7 +96,7 @@ class Attributes(dict[str, Any]):
 
 
 def _attributes(value: dict[str, Any]) -> Attributes:
-    return value if value.__class__ is Attributes else Attributes(value)  # type: ignore[return-value]
+    return value if value.__class__ is Attributes else Attributes(value)
 
 
 TASK_STATES = ("queued", "reserved", "assigned", "completed", "canceled", "rejected")
@@ -187,7 +187,7 @@ class Agent:
     def copy(self) -> Agent:
         """A copy an event cannot reach: containers copied, plugin state deeply."""
         clone = copy.copy(self)
-        clone.attributes = dict(self.attributes)
+        clone.attributes = Attributes(self.attributes)
         clone.capacity = dict(self.capacity)
         clone.held = {channel: set(ids) for channel, ids in self.held.items()}
         clone.assigned = {channel: set(ids) for channel, ids in self.assigned.items()}

@@ -175,11 +175,13 @@ class RecordedDict(dict[Any, Any]):
 
     def update(self, *others: Any, **items: Any) -> None:
         changes = dict(*others, **items)
-        if not self.log.active and all(
-            value.__class__ in _STORED_AS_GIVEN for value in changes.values()
-        ):  # nothing to record nor convert (an engine without an undo log)
-            dict.update(self, changes)
-            return
+        if not self.log.active:  # nothing to record: store at once what needs no converting
+            for value in changes.values():
+                if value.__class__ not in _STORED_AS_GIVEN:
+                    break
+            else:
+                dict.update(self, changes)
+                return
         for key, value in changes.items():
             self[key] = value
 

@@ -207,7 +207,7 @@ class _Model:
         # the stamp of an agent's attributes (skill levels read nothing else of it).
         self._settings: dict[str, tuple[tuple[Any, ...], Settings]] = {}
         self._occupied: dict[str, tuple[int, float]] = {}
-        self._levels: dict[str, tuple[int, dict[tuple[Any, ...], float]]] = {}
+        self._levels: dict[str, tuple[int, dict[Any, float]]] = {}
         self.profiles = {
             name: settings
             for name in section.profiles
@@ -278,20 +278,26 @@ class _Model:
     def held_under(self, agent: Agent, profile: str) -> int:
         return sum(1 for held in self.held(agent) if held.get("profile") == profile)
 
-    def skill_level(self, task: Task, agent: Agent) -> float:
-        """Computed once per skill partition of the task and stamp of the agent's
-        attributes: taking and releasing tasks leaves it as it is."""
+    def negative_skill_level(self, task: Task, agent: Agent) -> float:
+        """The ranking key (highest level first), computed once per skill partition of
+        the task and stamp of the agent's attributes: taking and releasing tasks leaves
+        it as it is."""
         stamp = agent.attributes.stamp
         cached = self._levels.get(agent.id)
         if cached is None or cached[0] != stamp:
             cached = self._levels[agent.id] = (stamp, {})
-        partition = self.skill_partition(task)
+        # the queue alone when the task lists no auxiliary skills (the common case)
+        partition = (
+            self.skill_partition(task)
+            if isinstance(task.attributes.get("skills"), list)
+            else task.queue
+        )
         level = cached[1].get(partition)
         if level is None:
-            level = cached[1][partition] = self._skill_level(task, agent)
+            level = cached[1][partition] = -self.skill_level(task, agent)
         return level
 
-    def _skill_level(self, task: Task, agent: Agent) -> float:
+    def skill_level(self, task: Task, agent: Agent) -> float:
         skills = agent.attributes.get("skills")
         if isinstance(skills, list):  # TaskRouter-style lists: level 1 for each skill listed
             skills = {name: 1 for name in skills if isinstance(name, str)}
@@ -467,7 +473,7 @@ def omniroute_ranking_keys(context: PluginContext) -> Iterable[RankingKey]:
     keys = [
         RankingKey(
             "skill_level",
-            lambda task, agent: -model.skill_level(task, agent),
+            model.negative_skill_level,
             Indexing(partition=model.skill_partition),
         )
     ]
