@@ -249,9 +249,11 @@ class FastPath:
         if isinstance(ladder, AgentHeap):
             return self._best_in_heap(task, ladder, since)
         entries = ladder.entries
+        agent_at = ladder.agent_at
         if not self._ranking_ties:  # every agent is a group of its own
-            ranked: Iterable[tuple[Any, Agent]] = entries
-            for _key, agent in ranked:
+            ranked: Iterable[tuple[Any, ...]] = entries
+            for key in ranked:
+                agent = agent_at[key[-1]]
                 if (since is None or agent.version > since) and self._passes_filters(task, agent):
                     failed = self._failed_preferences(task, agent)
                     if not any(failed):
@@ -265,14 +267,15 @@ class FastPath:
             assert ranking.indexing is not None
             floor = ranking.indexing.floor
         # ladder keys: (order_by?, ladder keys..., floor order?, roster index)
-        tied_length = len(entries[0][0]) - (1 if floor is None else 2)
+        tied_length = len(entries[0]) - (1 if floor is None else 2)
         only_roster_after = len(self.pipeline.ranking_keys) == len(self._ladder_keys) + 1
         best_order: Any = None
         current: Any = _NO_GROUP
         number = 0  # groups come in ranking order: the number stands for the ladder's keys
         position, count = 0, len(entries)
         while position < count:
-            key, agent = entries[position]
+            key = entries[position]
+            agent = agent_at[key[-1]]
             position += 1
             tied = key[:tied_length]
             if tied != current:
@@ -286,7 +289,7 @@ class FastPath:
                 # best is in this group: one from an earlier group would have ended the walk
                 order = key[tied_length]
                 if only_roster_after and order == best_order:
-                    position = entries.bisect_right(((*tied, order, _TOP),))
+                    position = entries.bisect_right((*tied, order, _TOP))
                     continue
                 lowest = call_named(
                     plugin, "the floor of ranking key {!r}", ranking.name, floor, task, agent, now

@@ -82,7 +82,12 @@ def membership_rule(expression: Any) -> MembershipRule:
 
 
 class Ladder:
-    """The open agents of one queue and channel, ordered by the static ranking keys."""
+    """The open agents of one queue and channel, ordered by the static ranking keys.
+
+    `entries` holds the keys themselves: each ends with the agent's roster index, so no
+    two are equal, and `agent_at` gives the agent of an index. Keys alone compare faster
+    than (key, agent) pairs, which every insertion and removal does a dozen times.
+    """
 
     def __init__(
         self,
@@ -96,27 +101,30 @@ class Ladder:
         #: ladders with equal partitions give an agent equal keys
         self.partition = partition
         self._key = key
-        self._entry_of = {agent.id: (key(sample, agent), agent) for agent in agents}
-        # Keys end with the roster index, so no two are equal and agents are never compared.
-        self.entries: SortedList = SortedList(self._entry_of.values())
+        self._key_of = {agent.id: key(sample, agent) for agent in agents}
+        #: the agents in the ladder by roster index (the last item of their keys)
+        self.agent_at = {agent.roster_index: agent for agent in agents}
+        self.entries: SortedList = SortedList(self._key_of.values())
 
     def key(self, agent: Agent) -> tuple[Any, ...]:
         return self._key(self.sample, agent)
 
     def put(self, agent: Agent, key: tuple[Any, ...]) -> None:
-        entry = self._entry_of.get(agent.id)
-        if entry is not None:
-            if entry[0] == key:
+        old = self._key_of.get(agent.id)
+        if old is not None:
+            if old == key:
                 return
-            self.entries.remove(entry)
-        entry = (key, agent)
-        self._entry_of[agent.id] = entry
-        self.entries.add(entry)
+            self.entries.remove(old)
+        else:
+            self.agent_at[agent.roster_index] = agent
+        self._key_of[agent.id] = key
+        self.entries.add(key)
 
     def drop(self, agent: Agent) -> None:
-        entry = self._entry_of.pop(agent.id, None)
-        if entry is not None:
-            self.entries.remove(entry)
+        old = self._key_of.pop(agent.id, None)
+        if old is not None:
+            self.entries.remove(old)
+            del self.agent_at[agent.roster_index]
 
 
 class RosterIndex:
