@@ -10,6 +10,7 @@ are tested, and only on the agents the walk reaches.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
@@ -17,7 +18,7 @@ from .components import RankingKey
 from .contexts import Contexts
 from .decisions import Decision
 from .heaps import AgentHeap, HeapEligibility
-from .index import RosterIndex
+from .index import FlooredLadder, RosterIndex
 from .pipeline import Pipeline
 from .plugin_calls import blame, call_named, key_calls, keys_of
 from .selection import AgentSelection
@@ -108,7 +109,12 @@ class FastPath:
         #: which queues and channels are served from heaps (agents and waiting tasks)
         self.heaps = HeapEligibility(pipeline)
         self.index = RosterIndex(
-            deployment, state, contexts.worker_view, self._ladder_key, self.heaps
+            deployment,
+            state,
+            contexts.worker_view,
+            self._ladder_key,
+            self.heaps,
+            floored=self._floored is not None,
         )
 
     def _ladder_key(self, task: Task, agent: Agent) -> tuple[Any, ...]:
@@ -248,6 +254,8 @@ class FastPath:
             return best[1] if best is not None else None
         if isinstance(ladder, AgentHeap):
             return self._best_in_heap(task, ladder, since)
+        if isinstance(ladder, FlooredLadder):
+            return self._best_in_groups(task, ladder, since, now)
         entries = ladder.entries
         agent_at = ladder.agent_at
         if not self._ranking_ties:  # every agent is a group of its own
@@ -304,6 +312,62 @@ class FastPath:
             if best is None or scored < best[0]:
                 best = (scored, agent)
                 best_order = key[tied_length] if floor is not None else None
+        return best[1] if best is not None else None
+
+    def _best_in_groups(
+        self, task: Task, ladder: FlooredLadder, since: int | None, now: float
+    ) -> Agent | None:
+        """The walk of a ladder kept in groups (`_best_open_agent`'s, group by group): the
+        group's tied keys give its number, its tails the floor order and roster index."""
+        assert self._floored is not None
+        plugin, ranking = self._floored
+        assert ranking.indexing is not None
+        assert ranking.indexing.floor is not None
+        floor = ranking.indexing.floor
+        only_roster_after = len(self.pipeline.ranking_keys) == len(self._ladder_keys) + 1
+        agent_at, groups = ladder.agent_at, ladder.groups
+        best: tuple[tuple[Any, ...], Agent] | None = None
+        best_order: Any = None
+        number = 0  # groups come in ranking order: the number stands for the ladder's keys
+        for prefix in ladder.prefixes:
+            if best is not None and not any(best[0][0]):
+                break
+            number += 1
+            group = groups[prefix]
+            position, count = 0, len(group)
+            while position < count:
+                order, roster_index = group[position]
+                position += 1
+                agent = agent_at[roster_index]
+                if since is not None and agent.version <= since:
+                    continue
+                if best is not None and not any(best[0][0]):
+                    # best is in this group: one from an earlier group would have ended
+                    # the walk
+                    if only_roster_after and order == best_order:
+                        position = bisect_right(group, (order, _TOP))
+                        continue
+                    lowest = call_named(
+                        plugin,
+                        "the floor of ranking key {!r}",
+                        ranking.name,
+                        floor,
+                        task,
+                        agent,
+                        now,
+                    )
+                    if lowest > best[0][2][0]:
+                        break  # no later agent of the group can win, nor of a later group
+                if not self._passes_filters(task, agent):
+                    continue
+                scored = (
+                    self._failed_preferences(task, agent),
+                    number,
+                    self._tail_key(task, agent),
+                )
+                if best is None or scored < best[0]:
+                    best = (scored, agent)
+                    best_order = order
         return best[1] if best is not None else None
 
     def _best_in_heap(self, task: Task, heap: AgentHeap, since: int | None) -> Agent | None:

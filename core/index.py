@@ -25,6 +25,7 @@ nothing grows with the square of the number of queues.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, insort
 from collections.abc import Callable, Hashable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +128,75 @@ class Ladder:
             del self.agent_at[agent.roster_index]
 
 
+class FlooredLadder:
+    """A ladder whose keys end with a floor order (then the roster index): the open agents
+    in groups tied on the keys before it, each group in floor order.
+
+    `prefixes` holds the groups' tied keys in order, `groups` each group's (floor order,
+    roster index) tails, sorted. An agent whose change leaves it in its group (a task
+    taken or released with room left) moves within that group's plain list, comparing
+    tails only; a flat ladder would compare the tied keys again on every step.
+    """
+
+    def __init__(
+        self,
+        sample: Task,
+        partition: Hashable,
+        key: Callable[[Task, Agent], tuple[Any, ...]],
+        agents: list[Agent],
+    ) -> None:
+        self.sample = sample
+        self.partition = partition
+        self._key = key
+        self._key_of = {agent.id: key(sample, agent) for agent in agents}
+        self.agent_at = {agent.roster_index: agent for agent in agents}
+        self.groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+        for ranked in self._key_of.values():
+            self.groups.setdefault(ranked[:-2], []).append(ranked[-2:])
+        for group in self.groups.values():
+            group.sort()
+        self.prefixes: SortedList = SortedList(self.groups)
+
+    def key(self, agent: Agent) -> tuple[Any, ...]:
+        return self._key(self.sample, agent)
+
+    def put(self, agent: Agent, key: tuple[Any, ...]) -> None:
+        old = self._key_of.get(agent.id)
+        if old is not None:
+            if old == key:
+                return
+            self._remove(old)
+        else:
+            self.agent_at[agent.roster_index] = agent
+        self._key_of[agent.id] = key
+        prefix = key[:-2]
+        group = self.groups.get(prefix)
+        if group is None:
+            self.groups[prefix] = [key[-2:]]
+            self.prefixes.add(prefix)
+        else:
+            insort(group, key[-2:])
+
+    def drop(self, agent: Agent) -> None:
+        old = self._key_of.pop(agent.id, None)
+        if old is not None:
+            self._remove(old)
+            del self.agent_at[old[-1]]
+
+    def _remove(self, key: tuple[Any, ...]) -> None:
+        prefix = key[:-2]
+        group = self.groups[prefix]
+        if len(group) == 1:
+            del self.groups[prefix]
+            self.prefixes.remove(prefix)
+        else:
+            del group[bisect_left(group, key[-2:])]
+
+
+#: what orders a queue and channel's open agents (see the module's docstring)
+AnyLadder = Ladder | FlooredLadder | AgentHeap
+
+
 class RosterIndex:
     """The members, open sets and ladders of one engine (see the module's docstring)."""
 
@@ -137,8 +207,11 @@ class RosterIndex:
         worker_view: Callable[[Agent], dict[str, Any]],
         ladder_key: Callable[[Task, Agent], tuple[Any, ...]],
         heaps: HeapEligibility,
+        floored: bool = False,
     ) -> None:
         self._deployment = deployment
+        #: ladder keys end with a floor order: ladders group agents before it
+        self._floored = floored
         self._heaps = heaps
         self._state = state
         self._worker_view = worker_view
@@ -169,8 +242,8 @@ class RosterIndex:
         self._changed_since = False
         self._member_of: dict[str, set[str]] = {}
         self._open_in: dict[str, set[GroupKey]] = {}
-        self._ladders: dict[Hashable, Ladder | AgentHeap] = {}
-        self._ladders_in: dict[GroupKey, list[Ladder | AgentHeap]] = {}
+        self._ladders: dict[Hashable, AnyLadder] = {}
+        self._ladders_in: dict[GroupKey, list[AnyLadder]] = {}
         self._dirty: dict[str, Agent] = {}
         self._reevaluate: dict[str, set[str]] = {}
         #: per agent, its status and open channels when last refreshed
@@ -319,7 +392,7 @@ class RosterIndex:
             "total": len(self.logged_in[queue]),
         }
 
-    def ladder(self, task: Task, partition: Hashable) -> Ladder | AgentHeap | None:
+    def ladder(self, task: Task, partition: Hashable) -> AnyLadder | None:
         """The ladder (or heap) for the task's queue, channel and partition, built on
         first use (None once the queue and channel have their fill of ladders)."""
         assert task.queue is not None
@@ -332,7 +405,13 @@ class RosterIndex:
         if len(kept) >= LADDERS_PER_QUEUE_CHANNEL:
             return None
         agents = self._state.agents
-        kind = AgentHeap if self._heaps.serves(task.queue, task.channel) else Ladder
+        kind: type[AnyLadder] = (
+            AgentHeap
+            if self._heaps.serves(task.queue, task.channel)
+            else FlooredLadder
+            if self._floored
+            else Ladder
+        )
         ladder = kind(
             task.copy(),
             partition,
