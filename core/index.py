@@ -308,10 +308,13 @@ class RosterIndex:
             held = agent.held
             wrapping = agent.wrap_up
             channels = tuple(
-                channel
-                for channel, capacity in agent.capacity.items()
-                if len(held.get(channel, ())) + (len(wrapping.get(channel, ())) if wrapping else 0)
-                < capacity
+                [
+                    channel
+                    for channel, capacity in agent.capacity.items()
+                    if len(held.get(channel, ()))
+                    + (len(wrapping.get(channel, ())) if wrapping else 0)
+                    < capacity
+                ]
             )
         else:
             channels = ()
