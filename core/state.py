@@ -107,8 +107,8 @@ OPEN_STATES = frozenset({"queued", "reserved", "assigned"})
 class Agent:
     id: str
     roster_index: int
-    #: stamped on every change (`Attributes`); a plain dictionary given is converted
-    attributes: Attributes = attrs.field(converter=_attributes)
+    #: an `Attributes` (stamped on every change); a plain dictionary given is converted
+    attributes: dict[str, Any]
     groups: tuple[str, ...]
     capacity: dict[str, int]
     status: str = "offline"
@@ -130,6 +130,16 @@ class Agent:
     version: int = attrs.field(factory=_new_version)
     #: told of every touch (the engine's roster index); not part of the agent's state
     watcher: Callable[[Agent], None] | None = attrs.field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Converted here, not by an attrs converter: that would hook every assignment to
+        # every field of the agent (version, status...) through Python code.
+        self.attributes = _attributes(self.attributes)
+
+    @property
+    def attributes_stamp(self) -> int:
+        """The stamp of the attributes: it changes whenever they do (`Attributes`)."""
+        return self.attributes.stamp  # type: ignore[attr-defined, no-any-return]
 
     def held_count(self, channel: str | None = None) -> int:
         """Units of capacity taken: tasks reserved or assigned, and wrap-ups."""
@@ -168,7 +178,7 @@ class Agent:
 
     def put_back(self, saved: tuple[Any, ...]) -> None:
         (
-            self.attributes,
+            attributes,
             self.groups,
             self.capacity,
             self.status,
@@ -181,6 +191,7 @@ class Agent:
             self.last_accept_at,
             self.free_since,
         ) = saved
+        self.attributes = Attributes(attributes)  # a new stamp: the values may be older
         # A new stamp: whatever was cached under the stamp of the undone change is stale.
         self.version = _new_version()
 

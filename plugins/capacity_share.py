@@ -282,7 +282,7 @@ class _Model:
         """The ranking key (highest level first), computed once per skill partition of
         the task and stamp of the agent's attributes: taking and releasing tasks leaves
         it as it is."""
-        stamp = agent.attributes.stamp
+        stamp = agent.attributes_stamp
         cached = self._levels.get(agent.id)
         if cached is None or cached[0] != stamp:
             cached = self._levels[agent.id] = (stamp, {})
