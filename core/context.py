@@ -174,15 +174,20 @@ class PluginContext:
 
     def agent_state(self, agent: Agent) -> dict[str, Any]:
         """This plugin's state for an agent. Saved and rolled back with the engine's."""
-        return agent.plugin_state.setdefault(self.plugin, {})
+        # a plain read first: plugins read their state on every change, and it is there
+        state: dict[str, Any] | None = agent.plugin_state.get(self.plugin)
+        return agent.plugin_state.setdefault(self.plugin, {}) if state is None else state
 
     def task_state(self, task: Task) -> dict[str, Any]:
         """This plugin's state for a task. Saved and rolled back with the engine's."""
-        return task.plugin_state.setdefault(self.plugin, {})
+        state: dict[str, Any] | None = task.plugin_state.get(self.plugin)
+        return task.plugin_state.setdefault(self.plugin, {}) if state is None else state
 
     def state(self) -> dict[str, Any]:
         """This plugin's own state, one per engine (counters, round-robin positions...)."""
-        return self._engine.state.plugin_state.setdefault(self.plugin, {})
+        mine = self._engine.state.plugin_state
+        state: dict[str, Any] | None = mine.get(self.plugin)
+        return mine.setdefault(self.plugin, {}) if state is None else state
 
     # --- timers -----------------------------------------------------------------------------
 

@@ -10,14 +10,15 @@ are tested, and only on the agents the walk reaches.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from .components import RankingKey
 from .contexts import Contexts
 from .decisions import Decision
 from .heaps import AgentHeap, HeapEligibility
-from .index import RosterIndex
+from .index import FlooredLadder, RosterIndex
 from .pipeline import Pipeline
 from .plugin_calls import blame, call_named, key_calls, keys_of
 from .selection import AgentSelection
@@ -69,8 +70,9 @@ class FastPath:
             (ranking.indexing is not None and ranking.indexing.partition is None, ranking.key)
             for _plugin, ranking in static
         ]
-        #: the last agent whose task-free keys were computed: (agent, version, values)
-        self._memo: tuple[Agent, int, dict[int, Any]] | None = None
+        #: the last agent whose task-free keys were computed: (agent, version, values and
+        #: roster index)
+        self._memo: tuple[Agent, int, tuple[Any, ...]] | None = None
         workflow = deployment.workflow
         #: some workflow target orders its agents (`order_by`): ladder keys start with it
         self._ordered_targets = workflow is not None and any(
@@ -88,6 +90,16 @@ class FastPath:
                 self._floored = (plugin, ranking)
                 plan.append((indexing.partition is None, indexing.floor_order))
         self._key_plan = tuple(plan)
+        # The plan split once: the parts read once per agent change, and the ones read
+        # per partition with the position each takes among the keys.
+        self._free_positions = tuple(n for n, (task_free, _f) in enumerate(plan) if task_free)
+        self._free_calls = tuple(function for task_free, function in plan if task_free)
+        self._partitioned = tuple(
+            (n, function) for n, (task_free, function) in enumerate(plan) if not task_free
+        )
+        #: the keys read per partition all come first (skill level, say): a key is then
+        #: those values followed by the agent's memo, in one tuple
+        self._partitioned_first = all(n == k for k, (n, _f) in enumerate(self._partitioned))
         self._open_filters = tuple(
             (plugin, item) for plugin, item in pipeline.filters if not item.index_kept
         )
@@ -97,7 +109,12 @@ class FastPath:
         #: which queues and channels are served from heaps (agents and waiting tasks)
         self.heaps = HeapEligibility(pipeline)
         self.index = RosterIndex(
-            deployment, state, contexts.worker_view, self._ladder_key, self.heaps
+            deployment,
+            state,
+            contexts.worker_view,
+            self._ladder_key,
+            self.heaps,
+            floored=self._floored is not None,
         )
 
     def _ladder_key(self, task: Task, agent: Agent) -> tuple[Any, ...]:
@@ -105,16 +122,17 @@ class FastPath:
             keys = self._ladder_key_calls(task, agent)
             keys.append(agent.roster_index)
             return tuple(keys)
-        keys = []
-        target = self.deployment.target_of(task)
-        if target is not None and target.order_by is not None:
-            keys.append(target.order_by.key({"worker": self._contexts.worker_view(agent)}))
-        keys += self._memo_keys(task, agent)
-        keys.append(agent.roster_index)
-        return tuple(keys)
+        ranked = self._memo_keys(task, agent)
+        if self._ordered_targets:
+            target = self.deployment.target_of(task)
+            if target is not None and target.order_by is not None:
+                worker = {"worker": self._contexts.worker_view(agent)}
+                return (target.order_by.key(worker), *ranked)
+        return ranked
 
-    def _memo_keys(self, task: Task, agent: Agent) -> list[Any]:
-        """The ladder keys, then the floor order if a key gives floors.
+    def _memo_keys(self, task: Task, agent: Agent) -> tuple[Any, ...]:
+        """The ladder keys, then the floor order if a key gives floors, then the roster
+        index.
 
         An agent open in several partitions gets a key per partition, all computed in one
         refresh: the parts that read nothing of the task (no `partition`) are computed
@@ -122,26 +140,40 @@ class FastPath:
         """
         memo = self._memo
         if memo is None or memo[0] is not agent or memo[1] != agent.version:
-            memo = self._memo = (agent, agent.version, {})
-        cache = memo[2]
-        values: list[Any] = []
-        append = values.append
-        try:
-            for position, (task_free, function) in enumerate(self._key_plan):
-                if task_free:
-                    value = cache.get(position, cache)
-                    if value is cache:
-                        value = cache[position] = function(task, agent)
-                    append(value)
-                else:
+            free: list[Any] = []
+            append = free.append
+            try:
+                for function in self._free_calls:
                     append(function(task, agent))
+            except Exception as error:
+                self._blame_key(self._free_positions[len(free)], error)
+            free.append(agent.roster_index)
+            memo = self._memo = (agent, agent.version, tuple(free))
+        tail = memo[2]
+        if not self._partitioned:
+            return tail
+        position = 0
+        try:
+            if self._partitioned_first:
+                head = []
+                for position, function in self._partitioned:  # noqa: B007
+                    head.append(function(task, agent))
+                return (*head, *tail)
+            values = list(tail)
+            # in rising positions: each lands where the plan puts it among the others
+            for position, function in self._partitioned:
+                values.insert(position, function(task, agent))
         except Exception as error:
-            if len(values) < len(self._ladder_keys):
-                blame(self._ladder_keys, len(values), "ranking key", error)
-            assert self._floored is not None
-            plugin, ranking = self._floored
-            blame(((plugin, ranking),), 0, "floor order of ranking key", error)
-        return values
+            self._blame_key(position, error)
+        return tuple(values)
+
+    def _blame_key(self, position: int, error: Exception) -> NoReturn:
+        """Raise the error of the ladder key (or floor order) at `position` of the plan."""
+        if position < len(self._ladder_keys):
+            blame(self._ladder_keys, position, "ranking key", error)
+        assert self._floored is not None
+        plugin, ranking = self._floored
+        blame(((plugin, ranking),), 0, "floor order of ranking key", error)
 
     def _partition(self, task: Task) -> tuple[Any, ...] | None:
         """What of the task the ladder keys read (None: they read nothing worth a ladder)."""
@@ -227,10 +259,14 @@ class FastPath:
             return best[1] if best is not None else None
         if isinstance(ladder, AgentHeap):
             return self._best_in_heap(task, ladder, since)
+        if isinstance(ladder, FlooredLadder):
+            return self._best_in_groups(task, ladder, since, now)
         entries = ladder.entries
+        agent_at = ladder.agent_at
         if not self._ranking_ties:  # every agent is a group of its own
-            ranked: Iterable[tuple[Any, Agent]] = entries
-            for _key, agent in ranked:
+            ranked: Iterable[tuple[Any, ...]] = entries
+            for key in ranked:
+                agent = agent_at[key[-1]]
                 if (since is None or agent.version > since) and self._passes_filters(task, agent):
                     failed = self._failed_preferences(task, agent)
                     if not any(failed):
@@ -244,14 +280,15 @@ class FastPath:
             assert ranking.indexing is not None
             floor = ranking.indexing.floor
         # ladder keys: (order_by?, ladder keys..., floor order?, roster index)
-        tied_length = len(entries[0][0]) - (1 if floor is None else 2)
+        tied_length = len(entries[0]) - (1 if floor is None else 2)
         only_roster_after = len(self.pipeline.ranking_keys) == len(self._ladder_keys) + 1
         best_order: Any = None
         current: Any = _NO_GROUP
         number = 0  # groups come in ranking order: the number stands for the ladder's keys
         position, count = 0, len(entries)
         while position < count:
-            key, agent = entries[position]
+            key = entries[position]
+            agent = agent_at[key[-1]]
             position += 1
             tied = key[:tied_length]
             if tied != current:
@@ -265,20 +302,77 @@ class FastPath:
                 # best is in this group: one from an earlier group would have ended the walk
                 order = key[tied_length]
                 if only_roster_after and order == best_order:
-                    position = entries.bisect_right(((*tied, order, _TOP),))
+                    position = entries.bisect_right((*tied, order, _TOP))
                     continue
                 lowest = call_named(
                     plugin, "the floor of ranking key {!r}", ranking.name, floor, task, agent, now
                 )
                 if lowest > best[0][2][0]:
-                    position = entries.bisect_right(((*tied, _TOP),))
-                    continue
+                    # no later agent of the group can win, and the next group ends the
+                    # walk (best fails no preference)
+                    break
             if not self._passes_filters(task, agent):
                 continue
             scored = (self._failed_preferences(task, agent), number, self._tail_key(task, agent))
             if best is None or scored < best[0]:
                 best = (scored, agent)
                 best_order = key[tied_length] if floor is not None else None
+        return best[1] if best is not None else None
+
+    def _best_in_groups(
+        self, task: Task, ladder: FlooredLadder, since: int | None, now: float
+    ) -> Agent | None:
+        """The walk of a ladder kept in groups (`_best_open_agent`'s, group by group): the
+        group's tied keys give its number, its tails the floor order and roster index."""
+        assert self._floored is not None
+        plugin, ranking = self._floored
+        assert ranking.indexing is not None
+        assert ranking.indexing.floor is not None
+        floor = ranking.indexing.floor
+        only_roster_after = len(self.pipeline.ranking_keys) == len(self._ladder_keys) + 1
+        agent_at, groups = ladder.agent_at, ladder.groups
+        best: tuple[tuple[Any, ...], Agent] | None = None
+        best_order: Any = None
+        number = 0  # groups come in ranking order: the number stands for the ladder's keys
+        for prefix in ladder.prefixes:
+            if best is not None and not any(best[0][0]):
+                break
+            number += 1
+            group = groups[prefix]
+            position, count = 0, len(group)
+            while position < count:
+                order, roster_index = group[position]
+                position += 1
+                agent = agent_at[roster_index]
+                if since is not None and agent.version <= since:
+                    continue
+                if best is not None and not any(best[0][0]):
+                    # best is in this group: one from an earlier group would have ended
+                    # the walk
+                    if only_roster_after and order == best_order:
+                        position = bisect_right(group, (order, _TOP))
+                        continue
+                    lowest = call_named(
+                        plugin,
+                        "the floor of ranking key {!r}",
+                        ranking.name,
+                        floor,
+                        task,
+                        agent,
+                        now,
+                    )
+                    if lowest > best[0][2][0]:
+                        break  # no later agent of the group can win, nor of a later group
+                if not self._passes_filters(task, agent):
+                    continue
+                scored = (
+                    self._failed_preferences(task, agent),
+                    number,
+                    self._tail_key(task, agent),
+                )
+                if best is None or scored < best[0]:
+                    best = (scored, agent)
+                    best_order = order
         return best[1] if best is not None else None
 
     def _best_in_heap(self, task: Task, heap: AgentHeap, since: int | None) -> Agent | None:

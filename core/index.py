@@ -25,6 +25,7 @@ nothing grows with the square of the number of queues.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, insort
 from collections.abc import Callable, Hashable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -82,7 +83,12 @@ def membership_rule(expression: Any) -> MembershipRule:
 
 
 class Ladder:
-    """The open agents of one queue and channel, ordered by the static ranking keys."""
+    """The open agents of one queue and channel, ordered by the static ranking keys.
+
+    `entries` holds the keys themselves: each ends with the agent's roster index, so no
+    two are equal, and `agent_at` gives the agent of an index. Keys alone compare faster
+    than (key, agent) pairs, which every insertion and removal does a dozen times.
+    """
 
     def __init__(
         self,
@@ -96,27 +102,99 @@ class Ladder:
         #: ladders with equal partitions give an agent equal keys
         self.partition = partition
         self._key = key
-        self._entry_of = {agent.id: (key(sample, agent), agent) for agent in agents}
-        # Keys end with the roster index, so no two are equal and agents are never compared.
-        self.entries: SortedList = SortedList(self._entry_of.values())
+        self._key_of = {agent.id: key(sample, agent) for agent in agents}
+        #: the agents in the ladder by roster index (the last item of their keys)
+        self.agent_at = {agent.roster_index: agent for agent in agents}
+        self.entries: SortedList = SortedList(self._key_of.values())
 
     def key(self, agent: Agent) -> tuple[Any, ...]:
         return self._key(self.sample, agent)
 
     def put(self, agent: Agent, key: tuple[Any, ...]) -> None:
-        entry = self._entry_of.get(agent.id)
-        if entry is not None:
-            if entry[0] == key:
+        old = self._key_of.get(agent.id)
+        if old is not None:
+            if old == key:
                 return
-            self.entries.remove(entry)
-        entry = (key, agent)
-        self._entry_of[agent.id] = entry
-        self.entries.add(entry)
+            self.entries.remove(old)
+        else:
+            self.agent_at[agent.roster_index] = agent
+        self._key_of[agent.id] = key
+        self.entries.add(key)
 
     def drop(self, agent: Agent) -> None:
-        entry = self._entry_of.pop(agent.id, None)
-        if entry is not None:
-            self.entries.remove(entry)
+        old = self._key_of.pop(agent.id, None)
+        if old is not None:
+            self.entries.remove(old)
+            del self.agent_at[agent.roster_index]
+
+
+class FlooredLadder:
+    """A ladder whose keys end with a floor order (then the roster index): the open agents
+    in groups tied on the keys before it, each group in floor order.
+
+    `prefixes` holds the groups' tied keys in order, `groups` each group's (floor order,
+    roster index) tails, sorted. An agent whose change leaves it in its group (a task
+    taken or released with room left) moves within that group's plain list, comparing
+    tails only; a flat ladder would compare the tied keys again on every step.
+    """
+
+    def __init__(
+        self,
+        sample: Task,
+        partition: Hashable,
+        key: Callable[[Task, Agent], tuple[Any, ...]],
+        agents: list[Agent],
+    ) -> None:
+        self.sample = sample
+        self.partition = partition
+        self._key = key
+        self._key_of = {agent.id: key(sample, agent) for agent in agents}
+        self.agent_at = {agent.roster_index: agent for agent in agents}
+        self.groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+        for ranked in self._key_of.values():
+            self.groups.setdefault(ranked[:-2], []).append(ranked[-2:])
+        for group in self.groups.values():
+            group.sort()
+        self.prefixes: SortedList = SortedList(self.groups)
+
+    def key(self, agent: Agent) -> tuple[Any, ...]:
+        return self._key(self.sample, agent)
+
+    def put(self, agent: Agent, key: tuple[Any, ...]) -> None:
+        old = self._key_of.get(agent.id)
+        if old is not None:
+            if old == key:
+                return
+            self._remove(old)
+        else:
+            self.agent_at[agent.roster_index] = agent
+        self._key_of[agent.id] = key
+        prefix = key[:-2]
+        group = self.groups.get(prefix)
+        if group is None:
+            self.groups[prefix] = [key[-2:]]
+            self.prefixes.add(prefix)
+        else:
+            insort(group, key[-2:])
+
+    def drop(self, agent: Agent) -> None:
+        old = self._key_of.pop(agent.id, None)
+        if old is not None:
+            self._remove(old)
+            del self.agent_at[old[-1]]
+
+    def _remove(self, key: tuple[Any, ...]) -> None:
+        prefix = key[:-2]
+        group = self.groups[prefix]
+        if len(group) == 1:
+            del self.groups[prefix]
+            self.prefixes.remove(prefix)
+        else:
+            del group[bisect_left(group, key[-2:])]
+
+
+#: what orders a queue and channel's open agents (see the module's docstring)
+AnyLadder = Ladder | FlooredLadder | AgentHeap
 
 
 class RosterIndex:
@@ -129,8 +207,11 @@ class RosterIndex:
         worker_view: Callable[[Agent], dict[str, Any]],
         ladder_key: Callable[[Task, Agent], tuple[Any, ...]],
         heaps: HeapEligibility,
+        floored: bool = False,
     ) -> None:
         self._deployment = deployment
+        #: ladder keys end with a floor order: ladders group agents before it
+        self._floored = floored
         self._heaps = heaps
         self._state = state
         self._worker_view = worker_view
@@ -161,10 +242,12 @@ class RosterIndex:
         self._changed_since = False
         self._member_of: dict[str, set[str]] = {}
         self._open_in: dict[str, set[GroupKey]] = {}
-        self._ladders: dict[Hashable, Ladder | AgentHeap] = {}
-        self._ladders_in: dict[GroupKey, list[Ladder | AgentHeap]] = {}
+        self._ladders: dict[Hashable, AnyLadder] = {}
+        self._ladders_in: dict[GroupKey, list[AnyLadder]] = {}
         self._dirty: dict[str, Agent] = {}
         self._reevaluate: dict[str, set[str]] = {}
+        #: per agent, its status and open channels when last refreshed
+        self._seen: dict[str, tuple[str, tuple[str, ...]]] = {}
 
     def rebuild(self) -> None:
         """Start again from the roster (after a failed event put the state back)."""
@@ -192,6 +275,7 @@ class RosterIndex:
                 ladder.drop(agent)
         self._dirty.pop(agent_id, None)
         self._reevaluate.pop(agent_id, None)
+        self._seen.pop(agent_id, None)
         agent.watcher = None
         self._changed_since = True
 
@@ -219,35 +303,29 @@ class RosterIndex:
         if stale:
             self._reevaluate_membership(agent, member_of, stale)
         status = agent.status
-        if status != "offline":
-            for name in member_of:
-                self.logged_in[name].add(agent_id)
-        else:
-            for name in member_of:
-                self.logged_in[name].discard(agent_id)
-        was_open = self._open_in[agent_id]
-        now_open: set[GroupKey]
         if status == "ready" and member_of:
             # held_count, inlined: this runs on every change of every agent
             held = agent.held
             wrapping = agent.wrap_up
-            channels = [
-                channel
-                for channel, capacity in agent.capacity.items()
-                if len(held.get(channel, ())) + (len(wrapping.get(channel, ())) if wrapping else 0)
-                < capacity
-            ]
-            now_open = {(name, channel) for name in member_of for channel in channels}
+            channels = tuple(
+                [
+                    channel
+                    for channel, capacity in agent.capacity.items()
+                    if len(held.get(channel, ()))
+                    + (len(wrapping.get(channel, ())) if wrapping else 0)
+                    < capacity
+                ]
+            )
         else:
-            now_open = set()
-        if now_open != was_open:
-            for key in was_open - now_open:
-                self.open[key].discard(agent_id)
-                for ladder in self._ladders_in.get(key, ()):
-                    ladder.drop(agent)
-            for key in now_open - was_open:
-                self.open.setdefault(key, set()).add(agent_id)
-            self._open_in[agent_id] = now_open
+            channels = ()
+        seen = (status, channels)
+        now_open = self._open_in[agent_id]
+        # Most changes (a task taken or released with room left) keep the agent's status,
+        # memberships and open channels: only its ladder keys move.
+        if stale or self._seen.get(agent_id) != seen:
+            self._seen[agent_id] = seen
+            self._reopen(agent, member_of, status, channels)
+            now_open = self._open_in[agent_id]
         if now_open:
             self._opened_since |= now_open
             keys: dict[Hashable, tuple[Any, ...]] = {}
@@ -259,6 +337,28 @@ class RosterIndex:
                         ranked = keys[ladder.partition] = ladder.key(agent)
                     ladder.put(agent, ranked)
         self._changed_since = True
+
+    def _reopen(
+        self, agent: Agent, member_of: set[str], status: str, channels: tuple[str, ...]
+    ) -> None:
+        """Bring the agent's logged-in and open sets (and ladders it left) up to date."""
+        agent_id = agent.id
+        if status != "offline":
+            for name in member_of:
+                self.logged_in[name].add(agent_id)
+        else:
+            for name in member_of:
+                self.logged_in[name].discard(agent_id)
+        was_open = self._open_in[agent_id]
+        now_open: set[GroupKey] = {(name, channel) for name in member_of for channel in channels}
+        if now_open != was_open:
+            for key in was_open - now_open:
+                self.open[key].discard(agent_id)
+                for ladder in self._ladders_in.get(key, ()):
+                    ladder.drop(agent)
+            for key in now_open - was_open:
+                self.open.setdefault(key, set()).add(agent_id)
+            self._open_in[agent_id] = now_open
 
     def _reevaluate_membership(self, agent: Agent, member_of: set[str], stale: set[str]) -> None:
         agent_id = agent.id
@@ -295,7 +395,7 @@ class RosterIndex:
             "total": len(self.logged_in[queue]),
         }
 
-    def ladder(self, task: Task, partition: Hashable) -> Ladder | AgentHeap | None:
+    def ladder(self, task: Task, partition: Hashable) -> AnyLadder | None:
         """The ladder (or heap) for the task's queue, channel and partition, built on
         first use (None once the queue and channel have their fill of ladders)."""
         assert task.queue is not None
@@ -308,7 +408,13 @@ class RosterIndex:
         if len(kept) >= LADDERS_PER_QUEUE_CHANNEL:
             return None
         agents = self._state.agents
-        kind = AgentHeap if self._heaps.serves(task.queue, task.channel) else Ladder
+        kind: type[AnyLadder] = (
+            AgentHeap
+            if self._heaps.serves(task.queue, task.channel)
+            else FlooredLadder
+            if self._floored
+            else Ladder
+        )
         ladder = kind(
             task.copy(),
             partition,

@@ -33,6 +33,72 @@ def last_agent_change() -> int:
     return _last_given[0]
 
 
+#: one counter for every attributes dictionary: equal stamps, equal contents
+_attribute_stamps = itertools.count(1)
+
+
+class Attributes(dict[str, Any]):
+    """An agent's attributes: a dictionary that takes a new `stamp` whenever it changes.
+
+    What is computed from the attributes alone (a skill level, say) can be cached under
+    the stamp, and stays valid while the agent changes in other ways (it takes and
+    releases tasks far more often than its attributes are edited). A copy
+    (`dict(attributes)`, `.copy()`) is a plain dictionary; an agent given one converts
+    it, with a new stamp.
+    """
+
+    __slots__ = ("stamp",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stamp = next(_attribute_stamps)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        dict.__setitem__(self, key, value)
+        self.stamp = next(_attribute_stamps)
+
+    def __delitem__(self, key: str) -> None:
+        dict.__delitem__(self, key)
+        self.stamp = next(_attribute_stamps)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        value = dict.pop(self, key, *default)
+        self.stamp = next(_attribute_stamps)
+        return value
+
+    def popitem(self) -> tuple[str, Any]:
+        item = dict.popitem(self)
+        self.stamp = next(_attribute_stamps)
+        return item
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        value = dict.setdefault(self, key, default)
+        self.stamp = next(_attribute_stamps)
+        return value
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        dict.update(self, *args, **kwargs)
+        self.stamp = next(_attribute_stamps)
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self.stamp = next(_attribute_stamps)
+
+    def __ior__(self, other: Any) -> Attributes:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def copy(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __reduce__(self) -> Any:
+        return (Attributes, (dict(self),))
+
+
+def _attributes(value: dict[str, Any]) -> Attributes:
+    return value if value.__class__ is Attributes else Attributes(value)
+
+
 TASK_STATES = ("queued", "reserved", "assigned", "completed", "canceled", "rejected")
 OPEN_STATES = frozenset({"queued", "reserved", "assigned"})
 
@@ -41,6 +107,7 @@ OPEN_STATES = frozenset({"queued", "reserved", "assigned"})
 class Agent:
     id: str
     roster_index: int
+    #: an `Attributes` (stamped on every change); a plain dictionary given is converted
     attributes: dict[str, Any]
     groups: tuple[str, ...]
     capacity: dict[str, int]
@@ -63,6 +130,16 @@ class Agent:
     version: int = attrs.field(factory=_new_version)
     #: told of every touch (the engine's roster index); not part of the agent's state
     watcher: Callable[[Agent], None] | None = attrs.field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Converted here, not by an attrs converter: that would hook every assignment to
+        # every field of the agent (version, status...) through Python code.
+        self.attributes = _attributes(self.attributes)
+
+    @property
+    def attributes_stamp(self) -> int:
+        """The stamp of the attributes: it changes whenever they do (`Attributes`)."""
+        return self.attributes.stamp  # type: ignore[attr-defined, no-any-return]
 
     def held_count(self, channel: str | None = None) -> int:
         """Units of capacity taken: tasks reserved or assigned, and wrap-ups."""
@@ -101,7 +178,7 @@ class Agent:
 
     def put_back(self, saved: tuple[Any, ...]) -> None:
         (
-            self.attributes,
+            attributes,
             self.groups,
             self.capacity,
             self.status,
@@ -114,13 +191,14 @@ class Agent:
             self.last_accept_at,
             self.free_since,
         ) = saved
+        self.attributes = Attributes(attributes)  # a new stamp: the values may be older
         # A new stamp: whatever was cached under the stamp of the undone change is stale.
         self.version = _new_version()
 
     def copy(self) -> Agent:
         """A copy an event cannot reach: containers copied, plugin state deeply."""
         clone = copy.copy(self)
-        clone.attributes = dict(self.attributes)
+        clone.attributes = Attributes(self.attributes)
         clone.capacity = dict(self.capacity)
         clone.held = {channel: set(ids) for channel, ids in self.held.items()}
         clone.assigned = {channel: set(ids) for channel, ids in self.assigned.items()}

@@ -96,6 +96,8 @@ class UndoLog:
 
 #: values `recorded` gives back as they are (the common case, checked first)
 _SCALARS = frozenset({int, float, str, bool, type(None)})
+#: values a `RecordedDict` stores as they are: scalars, and tuples (kept as given)
+_STORED_AS_GIVEN = _SCALARS | {tuple}
 
 
 def recorded(value: Any, log: UndoLog) -> Any:
@@ -143,7 +145,7 @@ class RecordedDict(dict[Any, Any]):
         log = self.log
         if log.active:
             self._record(key)
-        if value.__class__ not in _SCALARS:  # a container is made a recorded one
+        if value.__class__ not in _STORED_AS_GIVEN:  # a container is made a recorded one
             value = recorded(value, log)
         dict.__setitem__(self, key, value)
 
@@ -172,7 +174,15 @@ class RecordedDict(dict[Any, Any]):
         return key, self.pop(key)
 
     def update(self, *others: Any, **items: Any) -> None:
-        for key, value in dict(*others, **items).items():
+        changes = dict(*others, **items)
+        if not self.log.active:  # nothing to record: store at once what needs no converting
+            for value in changes.values():
+                if value.__class__ not in _STORED_AS_GIVEN:
+                    break
+            else:
+                dict.update(self, changes)
+                return
+        for key, value in changes.items():
             self[key] = value
 
     def clear(self) -> None:

@@ -203,9 +203,11 @@ class _Model:
         self.globals = {
             ch: s for ch in channels if (s := _global_settings(section, ch)) is not None
         }
-        # Caches, keyed so that they cannot go stale: a task's position, an agent's version.
+        # Caches, keyed so that they cannot go stale: a task's position, an agent's version,
+        # the stamp of an agent's attributes (skill levels read nothing else of it).
         self._settings: dict[str, tuple[tuple[Any, ...], Settings]] = {}
         self._occupied: dict[str, tuple[int, float]] = {}
+        self._levels: dict[str, tuple[int, dict[Any, float]]] = {}
         self.profiles = {
             name: settings
             for name in section.profiles
@@ -258,14 +260,42 @@ class _Model:
         cached = self._occupied.get(agent.id)
         if cached is not None and cached[0] == agent.version:
             return cached[1]
-        value = float(sum(held.get("share", 0.0) for held in self.held(agent)))
+        context = self.context
+        task_state = context.task_state
+        task = context.task
+        total: float = 0  # summed in the order `held` gives, as sum() would
+        for ids in agent.held.values():
+            for task_id in ids:
+                held = task(task_id)
+                assert held is not None  # a held task is open
+                total += task_state(held).get("share", 0.0)
+        value = float(total)
         # a task's share stays taken while its agent wraps up after it (docs/wrap-up.md)
-        value += float(sum(self.context.agent_state(agent).get("wrap_up", {}).values()))
+        value += float(sum(context.agent_state(agent).get("wrap_up", {}).values()))
         self._occupied[agent.id] = (agent.version, value)
         return value
 
     def held_under(self, agent: Agent, profile: str) -> int:
         return sum(1 for held in self.held(agent) if held.get("profile") == profile)
+
+    def negative_skill_level(self, task: Task, agent: Agent) -> float:
+        """The ranking key (highest level first), computed once per skill partition of
+        the task and stamp of the agent's attributes: taking and releasing tasks leaves
+        it as it is."""
+        stamp = agent.attributes_stamp
+        cached = self._levels.get(agent.id)
+        if cached is None or cached[0] != stamp:
+            cached = self._levels[agent.id] = (stamp, {})
+        # the queue alone when the task lists no auxiliary skills (the common case)
+        partition = (
+            self.skill_partition(task)
+            if isinstance(task.attributes.get("skills"), list)
+            else task.queue
+        )
+        level = cached[1].get(partition)
+        if level is None:
+            level = cached[1][partition] = -self.skill_level(task, agent)
+        return level
 
     def skill_level(self, task: Task, agent: Agent) -> float:
         skills = agent.attributes.get("skills")
@@ -320,17 +350,23 @@ class _Model:
     # occupancy since login: share-weighted busy time over time spent ready
 
     def record(self, agent: Agent) -> None:
-        """Close the running interval with the figures that held during it."""
-        state = self.context.agent_state(agent)
-        now = self.context.now
-        last = state.get("since", now)
-        state["busy"] = state.get("busy", 0.0) + state.get("occupied", 0.0) / 100 * (now - last)
-        if state.get("ready", False):
-            state["ready_time"] = state.get("ready_time", 0.0) + (now - last)
-        state.update(since=now, occupied=self.occupied(agent), ready=agent.status == "ready")
-        if state.get("ready_time", 0.0) > 0:
-            mine = self.context.state()
-            mine["most_not_ready"] = max(mine.get("most_not_ready", 0.0), now - state["ready_time"])
+        """Close the running interval with the figures that held during it (one write of
+        the agent's state: an engine without an undo log stores it as given)."""
+        context = self.context
+        state = context.agent_state(agent)
+        get = state.get
+        now = context.now
+        last = get("since", now)
+        changes = {"busy": get("busy", 0.0) + get("occupied", 0.0) / 100 * (now - last)}
+        ready_time = get("ready_time", 0.0)
+        if get("ready", False):
+            ready_time = changes["ready_time"] = ready_time + (now - last)
+        changes.update(since=now, occupied=self.occupied(agent), ready=agent.status == "ready")
+        state.update(changes)
+        if ready_time > 0:
+            mine = context.state()
+            if now - ready_time > mine.get("most_not_ready", 0.0):
+                mine["most_not_ready"] = now - ready_time
 
     # Occupancy moves with the clock, but while a ready agent's state holds it is
     #     o + excess / T,   excess = busy - o * ready
@@ -346,10 +382,10 @@ class _Model:
 
     def occupancy_floor_order(self, agent: Agent) -> tuple[Any, ...]:
         """(kind, excess), then every figure the key reads: equal orders, equal keys."""
-        state = self.context.agent_state(agent)
-        busy, ready = state.get("busy", 0.0), state.get("ready_time", 0.0)
-        occupied, since = state.get("occupied", 0.0), state.get("since", -math.inf)
-        is_ready = state.get("ready", False)
+        get = self.context.agent_state(agent).get
+        busy, ready = get("busy", 0.0), get("ready_time", 0.0)
+        occupied, since = get("occupied", 0.0), get("since", -math.inf)
+        is_ready = get("ready", False)
         figures = (busy, ready, occupied, since, is_ready)
         if not is_ready or ready <= 0:
             return (0, 0.0, *figures)
@@ -366,11 +402,11 @@ class _Model:
         return value - 1e-9 * (1 + abs(value))  # rising in value: the order holds
 
     def occupancy(self, agent: Agent) -> float:
-        state = self.context.agent_state(agent)
+        get = self.context.agent_state(agent).get
         now = self.context.now
-        elapsed = now - state.get("since", now)
-        busy = state.get("busy", 0.0) + state.get("occupied", 0.0) / 100 * elapsed
-        ready = state.get("ready_time", 0.0) + (elapsed if state.get("ready", False) else 0.0)
+        elapsed = now - get("since", now)
+        busy = get("busy", 0.0) + get("occupied", 0.0) / 100 * elapsed
+        ready = get("ready_time", 0.0) + (elapsed if get("ready", False) else 0.0)
         return busy / ready if ready > 0 else 0.0
 
 
@@ -437,7 +473,7 @@ def omniroute_ranking_keys(context: PluginContext) -> Iterable[RankingKey]:
     keys = [
         RankingKey(
             "skill_level",
-            lambda task, agent: -model.skill_level(task, agent),
+            model.negative_skill_level,
             Indexing(partition=model.skill_partition),
         )
     ]

@@ -29,7 +29,7 @@ from omniroute.core import (
     load_deployment,
 )
 from omniroute.core.heaps import AgentHeap, TaskHeaps
-from omniroute.core.index import Ladder
+from omniroute.core.index import FlooredLadder, Ladder
 from omniroute.core.plugins import plugin_manager
 from omniroute.core.state import Agent, Task
 
@@ -197,7 +197,7 @@ def test_heaps_decide_as_the_scan_does(
     }
     assert fast.fast_path is not None
     kinds = {type(ladder) for ladder in fast.fast_path.index._ladders.values()}
-    assert kinds <= ({Ladder} if "clocked" in plugins else {AgentHeap})
+    assert kinds <= ({Ladder, FlooredLadder} if "clocked" in plugins else {AgentHeap})
 
 
 def test_a_heap_drops_stale_entries_and_is_rebuilt_when_they_outnumber_live_ones() -> None:

@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omniroute.core import DeploymentError, Engine, EngineOptions, OmnirouteError, load_deployment
+from omniroute.core import (
+    DeploymentError,
+    Engine,
+    EngineOptions,
+    EventHandler,
+    OmnirouteError,
+    hookimpl,
+    load_deployment,
+)
+from omniroute.core.plugins import plugin_manager
 
 
 def engine_for(
@@ -251,3 +260,72 @@ def test_a_reservation_revoked_by_a_callback_conversion_stops_counting_as_busy()
     engine.advance_to(100)
     assert engine.task("v1").state == "queued"
     assert model.occupancy(engine.agent("ana")) == pytest.approx(0.05)
+
+
+def skilled_engine(options: EngineOptions) -> Engine:
+    engine = engine_for(
+        options=options,
+        queues={"sales": {"skill": "sales"}},
+        workflow={"filters": [{"expression": "true", "targets": [{"queue": "sales"}]}]},
+    )
+    engine.add_agent("ana", {"chat": 1}, {"skills": {"sales": 2}})
+    engine.add_agent("bo", {"chat": 1}, {"skills": {"sales": 1}})
+    return engine
+
+
+@pytest.mark.parametrize("record", [True, False], ids=["reference", "fast_path"])
+def test_skill_levels_follow_edits_of_the_attributes(record: bool) -> None:
+    """Skill levels are cached per stamp of the agent's attributes: an edit, even one that
+    passes the same (changed) dictionary again, is seen at once; taking tasks is not an edit."""
+    engine = skilled_engine(EngineOptions(auto_accept=True, record_decisions=record))
+    engine.create_task("t1", "chat")
+    assert engine.task("t1").agent == "ana"
+    engine.complete("t1")
+    skills = {"sales": 3}
+    engine.set_agent("bo", {"skills": skills})
+    engine.create_task("t2", "chat")
+    assert engine.task("t2").agent == "bo"
+    engine.complete("t2")
+    skills["sales"] = 1  # the caller changes its dictionary and gives it again
+    engine.set_agent("bo", {"skills": skills})
+    engine.create_task("t3", "chat")
+    assert engine.task("t3").agent == "ana"
+
+
+class _FailsOnCapacityChange:
+    @hookimpl
+    def omniroute_event_handlers(self) -> list[EventHandler]:
+        def fail(_task: Any, _agent: Any) -> None:
+            raise RuntimeError("no")
+
+        return [EventHandler("capacity_changed", fail)]
+
+
+def test_a_failed_edit_of_the_attributes_leaves_the_cached_skill_levels_right() -> None:
+    plugin_manager().register(_FailsOnCapacityChange(), name="fails_on_capacity")
+    try:
+        engine = Engine(
+            load_deployment(
+                {
+                    "plugins": ["capacity_share", "fails_on_capacity"],
+                    "channels": {"chat": {}},
+                    "queues": {"sales": {"skill": "sales"}},
+                    "workflow": {
+                        "filters": [{"expression": "true", "targets": [{"queue": "sales"}]}]
+                    },
+                }
+            ),
+            options=EngineOptions(auto_accept=True, record_decisions=False),
+        )
+        engine.add_agent("ana", {"chat": 1}, {"skills": {"sales": 2}})
+        engine.add_agent("bo", {"chat": 1}, {"skills": {"sales": 1}})
+        engine.create_task("t1", "chat")  # ana's level is cached
+        engine.complete("t1")
+        # the attributes change, then the event fails and is undone
+        with pytest.raises(OmnirouteError):
+            engine.set_agent("ana", {"skills": {"sales": 0}}, channels={"chat": 1})
+        assert engine.agent("ana").attributes == {"skills": {"sales": 2}}
+        engine.create_task("t2", "chat")
+        assert engine.task("t2").agent == "ana"
+    finally:
+        plugin_manager().unregister(name="fails_on_capacity")
