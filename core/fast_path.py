@@ -386,12 +386,13 @@ class FastPath:
                 # Nothing to test: the first agent changed since the last try wins.
                 while (entry := heap.pop()) is not None:
                     taken.append(entry)
-                    if since is None or entry[2].version > since:
-                        return entry[2]
+                    first: Agent = entry[-1]
+                    if since is None or first.version > since:
+                        return first
                 return None
             while (entry := heap.pop()) is not None:
                 taken.append(entry)
-                agent = entry[2]
+                agent: Agent = entry[-1]
                 if (since is None or agent.version > since) and self._passes_filters(task, agent):
                     failed = self._failed_preferences(task, agent)
                     if not any(failed):

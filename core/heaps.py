@@ -2,9 +2,10 @@
 
 Routing reads only the top of each: the best open agent of a queue and channel, the
 first waiting task of a group. Neither keeps a full order it does not use. Both delete
-lazily: each live entry carries a version stamp, an entry whose stamp is no longer its
-item's current one is stale and is dropped when it reaches the top, and a heap that
-holds more stale entries than live ones is rebuilt from the live ones.
+lazily: each item's live entry is kept beside the heap (an agent's, or a task's with a
+version stamp), an entry that is no longer its item's live one is stale and is dropped
+when it reaches the top, and a heap that holds more stale entries than live ones is
+rebuilt from the live ones.
 
 A heap serves a queue and channel only where its order is fixed between events
 (`HeapEligibility`); elsewhere the ladders of `index.py` and the per-pass sort of the
@@ -58,6 +59,10 @@ class HeapEligibility:
         return self._agents_fixed and self._tasks_fixed
 
 
+#: an agent heap's entry: the ranking key's values, then the agent
+AgentEntry = tuple[Any, ...]
+
+
 class AgentHeap:
     """The open agents of one queue, channel and partition, by their ranking keys.
 
@@ -76,24 +81,26 @@ class AgentHeap:
         self.sample = sample
         self.partition = partition
         self._key = key
-        #: per agent: its live entry (key, stamp, agent); keys end with the roster index,
-        #: so no two are equal and stamps and agents are never compared
-        self._live: dict[str, tuple[tuple[Any, ...], int, Agent]] = {}
+        #: per agent: its live entry, the key's values followed by the agent. Flat, so
+        #: that comparing two entries is one pass over their values (a key nested in an
+        #: entry was compared twice over); keys end with the roster index, so no two
+        #: agents' entries are equal and agents are never compared.
+        self._live: dict[str, AgentEntry] = {}
         for agent in agents:
-            self._live[agent.id] = (key(sample, agent), next(_stamps), agent)
+            self._live[agent.id] = (*key(sample, agent), agent)
         self.heap = list(self._live.values())
         heapq.heapify(self.heap)
         #: entries a walk took off and has not put back yet (see `restore`)
-        self._aside: list[tuple[tuple[Any, ...], int, Agent]] = []
+        self._aside: list[AgentEntry] = []
 
     def key(self, agent: Agent) -> tuple[Any, ...]:
         return self._key(self.sample, agent)
 
     def put(self, agent: Agent, key: tuple[Any, ...]) -> None:
         live = self._live.get(agent.id)
-        if live is not None and live[0] == key:
+        if live is not None and live[:-1] == key:
             return
-        entry = (key, next(_stamps), agent)
+        entry = (*key, agent)
         self._live[agent.id] = entry
         heapq.heappush(self.heap, entry)
         if len(self.heap) > _SMALL and len(self.heap) > 2 * len(self._live):
@@ -107,18 +114,19 @@ class AgentHeap:
         heapq.heapify(self.heap)
         self._aside.clear()  # the live ones among them are in the heap again
 
-    def pop(self) -> tuple[tuple[Any, ...], int, Agent] | None:
-        """The best live entry, taken off the heap (give it back with `restore`)."""
+    def pop(self) -> AgentEntry | None:
+        """The best live entry, taken off the heap (give it back with `restore`); its
+        last item is the agent."""
         heap, live = self.heap, self._live
         if self._aside:
             self._put_aside_back()
         while heap:
             entry = heapq.heappop(heap)
-            if live.get(entry[2].id) is entry:
+            if live.get(entry[-1].id) is entry:
                 return entry
         return None
 
-    def restore(self, taken: list[tuple[tuple[Any, ...], int, Agent]]) -> None:
+    def restore(self, taken: list[AgentEntry]) -> None:
         """Give back entries taken by `pop`. They go back on the heap at its next `pop`,
         those still live then: the agent a walk chose usually changes at once (it takes
         the task), and its old entry would only be pushed to be thrown away."""
@@ -127,7 +135,7 @@ class AgentHeap:
     def _put_aside_back(self) -> None:
         live, heap = self._live, self.heap
         for entry in self._aside:
-            if live.get(entry[2].id) is entry:
+            if live.get(entry[-1].id) is entry:
                 heapq.heappush(heap, entry)
         self._aside.clear()
 

@@ -219,7 +219,7 @@ def test_a_heap_drops_stale_entries_and_is_rebuilt_when_they_outnumber_live_ones
     taken = []
     while (entry := heap.pop()) is not None:
         taken.append(entry)
-    order = [entry[2].id for entry in taken]
+    order = [entry[-1].id for entry in taken]
     expected = sorted(agents[1::2], key=lambda agent: (rank[agent.id], agent.roster_index))
     assert order == [agent.id for agent in expected]
     heap.restore(taken)
