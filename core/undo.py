@@ -24,6 +24,7 @@ stored into one is converted on the way in, so nested state is recorded too. Lim
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any, Protocol, SupportsIndex
 
 _MISSING: Any = object()
@@ -78,20 +79,18 @@ class UndoLog:
         """Call before changing `item`: its first change in the event keeps a copy."""
         if self.active and id(item) not in self._kept:
             self._kept.add(id(item))
-            saved = item.saved()
-            self._undo.append(lambda: item.put_back(saved))
+            self._undo.append(partial(item.put_back, item.saved()))
 
     def added(self, mapping: dict[Any, Any], key: Any) -> None:
         """Call before adding `key` to `mapping` (a key not in it yet)."""
         if self.active:
-            self._undo.append(lambda: mapping.pop(key, None))
+            self._undo.append(partial(mapping.pop, key, None))
 
     def removed(self, mapping: dict[Any, Any], key: Any) -> None:
         """Call before removing `key` from `mapping`. Order is kept only for the last key:
         a dictionary used as an ordered set gets the key back at its end."""
         if self.active and key in mapping:
-            value = mapping[key]
-            self._undo.append(lambda: mapping.__setitem__(key, value))
+            self._undo.append(partial(mapping.__setitem__, key, mapping[key]))
 
 
 #: values `recorded` gives back as they are (the common case, checked first)
@@ -137,9 +136,9 @@ class RecordedDict(dict[Any, Any]):
     def _record(self, key: Any) -> None:
         old = dict.get(self, key, _MISSING)
         if old is _MISSING:
-            self.log.push(lambda: dict.pop(self, key, None))
+            self.log.push(partial(dict.pop, self, key, None))
         else:
-            self.log.push(lambda: dict.__setitem__(self, key, old))
+            self.log.push(partial(dict.__setitem__, self, key, old))
 
     def __setitem__(self, key: Any, value: Any) -> None:
         log = self.log
@@ -217,8 +216,7 @@ class RecordedList(list[Any]):
         log = self.log
         if log.active and id(self) not in log._kept:
             log._kept.add(id(self))
-            saved = list(self)
-            log.push(lambda: list.__setitem__(self, slice(None), saved))
+            log.push(partial(list.__setitem__, self, slice(None), list(self)))
 
     def append(self, value: Any) -> None:
         self._keep()
