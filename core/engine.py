@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -313,45 +314,44 @@ class Engine:
                 f"{len(deployment.queues)} queues leave it nowhere to go"
             )
 
-        made: list[Task] = []  # a task rejected on arrival is gone from the state after
+        now = self.now  # the task is made here; `_admit` stores it, within the event
+        task = Task(
+            id=task_id,
+            seq=self.state.task_sequence,
+            channel=channel,
+            attributes=dict(attributes or {}),
+            priority=priority,
+            created_at=now,
+            requested_queue=queue,
+            profile=profile,
+            queued_at=now,
+            plugin_state=RecordedDict(self._undo),
+        )
+        self._transaction(f"creating task {task_id!r}", partial(self._admit, task))
+        return task  # also when it closed on arrival, and the state forgot it
 
-        def apply() -> None:
-            state = self.state
-            task = Task(
-                id=task_id,
-                seq=state.task_sequence,
-                channel=channel,
-                attributes=dict(attributes or {}),
-                priority=priority,
-                created_at=self.now,
-                requested_queue=queue,
-                profile=profile,
-                queued_at=self.now,
-                plugin_state=RecordedDict(self._undo),
+    def _admit(self, task: Task) -> None:
+        """The new task joins the state, is placed by the workflow and checked on arrival."""
+        state = self.state
+        state.task_sequence += 1
+        self._undo.added(state.tasks, task.id)
+        state.tasks[task.id] = task
+        self.lifecycle.log(task, "created")
+        self.workflow.place(task)
+        if task.state != "queued":
+            return
+        for plugin, arrival in self.pipeline.arrival_checks:
+            verdict = call_named(
+                plugin, "the arrival check {!r}", arrival.name, arrival.check, task
             )
-            state.task_sequence += 1
-            made.append(task)
-            self._undo.added(state.tasks, task_id)
-            state.tasks[task_id] = task
-            self.lifecycle.log(task, "created")
-            self.workflow.place(task)
-            if task.state != "queued":
+            if plugin is not None:
+                verdict = guards.arrival_verdict(plugin, arrival.name, verdict)
+            if verdict is not None:
+                reason, message = verdict
+                self.lifecycle.close(task, "rejected", reason, message)
+                self._notify("rejected", task, None)
                 return
-            for plugin, arrival in self.pipeline.arrival_checks:
-                verdict = call_named(
-                    plugin, "the arrival check {!r}", arrival.name, arrival.check, task
-                )
-                if plugin is not None:
-                    verdict = guards.arrival_verdict(plugin, arrival.name, verdict)
-                if verdict is not None:
-                    reason, message = verdict
-                    self.lifecycle.close(task, "rejected", reason, message)
-                    self._notify("rejected", task, None)
-                    return
-            self._notify("created", task, None)
-
-        self._transaction(f"creating task {task_id!r}", apply)
-        return made[0]
+        self._notify("created", task, None)
 
     def accept(
         self,
@@ -363,7 +363,7 @@ class Engine:
         """The agent takes the offered task. Name the reservation, or the task (with the
         agent, a late answer from an agent the task has moved on from is refused)."""
         task = self.lifecycle.answered(self._task_in, task_id, agent, reservation, "accept")
-        self._transaction(f"accepting {task.id!r}", lambda: self.transfers.accept(task))
+        self._transaction(f"accepting {task.id!r}", partial(self.transfers.accept, task))
 
     def decline(
         self,
@@ -373,7 +373,7 @@ class Engine:
         reservation: str | None = None,
     ) -> None:
         task = self.lifecycle.answered(self._task_in, task_id, agent, reservation, "decline")
-        self._transaction(f"declining {task.id!r}", lambda: self.transfers.decline(task))
+        self._transaction(f"declining {task.id!r}", partial(self.transfers.decline, task))
 
     def timeout(
         self,
@@ -383,7 +383,7 @@ class Engine:
         reservation: str | None = None,
     ) -> None:
         task = self.lifecycle.answered(self._task_in, task_id, agent, reservation, "time out")
-        self._transaction(f"timing out {task.id!r}", lambda: self.transfers.timeout(task))
+        self._transaction(f"timing out {task.id!r}", partial(self.transfers.timeout, task))
 
     def complete(self, task_id: str) -> None:
         task = self._task_in(task_id, ("assigned",), "complete")

@@ -9,6 +9,7 @@ checked and applied here (docs/offer-policy.md, docs/wrap-up.md, docs/callbacks.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from . import events
 from .callbacks import Callbacks
@@ -80,15 +81,15 @@ class Flow:
         its agent when it was assigned: the wrap-up takes the agent's capacity before the
         task releases it."""
 
-        def apply() -> None:
-            agent = self._state.agents.get(task.agent or "") if task.state == "assigned" else None
-            if agent is not None:
-                self.wrap_ups.begin(task)
-            end(task)
-            if agent is not None:
-                self.wrap_ups.started(task, agent)
+        return partial(self._end, task, end)
 
-        return apply
+    def _end(self, task: Task, end: Callable[[Task], None]) -> None:
+        agent = self._state.agents.get(task.agent or "") if task.state == "assigned" else None
+        if agent is not None:
+            self.wrap_ups.begin(task)
+        end(task)
+        if agent is not None:
+            self.wrap_ups.started(task, agent)
 
     def end_wrap_up(self, agent_id: str, task_id: str | None) -> Change:
         return self.wrap_ups.ending(agent_id, task_id)

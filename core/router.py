@@ -10,12 +10,14 @@ the roster index (`fast_path.py`) where it holds the task's queue, the reference
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from . import guards
 from .decisions import Decision
 from .errors import EventError
 from .fast_path import FastPath
+from .index import GroupKey
 from .lifecycle import TaskLifecycle
 from .limits import MAX_ROUTING_PASSES
 from .options import EngineOptions
@@ -91,6 +93,9 @@ class Router:
         keys = [self.task_order_key(task) for task in tasks]
         return guards.find_incomparable(named, keys, "task ordering") or error
 
+    def _incomparable_in(self, groups: list[GroupKey], error: TypeError) -> Exception:
+        return self.incomparable(self._waiting.tasks_of(groups), error)
+
     def task_order_key(self, task: Task) -> tuple[Any, ...]:
         keys: list[Any] = []
         append = keys.append
@@ -121,10 +126,8 @@ class Router:
             if not groups and not self._waiting.unordered:
                 return False  # nothing to try, and no order key to compute
             if self._waiting.served_everywhere or all(map(self._waiting.served, groups)):
-
-                def incomparable(error: TypeError) -> Exception:
-                    return self.incomparable(self._waiting.tasks_of(groups), error)
-
+                # a partial, not a closure: `self` and `groups` stay plain locals here
+                incomparable = partial(self._incomparable_in, groups)
                 waiting = self._waiting.walk_in_order(groups, self.task_order_key, incomparable)
             else:
                 tasks = self._waiting.tasks_of(groups)
