@@ -63,7 +63,24 @@ class HeapEligibility:
 AgentEntry = tuple[Any, ...]
 
 
-class AgentHeap:
+class RankedAgents:
+    """What every ordering of open agents (a heap here, the ladders of `index.py`) keeps
+    to rank an agent: a task of its partition, and the key function."""
+
+    def __init__(
+        self, sample: Task, partition: Hashable, key: Callable[[Task, Agent], tuple[Any, ...]]
+    ) -> None:
+        #: a frozen copy of a task of this partition: every ranking key reads it alike
+        self.sample = sample
+        #: orderings with equal partitions give an agent equal keys
+        self.partition = partition
+        self._key = key
+
+    def key(self, agent: Agent) -> tuple[Any, ...]:
+        return self._key(self.sample, agent)
+
+
+class AgentHeap(RankedAgents):
     """The open agents of one queue, channel and partition, by their ranking keys.
 
     It answers to the same calls as a `Ladder` (put, drop, key); the fast path reads it
@@ -77,10 +94,7 @@ class AgentHeap:
         key: Callable[[Task, Agent], tuple[Any, ...]],
         agents: list[Agent],
     ) -> None:
-        #: a frozen copy of a task of this partition: every ranking key reads it alike
-        self.sample = sample
-        self.partition = partition
-        self._key = key
+        super().__init__(sample, partition, key)
         #: per agent: its live entry, the key's values followed by the agent. Flat, so
         #: that comparing two entries is one pass over their values (a key nested in an
         #: entry was compared twice over); keys end with the roster index, so no two
@@ -92,9 +106,6 @@ class AgentHeap:
         heapq.heapify(self.heap)
         #: entries a walk took off and has not put back yet (see `restore`)
         self._aside: list[AgentEntry] = []
-
-    def key(self, agent: Agent) -> tuple[Any, ...]:
-        return self._key(self.sample, agent)
 
     def put(self, agent: Agent, key: tuple[Any, ...]) -> None:
         live = self._live.get(agent.id)

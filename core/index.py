@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from sortedcontainers import SortedList
 
-from .heaps import AgentHeap
+from .heaps import AgentHeap, RankedAgents
 from .timed import needs_time_dependent_handling
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def membership_rule(expression: Any) -> MembershipRule:
     return MembershipRule("volatile" if volatile else "attributes", frozenset(attributes))
 
 
-class Ladder:
+class Ladder(RankedAgents):
     """The open agents of one queue and channel, ordered by the static ranking keys.
 
     `entries` holds the keys themselves: each ends with the agent's roster index, so no
@@ -97,18 +97,11 @@ class Ladder:
         key: Callable[[Task, Agent], tuple[Any, ...]],
         agents: list[Agent],
     ) -> None:
-        #: a frozen copy of a task of this partition: every ranking key reads it alike
-        self.sample = sample
-        #: ladders with equal partitions give an agent equal keys
-        self.partition = partition
-        self._key = key
+        super().__init__(sample, partition, key)
         self._key_of = {agent.id: key(sample, agent) for agent in agents}
         #: the agents in the ladder by roster index (the last item of their keys)
         self.agent_at = {agent.roster_index: agent for agent in agents}
         self.entries: SortedList = SortedList(self._key_of.values())
-
-    def key(self, agent: Agent) -> tuple[Any, ...]:
-        return self._key(self.sample, agent)
 
     def put(self, agent: Agent, key: tuple[Any, ...]) -> None:
         old = self._key_of.get(agent.id)
@@ -128,7 +121,7 @@ class Ladder:
             del self.agent_at[agent.roster_index]
 
 
-class FlooredLadder:
+class FlooredLadder(RankedAgents):
     """A ladder whose keys end with a floor order (then the roster index): the open agents
     in groups tied on the keys before it, each group in floor order.
 
@@ -145,9 +138,7 @@ class FlooredLadder:
         key: Callable[[Task, Agent], tuple[Any, ...]],
         agents: list[Agent],
     ) -> None:
-        self.sample = sample
-        self.partition = partition
-        self._key = key
+        super().__init__(sample, partition, key)
         self._key_of = {agent.id: key(sample, agent) for agent in agents}
         self.agent_at = {agent.roster_index: agent for agent in agents}
         self.groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
@@ -156,9 +147,6 @@ class FlooredLadder:
         for group in self.groups.values():
             group.sort()
         self.prefixes: SortedList = SortedList(self.groups)
-
-    def key(self, agent: Agent) -> tuple[Any, ...]:
-        return self._key(self.sample, agent)
 
     def put(self, agent: Agent, key: tuple[Any, ...]) -> None:
         old = self._key_of.get(agent.id)

@@ -21,6 +21,11 @@ from .undo import UndoLog
 #: an undone timer stays canceled under its id)
 Mark = tuple[int, int, float, int, int]
 
+_SECOND_WRITER = (
+    "the engine is already applying an event in another thread: an engine has one writer "
+    "(see docs/api.md, 'One writer')"
+)
+
 
 class Transactions:
     """The undo log and the writer of one engine."""
@@ -60,14 +65,7 @@ class Transactions:
             apply()
             then()
             return False
-        outermost = self._writer != me
-        if outermost:
-            if not self._lock.acquire(blocking=False):
-                raise ConcurrentWriteError(
-                    "the engine is already applying an event in another thread: an engine has "
-                    "one writer (see docs/api.md, 'One writer')"
-                )
-            self._writer = me
+        outermost = self.take(me)
         self.in_event = True
         try:
             mark = self._begin() if self.recorded else None
@@ -101,11 +99,18 @@ class Transactions:
                 self._lock.release()
             return
         if self._writer != threading.get_ident():
-            raise ConcurrentWriteError(
-                "the engine is already applying an event in another thread: an engine has "
-                "one writer (see docs/api.md, 'One writer')"
-            )
+            raise ConcurrentWriteError(_SECOND_WRITER)
         self._state.now = at
+
+    def take(self, me: int) -> bool:
+        """Take the writer lock for thread `me`: True when taken now, False when `me`
+        holds it already; another thread's holding it is a `ConcurrentWriteError`."""
+        if self._writer == me:
+            return False
+        if not self._lock.acquire(blocking=False):
+            raise ConcurrentWriteError(_SECOND_WRITER)
+        self._writer = me
+        return True
 
     def _begin(self) -> Mark:
         self.undo.begin()
@@ -137,17 +142,7 @@ class _Writing:
         self._outermost = False
 
     def __enter__(self) -> None:
-        owner = self._owner
-        me = threading.get_ident()
-        if owner._writer == me:
-            return
-        if not owner._lock.acquire(blocking=False):
-            raise ConcurrentWriteError(
-                "the engine is already applying an event in another thread: an engine has "
-                "one writer (see docs/api.md, 'One writer')"
-            )
-        owner._writer = me
-        self._outermost = True
+        self._outermost = self._owner.take(threading.get_ident())
 
     def __exit__(
         self,
