@@ -187,6 +187,11 @@ class Cluster:
         """Stop writing `name` and follow it again, from a fresh restore."""
         log.warning("stepping down from %s (epoch %s): %s", name, runner.epoch, why)
         await runner.abandon(f"this instance no longer owns {name!r}: {why}")
+        await self._follow_again(name, runner)
+
+    async def _follow_again(self, name: str, runner: Runner) -> None:
+        """Replace the runner of `name` by a replica restored afresh, keeping its
+        subscribers."""
         fresh = self.make_runner(name)
         fresh.owner = False
         fresh.subscribers = runner.subscribers
@@ -204,13 +209,7 @@ class Cluster:
         if epoch is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.store.release, name, self.instance, epoch)
-        fresh = self.make_runner(name)
-        fresh.owner = False
-        fresh.subscribers = runner.subscribers
-        fresh.on_commit = runner.on_commit
-        self.runners[name] = fresh
-        self._restored.discard(name)
-        await self._restore_replica(name)
+        await self._follow_again(name, runner)
 
     async def _follow_loop(self) -> None:
         while not self._stopping:

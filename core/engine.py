@@ -70,8 +70,6 @@ class Engine:
         self.transactions = Transactions(self.state, recorded=self.options.transactional)
         self._undo = self.transactions.undo
         self.state.plugin_state = RecordedDict(self._undo)
-        #: an event is under way through `apply`, which reports the tasks it changed
-        self._applying = False
         self._assemble(deployment)
 
     def _assemble(self, deployment: Deployment) -> None:
@@ -258,17 +256,16 @@ class Engine:
         """
         state = self.state
         before = state.forgotten_offers + len(state.offers)
-        self.lifecycle.changed = {}
         apply = _APPLY.get(type(event))  # a table, not a match: one lookup per event
         if apply is None:  # a subclass of an event class
             apply = next((f for kind, f in _APPLY.items() if isinstance(event, kind)), None)
-        if apply is not None:
-            self._applying = True
-            try:
+        changed: dict[str, Task] = {}
+        self.lifecycle.changed = changed  # collected for this event only
+        try:
+            if apply is not None:
                 apply(self, event)
-            finally:
-                self._applying = False
-        changed, self.lifecycle.changed = self.lifecycle.changed, {}
+        finally:
+            self.lifecycle.changed = None
         made = state.forgotten_offers + len(state.offers) - before
         return events.Outcome(
             tuple(state.offers[len(state.offers) - made :] if made else ()), tuple(changed.values())
@@ -497,6 +494,8 @@ class Engine:
                 self._undo = self.transactions.undo
                 self.state.plugin_state = RecordedDict(self._undo)
                 self._assemble(deployment)
+                # `apply` collects the tasks this changes, on the new lifecycle too
+                self.lifecycle.changed = before["lifecycle"].changed
                 self._load(data)
                 self._transaction("replacing the deployment", self._adopt, None)
             except BaseException:
@@ -529,10 +528,6 @@ class Engine:
             raise
         if outermost and self.lifecycle.closed:
             self._settle_closed()
-        if outermost and not self._applying:
-            # Only `apply` reports the tasks an event changed; called as a method, the
-            # event's list goes, or a long run would keep every task it ever changed.
-            self.lifecycle.changed.clear()
 
     def _rebuild(self) -> None:
         """Rebuild what is derived from the state (after an undo or a restore): a failed

@@ -11,13 +11,13 @@ are tested, and only on the agents the walk reaches.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
 
 from .components import RankingKey
 from .contexts import Contexts
 from .decisions import Decision
-from .heaps import AgentHeap, HeapEligibility
+from .heaps import AgentEntry, AgentHeap, HeapEligibility
 from .index import FlooredLadder, RosterIndex
 from .pipeline import Pipeline
 from .plugin_calls import blame, call_named, key_calls, keys_of
@@ -264,16 +264,7 @@ class FastPath:
         entries = ladder.entries
         agent_at = ladder.agent_at
         if not self._ranking_ties:  # every agent is a group of its own
-            ranked: Iterable[tuple[Any, ...]] = entries
-            for key in ranked:
-                agent = agent_at[key[-1]]
-                if (since is None or agent.version > since) and self._passes_filters(task, agent):
-                    failed = self._failed_preferences(task, agent)
-                    if not any(failed):
-                        return agent
-                    if best is None or failed < best[0]:
-                        best = (failed, agent)
-            return best[1] if best is not None else None
+            return self._first_preferred(task, (agent_at[key[-1]] for key in entries), since)
         floor = None
         if self._floored is not None:
             plugin, ranking = self._floored
@@ -379,29 +370,29 @@ class FastPath:
         """The first agent in key order that passes the filters and every preference,
         else the first of those failing the fewest: entries are taken off the top only
         as far as the answer needs, and put back."""
-        taken = []
-        best: tuple[tuple[bool, ...], Agent] | None = None
+        taken: list[AgentEntry] = []
         try:
-            if not self._filter_calls and not self._prefer_calls:
-                # Nothing to test: the first agent changed since the last try wins.
-                while (entry := heap.pop()) is not None:
-                    taken.append(entry)
-                    first: Agent = entry[-1]
-                    if since is None or first.version > since:
-                        return first
-                return None
-            while (entry := heap.pop()) is not None:
-                taken.append(entry)
-                agent: Agent = entry[-1]
-                if (since is None or agent.version > since) and self._passes_filters(task, agent):
-                    failed = self._failed_preferences(task, agent)
-                    if not any(failed):
-                        return agent
-                    if best is None or failed < best[0]:
-                        best = (failed, agent)
-            return best[1] if best is not None else None
+            return self._first_preferred(task, _popped(heap, taken), since)
         finally:
             heap.restore(taken)
+
+    def _first_preferred(
+        self, task: Task, ranked: Iterable[Agent], since: int | None
+    ) -> Agent | None:
+        """Of agents in ranking order, the first changed since `since` that passes the
+        filters and every preference, else the first of those failing the fewest."""
+        if not self._filter_calls and not self._prefer_calls:
+            # nothing to test: the first agent changed since the last try wins
+            return next((a for a in ranked if since is None or a.version > since), None)
+        best: tuple[tuple[bool, ...], Agent] | None = None
+        for agent in ranked:
+            if (since is None or agent.version > since) and self._passes_filters(task, agent):
+                failed = self._failed_preferences(task, agent)
+                if not any(failed):
+                    return agent
+                if best is None or failed < best[0]:
+                    best = (failed, agent)
+        return best[1] if best is not None else None
 
     def _failed_preferences(self, task: Task, agent: Agent) -> tuple[bool, ...]:
         failed: list[bool] = []
@@ -428,3 +419,10 @@ class FastPath:
         except Exception as error:
             blame(self._open_filters, position, "filter", error)
         return True
+
+
+def _popped(heap: AgentHeap, taken: list[AgentEntry]) -> Iterator[Agent]:
+    """The heap's agents in key order, each entry kept in `taken` to be put back."""
+    while (entry := heap.pop()) is not None:
+        taken.append(entry)
+        yield entry[-1]

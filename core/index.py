@@ -82,7 +82,47 @@ def membership_rule(expression: Any) -> MembershipRule:
     return MembershipRule("volatile" if volatile else "attributes", frozenset(attributes))
 
 
-class Ladder(RankedAgents):
+class _KeyedLadder(RankedAgents):
+    """What both ladders keep: each open agent's key (ending with its roster index), and
+    the agent of each roster index; `_add` and `_remove` place and take out a key."""
+
+    def __init__(
+        self,
+        sample: Task,
+        partition: Hashable,
+        key: Callable[[Task, Agent], tuple[Any, ...]],
+        agents: list[Agent],
+    ) -> None:
+        super().__init__(sample, partition, key)
+        self._key_of = {agent.id: key(sample, agent) for agent in agents}
+        #: the agents in the ladder by roster index (the last item of their keys)
+        self.agent_at = {agent.roster_index: agent for agent in agents}
+
+    def put(self, agent: Agent, key: tuple[Any, ...]) -> None:
+        old = self._key_of.get(agent.id)
+        if old is not None:
+            if old == key:
+                return
+            self._remove(old)
+        else:
+            self.agent_at[agent.roster_index] = agent
+        self._key_of[agent.id] = key
+        self._add(key)
+
+    def drop(self, agent: Agent) -> None:
+        old = self._key_of.pop(agent.id, None)
+        if old is not None:
+            self._remove(old)
+            del self.agent_at[old[-1]]
+
+    def _add(self, key: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+    def _remove(self, key: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+
+class Ladder(_KeyedLadder):
     """The open agents of one queue and channel, ordered by the static ranking keys.
 
     `entries` holds the keys themselves: each ends with the agent's roster index, so no
@@ -97,31 +137,17 @@ class Ladder(RankedAgents):
         key: Callable[[Task, Agent], tuple[Any, ...]],
         agents: list[Agent],
     ) -> None:
-        super().__init__(sample, partition, key)
-        self._key_of = {agent.id: key(sample, agent) for agent in agents}
-        #: the agents in the ladder by roster index (the last item of their keys)
-        self.agent_at = {agent.roster_index: agent for agent in agents}
+        super().__init__(sample, partition, key, agents)
         self.entries: SortedList = SortedList(self._key_of.values())
 
-    def put(self, agent: Agent, key: tuple[Any, ...]) -> None:
-        old = self._key_of.get(agent.id)
-        if old is not None:
-            if old == key:
-                return
-            self.entries.remove(old)
-        else:
-            self.agent_at[agent.roster_index] = agent
-        self._key_of[agent.id] = key
+    def _add(self, key: tuple[Any, ...]) -> None:
         self.entries.add(key)
 
-    def drop(self, agent: Agent) -> None:
-        old = self._key_of.pop(agent.id, None)
-        if old is not None:
-            self.entries.remove(old)
-            del self.agent_at[agent.roster_index]
+    def _remove(self, key: tuple[Any, ...]) -> None:
+        self.entries.remove(key)
 
 
-class FlooredLadder(RankedAgents):
+class FlooredLadder(_KeyedLadder):
     """A ladder whose keys end with a floor order (then the roster index): the open agents
     in groups tied on the keys before it, each group in floor order.
 
@@ -138,9 +164,7 @@ class FlooredLadder(RankedAgents):
         key: Callable[[Task, Agent], tuple[Any, ...]],
         agents: list[Agent],
     ) -> None:
-        super().__init__(sample, partition, key)
-        self._key_of = {agent.id: key(sample, agent) for agent in agents}
-        self.agent_at = {agent.roster_index: agent for agent in agents}
+        super().__init__(sample, partition, key, agents)
         self.groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
         for ranked in self._key_of.values():
             self.groups.setdefault(ranked[:-2], []).append(ranked[-2:])
@@ -148,15 +172,7 @@ class FlooredLadder(RankedAgents):
             group.sort()
         self.prefixes: SortedList = SortedList(self.groups)
 
-    def put(self, agent: Agent, key: tuple[Any, ...]) -> None:
-        old = self._key_of.get(agent.id)
-        if old is not None:
-            if old == key:
-                return
-            self._remove(old)
-        else:
-            self.agent_at[agent.roster_index] = agent
-        self._key_of[agent.id] = key
+    def _add(self, key: tuple[Any, ...]) -> None:
         prefix = key[:-2]
         group = self.groups.get(prefix)
         if group is None:
@@ -164,12 +180,6 @@ class FlooredLadder(RankedAgents):
             self.prefixes.add(prefix)
         else:
             insort(group, key[-2:])
-
-    def drop(self, agent: Agent) -> None:
-        old = self._key_of.pop(agent.id, None)
-        if old is not None:
-            self._remove(old)
-            del self.agent_at[old[-1]]
 
     def _remove(self, key: tuple[Any, ...]) -> None:
         prefix = key[:-2]

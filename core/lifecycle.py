@@ -53,8 +53,9 @@ class TaskLifecycle:
         #: the decision behind each offer, per task, and each task's last failed attempt
         self.decisions: dict[str, list[Decision]] = {}
         self.last_attempt: dict[str, Decision] = {}
-        #: the tasks the event under way changed, and those it closed
-        self.changed: dict[str, Task] = {}
+        #: the tasks the event under way changed, collected only while `Engine.apply`
+        #: asks (None: nobody does, and a long run keeps none); those it closed
+        self.changed: dict[str, Task] | None = None
         self.closed: list[Task] = []
         clock.on_timer(None, "reservation_timeout", self._reservation_timed_out)
         clock.on_timer(None, "release_hold", self._release_if_held)
@@ -212,7 +213,8 @@ class TaskLifecycle:
     def log(self, task: Task, what: str) -> None:
         if self._undo.active:
             self._undo.keep(task)
-        self.changed[task.id] = task
+        if self.changed is not None:
+            self.changed[task.id] = task
         task.history.append((self.state.now, what))
 
     def queue(self, task: Task) -> None:

@@ -422,6 +422,6 @@ def test_a_long_run_keeps_nothing_per_task_it_has_closed(indexed: bool) -> None:
         waiting._group_of,
         waiting._unordered,
         waiting._heaps.entry,
-        engine.lifecycle.changed,
+        engine.lifecycle.changed or {},
     )
     assert [len(part) for part in kept] == [0, 0, 0, 0, 0]
