@@ -332,6 +332,7 @@ class Engine:
         state = self.state
         state.task_sequence += 1
         self._undo.added(state.tasks, task.id)
+        self._undo.created(task)
         state.tasks[task.id] = task
         self.lifecycle.log(task, "created")
         self.workflow.place(task)

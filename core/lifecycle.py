@@ -175,6 +175,7 @@ class TaskLifecycle:
             now + timeout if timeout is not None else None,
             task.queue,
         )
+        self._undo.created(reservation)  # undone, the offers are cut back to before it
         self.state.offers.append(reservation)
         if options.record_decisions:
             if task.id not in self.decisions:
@@ -384,5 +385,6 @@ class TaskLifecycle:
 
     def set_capacity(self, agent: Agent, channel: str, capacity: int) -> None:
         self._undo.keep(agent)
-        agent.capacity[channel] = capacity
+        # replaced, not changed in place: the undo log keeps the old dictionary as it is
+        agent.capacity = {**agent.capacity, channel: capacity}
         agent.touch()

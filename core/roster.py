@@ -16,7 +16,7 @@ from .errors import EventError
 from .index import RosterIndex
 from .lifecycle import Notify, TaskLifecycle
 from .spec import Deployment
-from .state import AGENT_STATUSES, Agent, EngineState
+from .state import AGENT_STATUSES, Agent, Attributes, EngineState
 from .undo import RecordedDict, UndoLog
 
 Change = Callable[[], None]
@@ -96,6 +96,7 @@ class AgentRoster:
             if status != "offline":
                 agent.login_at = agent.free_since = now
             self._undo.added(state.agents, agent_id)
+            self._undo.created(agent)
             state.agents[agent_id] = agent
             state.agent_sequence += 1
             if self._index is not None:
@@ -188,12 +189,18 @@ class AgentRoster:
 
         def change() -> None:
             self._undo.keep(agent)
-            for key, value in (attributes or {}).items():
-                if value is None:
-                    agent.attributes.pop(key, None)
-                else:
-                    agent.attributes[key] = value
-            agent.capacity.update(channels or {})
+            # Attributes and capacity are replaced, not changed in place: the undo log
+            # keeps the old dictionaries as they are, without copying them.
+            if attributes:
+                edited = dict(agent.attributes)
+                for key, value in attributes.items():
+                    if value is None:
+                        edited.pop(key, None)
+                    else:
+                        edited[key] = value
+                agent.attributes = Attributes(edited)  # a new stamp
+            if channels:
+                agent.capacity = {**agent.capacity, **channels}
             if self._index is not None:
                 self._index.attributes_changed(agent, list(attributes or {}))
             agent.touch()

@@ -68,7 +68,18 @@ class Transactions:
         outermost = self.take(me)
         self.in_event = True
         try:
-            mark = self._begin() if self.recorded else None
+            if self.recorded:
+                self.undo.begin()
+                state = self._state
+                mark: Mark | None = (
+                    len(state.offers),
+                    state.task_sequence,
+                    state.now,
+                    state.wait_sequence,
+                    state.agent_sequence,
+                )
+            else:
+                mark = None
             try:
                 apply()
                 then()
@@ -111,17 +122,6 @@ class Transactions:
             raise ConcurrentWriteError(_SECOND_WRITER)
         self._writer = me
         return True
-
-    def _begin(self) -> Mark:
-        self.undo.begin()
-        state = self._state
-        return (
-            len(state.offers),
-            state.task_sequence,
-            state.now,
-            state.wait_sequence,
-            state.agent_sequence,
-        )
 
     def _rollback(self, mark: Mark) -> None:
         self.undo.rollback()

@@ -44,8 +44,11 @@ class UndoLog:
     __slots__ = ("_kept", "_undo", "active")
 
     def __init__(self) -> None:
-        self._undo: list[Callable[[], object]] = []
-        self._kept: set[int] = set()
+        #: how to undo each change, oldest first: an action to call, or a kept item and
+        #: its copy (a pair: cheaper to make than a bound method wrapped in a partial)
+        self._undo: list[Callable[[], object] | tuple[Undoable, Any]] = []
+        #: what the event has kept a copy of (or made): objects, and ids of lists
+        self._kept: set[object] = set()
         #: whether an event is under way; outside one, nothing is recorded
         self.active = False
 
@@ -65,7 +68,11 @@ class UndoLog:
         self._kept.clear()
         self.active = False
         for action in reversed(undo):
-            action()
+            if action.__class__ is tuple:
+                item, saved = action
+                item.put_back(saved)
+            else:
+                action()
 
     def __len__(self) -> int:
         return len(self._undo)
@@ -76,10 +83,19 @@ class UndoLog:
             self._undo.append(action)
 
     def keep(self, item: Undoable) -> None:
-        """Call before changing `item`: its first change in the event keeps a copy."""
-        if self.active and id(item) not in self._kept:
-            self._kept.add(id(item))
-            self._undo.append(partial(item.put_back, item.saved()))
+        """Call before changing `item`: its first change in the event keeps a copy.
+
+        Items are told apart by identity (agents, tasks and reservations compare so):
+        hashing the object itself spares a call of `id` on every change."""
+        if self.active and item not in self._kept:
+            self._kept.add(item)
+            self._undo.append((item, item.saved()))
+
+    def created(self, item: Undoable) -> None:
+        """Call when the event makes `item` and records how to take it away again: its
+        later changes in the event need no copy, since undoing the event drops it."""
+        if self.active:
+            self._kept.add(item)
 
     def added(self, mapping: dict[Any, Any], key: Any) -> None:
         """Call before adding `key` to `mapping` (a key not in it yet)."""
