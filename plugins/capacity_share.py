@@ -356,12 +356,26 @@ class _Model:
         state = context.agent_state(agent)
         get = state.get
         now = context.now
+        occupied = self.occupied(agent)
+        ready = agent.status == "ready"
+        was_ready = get("ready", False)
+        if (
+            get("since") == now
+            and get("occupied") == occupied
+            and was_ready == ready
+            and "busy" in state
+            and (not was_ready or "ready_time" in state)
+        ):
+            # The interval was closed at this instant already (an offer accepted at
+            # once): busy and ready time would grow by nothing and be written back
+            # as they are, and most_not_ready was checked with these same figures.
+            return
         last = get("since", now)
         changes = {"busy": get("busy", 0.0) + get("occupied", 0.0) / 100 * (now - last)}
         ready_time = get("ready_time", 0.0)
-        if get("ready", False):
+        if was_ready:
             ready_time = changes["ready_time"] = ready_time + (now - last)
-        changes.update(since=now, occupied=self.occupied(agent), ready=agent.status == "ready")
+        changes.update(since=now, occupied=occupied, ready=ready)
         state.update(changes)
         if ready_time > 0:
             mine = context.state()
