@@ -54,6 +54,11 @@ class HeapEligibility:
         """Every queue and channel is served from heaps."""
         return self._agents_fixed and self._tasks_fixed
 
+    @property
+    def nowhere(self) -> bool:
+        """No queue and channel is served from heaps."""
+        return not (self._agents_fixed and self._tasks_fixed)
+
     def serves(self, queue: str | None, channel: str) -> bool:
         """This queue and channel can be served from heaps."""
         return self._agents_fixed and self._tasks_fixed

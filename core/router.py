@@ -125,7 +125,10 @@ class Router:
             groups = self._waiting.groups_to_try(self._state.now, self._selection.time_dependent)
             if not groups and not self._waiting.unordered:
                 return False  # nothing to try, and no order key to compute
-            if self._waiting.served_everywhere or all(map(self._waiting.served, groups)):
+            waiting_tasks = self._waiting
+            if waiting_tasks.served_everywhere or (
+                not waiting_tasks.served_nowhere and all(map(waiting_tasks.served, groups))
+            ):
                 # a partial, not a closure: `self` and `groups` stay plain locals here
                 incomparable = partial(self._incomparable_in, groups)
                 waiting = self._waiting.walk_in_order(groups, self.task_order_key, incomparable)
