@@ -256,7 +256,8 @@ class _Model:
                 assert task is not None  # a held task is open
                 yield self.context.task_state(task)
 
-    def occupied(self, agent: Agent) -> float:
+    def occupied(self, agent: Agent, state: dict[str, Any] | None = None) -> float:
+        """The share the agent holds (`state`: its plugin state, when the caller has it)."""
         cached = self._occupied.get(agent.id)
         if cached is not None and cached[0] == agent.version:
             return cached[1]
@@ -271,7 +272,9 @@ class _Model:
                 total += task_state(held).get("share", 0.0)
         value = float(total)
         # a task's share stays taken while its agent wraps up after it (docs/wrap-up.md)
-        value += float(sum(context.agent_state(agent).get("wrap_up", {}).values()))
+        if state is None:
+            state = context.agent_state(agent)
+        value += float(sum(state.get("wrap_up", {}).values()))
         self._occupied[agent.id] = (agent.version, value)
         return value
 
@@ -335,12 +338,14 @@ class _Model:
         """What of a task its skill level reads: the queue (its skill) and auxiliary skills."""
         return (task.queue, self.auxiliary_skills(task))
 
-    def idle_since(self, agent: Agent) -> float:
+    # ranking keys: (task, agent), the task unread
+
+    def idle_since(self, _task: Task | None, agent: Agent) -> float:
         if agent.held_count() or agent.free_since is None:
             return math.inf
         return agent.free_since
 
-    def ready_since(self, agent: Agent) -> float:
+    def ready_since(self, _task: Task | None, agent: Agent) -> float:
         if agent.held_count() or agent.status != "ready":
             return math.inf
         return max(
@@ -356,7 +361,7 @@ class _Model:
         state = context.agent_state(agent)
         get = state.get
         now = context.now
-        occupied = self.occupied(agent)
+        occupied = self.occupied(agent, state)
         ready = agent.status == "ready"
         was_ready = get("ready", False)
         if (
@@ -394,7 +399,7 @@ class _Model:
     # every moment. An agent not ready, or with no ready time yet, has floor 0. Floors
     # are lowered by a hair so that rounding cannot lift one above the key.
 
-    def occupancy_floor_order(self, agent: Agent) -> tuple[Any, ...]:
+    def occupancy_floor_order(self, _task: Task | None, agent: Agent) -> tuple[Any, ...]:
         """(kind, excess), then every figure the key reads: equal orders, equal keys."""
         get = self.context.agent_state(agent).get
         busy, ready = get("busy", 0.0), get("ready_time", 0.0)
@@ -405,8 +410,8 @@ class _Model:
             return (0, 0.0, *figures)
         return (1, busy - occupied / 100 * ready, *figures)
 
-    def occupancy_floor(self, agent: Agent, now: float) -> float:
-        kind, excess, *_ = self.occupancy_floor_order(agent)
+    def occupancy_floor(self, task: Task | None, agent: Agent, now: float) -> float:
+        kind, excess, *_ = self.occupancy_floor_order(task, agent)
         value = 0.0
         if kind == 1:
             held = self.context.agent_state(agent).get("occupied", 0.0) / 100
@@ -415,7 +420,7 @@ class _Model:
             value = max(0.0, held + excess / (now if excess > 0 else now - most_not_ready))
         return value - 1e-9 * (1 + abs(value))  # rising in value: the order holds
 
-    def occupancy(self, agent: Agent) -> float:
+    def occupancy(self, _task: Task | None, agent: Agent) -> float:
         get = self.context.agent_state(agent).get
         now = self.context.now
         elapsed = now - get("since", now)
@@ -492,21 +497,19 @@ def omniroute_ranking_keys(context: PluginContext) -> Iterable[RankingKey]:
         )
     ]
     if context.section.strategy == "ready_time":
-        keys.append(
-            RankingKey("ready_since", lambda _task, agent: model.ready_since(agent), Indexing())
-        )
+        keys.append(RankingKey("ready_since", model.ready_since, Indexing()))
     keys += [
         RankingKey("least_busy", lambda _task, agent: model.occupied(agent), Indexing()),
-        RankingKey("idle_since", lambda _task, agent: model.idle_since(agent), Indexing()),
+        RankingKey("idle_since", model.idle_since, Indexing()),
         # Occupancy since login moves with the clock, differently for each agent: the
         # engine computes it among the agents tied on the keys above, in floor order.
         RankingKey(
             "least_occupied",
-            lambda _task, agent: model.occupancy(agent),
+            model.occupancy,
             Indexing(
                 time_dependent=True,
-                floor=lambda _task, agent, now: model.occupancy_floor(agent, now),
-                floor_order=lambda _task, agent: model.occupancy_floor_order(agent),
+                floor=model.occupancy_floor,
+                floor_order=model.occupancy_floor_order,
             ),
         ),
     ]

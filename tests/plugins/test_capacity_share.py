@@ -230,10 +230,12 @@ def test_the_occupancy_floor_is_a_floor_in_floor_order(steps: list[Any]) -> None
         now = engine.now
         floors = []
         for agent in engine.agents:
-            floor = model.occupancy_floor(agent, now)
-            assert floor <= model.occupancy(agent)
+            floor = model.occupancy_floor(None, agent, now)
+            assert floor <= model.occupancy(None, agent)
             if agent.status == "ready":
-                floors.append((model.occupied(agent), model.occupancy_floor_order(agent), floor))
+                floors.append(
+                    (model.occupied(agent), model.occupancy_floor_order(None, agent), floor)
+                )
         for share, order, floor in floors:
             for other_share, other_order, other_floor in floors:
                 if share == other_share and order <= other_order:
@@ -259,7 +261,7 @@ def test_a_reservation_revoked_by_a_callback_conversion_stops_counting_as_busy()
     engine.convert_to_callback("v1", "callback")
     engine.advance_to(100)
     assert engine.task("v1").state == "queued"
-    assert model.occupancy(engine.agent("ana")) == pytest.approx(0.05)
+    assert model.occupancy(None, engine.agent("ana")) == pytest.approx(0.05)
 
 
 def skilled_engine(options: EngineOptions) -> Engine:
