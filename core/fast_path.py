@@ -376,7 +376,7 @@ class FastPath:
                 if not self._passes_filters(task, agent):
                     continue
                 scored = (
-                    self._failed_preferences(task, agent),
+                    self._failed_preferences(task, agent) if self._prefer_calls else (),
                     number,
                     self._tail_key(task, agent),
                 )

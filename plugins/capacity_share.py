@@ -480,10 +480,13 @@ def omniroute_filters(context: PluginContext) -> Iterable[Filter]:
         settings = model.settings_for(task)
         return f"holds {model.held_under(agent, settings.name)} under {settings.name} (max_per_agent {settings.max_per_agent})"
 
-    return [
-        Filter("spare", enough_spare, spare_reason),
-        Filter("max_per_agent", under_max, max_reason),
-    ]
+    filters = [Filter("spare", enough_spare, spare_reason)]
+    # A deployment that sets no limit anywhere has no agent for this filter to exclude:
+    # it is left out, rather than tested (twice reading the task's profile) per agent.
+    settings = [*model.globals.values(), *model.profiles.values()]
+    if any(found.max_per_agent > 0 for found in settings):
+        filters.append(Filter("max_per_agent", under_max, max_reason))
+    return filters
 
 
 @hookimpl
