@@ -79,10 +79,11 @@ class RankedAgents:
         self.sample = sample
         #: orderings with equal partitions give an agent equal keys
         self.partition = partition
-        self._key = key
+        #: the key function, called with `sample` (the index's refresh calls it itself)
+        self.key_function = key
 
     def key(self, agent: Agent) -> tuple[Any, ...]:
-        return self._key(self.sample, agent)
+        return self.key_function(self.sample, agent)
 
 
 class AgentHeap(RankedAgents):
