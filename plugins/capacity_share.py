@@ -363,25 +363,31 @@ class _Model:
         now = context.now
         occupied = self.occupied(agent, state)
         ready = agent.status == "ready"
+        # each figure read once (None: never written)
         was_ready = get("ready", False)
+        since, held_before = get("since"), get("occupied", 0.0)
+        busy, ready_time = get("busy"), get("ready_time")
         if (
-            get("since") == now
-            and get("occupied") == occupied
+            since == now
+            and held_before == occupied
             and was_ready == ready
-            and "busy" in state
-            and (not was_ready or "ready_time" in state)
+            and busy is not None
+            and (ready_time is not None or not was_ready)
         ):
             # The interval was closed at this instant already (an offer accepted at
             # once): busy and ready time would grow by nothing and be written back
             # as they are, and most_not_ready was checked with these same figures.
             return
-        last = get("since", now)
-        changes = {"busy": get("busy", 0.0) + get("occupied", 0.0) / 100 * (now - last)}
-        ready_time = get("ready_time", 0.0)
+        last = now if since is None else since
+        busy = (0.0 if busy is None else busy) + held_before / 100 * (now - last)
+        ready_time = 0.0 if ready_time is None else ready_time
         if was_ready:
-            ready_time = changes["ready_time"] = ready_time + (now - last)
-        changes.update(since=now, occupied=occupied, ready=ready)
-        state.update(changes)
+            ready_time = ready_time + (now - last)
+            state.update(
+                busy=busy, ready_time=ready_time, since=now, occupied=occupied, ready=ready
+            )
+        else:
+            state.update(busy=busy, since=now, occupied=occupied, ready=ready)
         if ready_time > 0:
             mine = context.state()
             if now - ready_time > mine.get("most_not_ready", 0.0):
@@ -405,10 +411,9 @@ class _Model:
         busy, ready = get("busy", 0.0), get("ready_time", 0.0)
         occupied, since = get("occupied", 0.0), get("since", -math.inf)
         is_ready = get("ready", False)
-        figures = (busy, ready, occupied, since, is_ready)
         if not is_ready or ready <= 0:
-            return (0, 0.0, *figures)
-        return (1, busy - occupied / 100 * ready, *figures)
+            return (0, 0.0, busy, ready, occupied, since, is_ready)
+        return (1, busy - occupied / 100 * ready, busy, ready, occupied, since, is_ready)
 
     def occupancy_floor(self, task: Task | None, agent: Agent, now: float) -> float:
         kind, excess, *_ = self.occupancy_floor_order(task, agent)
