@@ -10,6 +10,7 @@ are tested, and only on the agents the walk reaches.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
@@ -360,7 +361,8 @@ class FastPath:
                     # best is in this group: one from an earlier group would have ended
                     # the walk
                     if only_roster_after and order == best_order:
-                        position = bisect_right(group, (order, _TOP))
+                        # past the tails of this order (roster indexes are ints)
+                        position = bisect_right(group, (order, math.inf))
                         continue
                     lowest = call_named(
                         plugin,

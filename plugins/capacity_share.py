@@ -416,10 +416,10 @@ class _Model:
         return (1, busy - occupied / 100 * ready, busy, ready, occupied, since, is_ready)
 
     def occupancy_floor(self, task: Task | None, agent: Agent, now: float) -> float:
-        kind, excess, *_ = self.occupancy_floor_order(task, agent)
+        kind, excess, _busy, _ready, occupied, *_ = self.occupancy_floor_order(task, agent)
         value = 0.0
         if kind == 1:
-            held = self.context.agent_state(agent).get("occupied", 0.0) / 100
+            held = occupied / 100
             most_not_ready = self.context.state().get("most_not_ready", 0.0)
             # never below 0 (occupancy is not), which keeps floors rising in floor order
             value = max(0.0, held + excess / (now if excess > 0 else now - most_not_ready))
