@@ -173,7 +173,8 @@ class RecordedDict(dict[Any, Any]):
         return key, self.pop(key)
 
     def update(self, *others: Any, **items: Any) -> None:
-        changes = dict(*others, **items)
+        # keyword arguments alone arrive in a dict of their own: no copy needed
+        changes = dict(*others, **items) if others else items
         if not self.log.active:  # nothing to record: store at once what needs no converting
             for value in changes.values():
                 if value.__class__ not in _STORED_AS_GIVEN:
