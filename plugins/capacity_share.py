@@ -274,7 +274,8 @@ class _Model:
         # a task's share stays taken while its agent wraps up after it (docs/wrap-up.md)
         if state is None:
             state = context.agent_state(agent)
-        value += float(sum(state.get("wrap_up", {}).values()))
+        wrapping = state.get("wrap_up")  # (no empty dict built as the default)
+        value += float(sum(wrapping.values())) if wrapping else 0.0
         self._occupied[agent.id] = (agent.version, value)
         return value
 
