@@ -130,8 +130,9 @@ class RecordedDict(dict[Any, Any]):
     def __init__(self, log: UndoLog, items: Mapping[Any, Any] | None = None) -> None:
         super().__init__()
         self.log = log
-        for key, value in (items or {}).items():
-            dict.__setitem__(self, key, recorded(value, log))
+        if items:  # (no empty dict built to loop over)
+            for key, value in items.items():
+                dict.__setitem__(self, key, recorded(value, log))
 
     def _record(self, key: Any) -> None:
         old = dict.get(self, key, _MISSING)

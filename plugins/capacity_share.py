@@ -205,7 +205,7 @@ class _Model:
         }
         # Caches, keyed so that they cannot go stale: a task's position, an agent's version,
         # the stamp of an agent's attributes (skill levels read nothing else of it).
-        self._settings: dict[str, tuple[tuple[Any, ...], Settings]] = {}
+        self._settings: dict[str, tuple[str, str | None, int | None, int | None, Settings]] = {}
         self._occupied: dict[str, tuple[int, float]] = {}
         self._levels: dict[str, tuple[int, dict[Any, float]]] = {}
         self.profiles = {
@@ -216,12 +216,23 @@ class _Model:
 
     def settings_for(self, task: Task) -> Settings:
         """The profile a task is routed with, first found: task, target, filter, queue, global."""
-        key = (task.id, task.channel, task.queue, task.filter_index, task.target_index)
         cached = self._settings.get(task.id)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        if (  # where the task is, field by field: no key built on every call
+            cached is not None
+            and cached[0] == task.channel
+            and cached[1] == task.queue
+            and cached[2] == task.filter_index
+            and cached[3] == task.target_index
+        ):
+            return cached[4]
         settings = self._resolve(task)
-        self._settings[task.id] = (key, settings)
+        self._settings[task.id] = (
+            task.channel,
+            task.queue,
+            task.filter_index,
+            task.target_index,
+            settings,
+        )
         return settings
 
     def forget(self, task: Task) -> None:
@@ -417,10 +428,11 @@ class _Model:
         return (1, busy - occupied / 100 * ready, busy, ready, occupied, since, is_ready)
 
     def occupancy_floor(self, task: Task | None, agent: Agent, now: float) -> float:
-        kind, excess, _busy, _ready, occupied, *_ = self.occupancy_floor_order(task, agent)
+        order = self.occupancy_floor_order(task, agent)  # (kind, excess, busy, ready, occupied...)
+        excess = order[1]
         value = 0.0
-        if kind == 1:
-            held = occupied / 100
+        if order[0] == 1:
+            held = order[4] / 100
             most_not_ready = self.context.state().get("most_not_ready", 0.0)
             # never below 0 (occupancy is not), which keeps floors rising in floor order
             value = max(0.0, held + excess / (now if excess > 0 else now - most_not_ready))
