@@ -331,3 +331,20 @@ def test_a_failed_edit_of_the_attributes_leaves_the_cached_skill_levels_right() 
         assert engine.task("t2").agent == "ana"
     finally:
         plugin_manager().unregister(name="fails_on_capacity")
+
+
+@pytest.mark.parametrize(
+    ("section", "present"),
+    [
+        ({}, False),
+        ({"channels": {"chat": {"max_per_agent": 0}}}, False),
+        ({"channels": {"chat": {"max_per_agent": 3}}}, True),
+        ({"profiles": {"vip": {"channel": "chat", "max_per_agent": 1}}}, True),
+    ],
+)
+def test_the_max_per_agent_filter_is_built_only_where_a_limit_is_set(
+    section: dict[str, Any], present: bool
+) -> None:
+    engine = engine_for(section)
+    names = [item.name for plugin, item in engine.pipeline.filters if plugin == "capacity_share"]
+    assert names == (["spare", "max_per_agent"] if present else ["spare"])
