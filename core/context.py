@@ -115,7 +115,7 @@ class PluginContext:
     @property
     def now(self) -> float:
         """Seconds since the engine's start, on the engine's clock."""
-        return self._engine.now
+        return self._engine.state.now  # read on every change by some plugins: one call
 
     @property
     def start(self) -> datetime:

@@ -10,6 +10,7 @@ are tested, and only on the agents the walk reaches.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
@@ -20,7 +21,7 @@ from .decisions import Decision
 from .heaps import AgentEntry, AgentHeap, HeapEligibility
 from .index import FlooredLadder, RosterIndex
 from .pipeline import Pipeline
-from .plugin_calls import blame, call_named, key_calls, keys_of
+from .plugin_calls import blame, call_named, key_calls
 from .selection import AgentSelection
 from .spec import Deployment
 from .state import Agent, EngineState, Task, latest_agent_version
@@ -100,6 +101,13 @@ class FastPath:
         #: the keys read per partition all come first (skill level, say): a key is then
         #: those values followed by the agent's memo, in one tuple
         self._partitioned_first = all(n == k for k, (n, _f) in enumerate(self._partitioned))
+        #: that key alone, when it is the only one read per partition (capacity_share's
+        #: skill level): the key is built without a list
+        self._single_first = (
+            self._partitioned[0][1]
+            if len(self._partitioned) == 1 and self._partitioned_first
+            else None
+        )
         self._open_filters = tuple(
             (plugin, item) for plugin, item in pipeline.filters if not item.index_kept
         )
@@ -108,11 +116,21 @@ class FastPath:
         self._prefer_calls = tuple(item.prefer for _plugin, item in pipeline.preferences)
         #: which queues and channels are served from heaps (agents and waiting tasks)
         self.heaps = HeapEligibility(pipeline)
+        #: the ranking keys the ladders leave out, and their callables (`_tail_key`)
+        self._tail_rankings = pipeline.ranking_keys[len(static) :]
+        self._tail_calls = key_calls(self._tail_rankings)
+        # Without targets that order agents, a floored ladder's key is the memo's own
+        # (one call less per key: a refresh computes a key per ladder of the agent).
+        ladder_key = (
+            self._memo_keys
+            if self._floored is not None and not self._ordered_targets
+            else self._ladder_key
+        )
         self.index = RosterIndex(
             deployment,
             state,
             contexts.worker_view,
-            self._ladder_key,
+            ladder_key,
             self.heaps,
             floored=self._floored is not None,
         )
@@ -154,6 +172,8 @@ class FastPath:
             return tail
         position = 0
         try:
+            if self._single_first is not None:
+                return (self._single_first(task, agent), *tail)
             if self._partitioned_first:
                 head = []
                 for position, function in self._partitioned:  # noqa: B007
@@ -341,7 +361,8 @@ class FastPath:
                     # best is in this group: one from an earlier group would have ended
                     # the walk
                     if only_roster_after and order == best_order:
-                        position = bisect_right(group, (order, _TOP))
+                        # past the tails of this order (roster indexes are ints)
+                        position = bisect_right(group, (order, math.inf))
                         continue
                     lowest = call_named(
                         plugin,
@@ -357,7 +378,7 @@ class FastPath:
                 if not self._passes_filters(task, agent):
                     continue
                 scored = (
-                    self._failed_preferences(task, agent),
+                    self._failed_preferences(task, agent) if self._prefer_calls else (),
                     number,
                     self._tail_key(task, agent),
                 )
@@ -407,8 +428,9 @@ class FastPath:
 
     def _tail_key(self, task: Task, agent: Agent) -> tuple[Any, ...]:
         """The ranking keys the ladders leave out (from the first time-dependent one on)."""
-        keys = keys_of(self.pipeline.ranking_keys[len(self._ladder_keys) :], task, agent)
-        return (*keys, agent.roster_index)
+        keys = self._tail_calls(task, agent)
+        keys.append(agent.roster_index)
+        return tuple(keys)
 
     def _passes_filters(self, task: Task, agent: Agent) -> bool:
         position = 0

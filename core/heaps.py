@@ -54,6 +54,11 @@ class HeapEligibility:
         """Every queue and channel is served from heaps."""
         return self._agents_fixed and self._tasks_fixed
 
+    @property
+    def nowhere(self) -> bool:
+        """No queue and channel is served from heaps."""
+        return not (self._agents_fixed and self._tasks_fixed)
+
     def serves(self, queue: str | None, channel: str) -> bool:
         """This queue and channel can be served from heaps."""
         return self._agents_fixed and self._tasks_fixed
@@ -74,10 +79,11 @@ class RankedAgents:
         self.sample = sample
         #: orderings with equal partitions give an agent equal keys
         self.partition = partition
-        self._key = key
+        #: the key function, called with `sample` (the index's refresh calls it itself)
+        self.key_function = key
 
     def key(self, agent: Agent) -> tuple[Any, ...]:
-        return self._key(self.sample, agent)
+        return self.key_function(self.sample, agent)
 
 
 class AgentHeap(RankedAgents):

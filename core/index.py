@@ -303,17 +303,17 @@ class RosterIndex:
         status = agent.status
         if status == "ready" and member_of:
             # held_count, inlined: this runs on every change of every agent
+            # (a plain loop: a comprehension would be a call of its own)
             held = agent.held
             wrapping = agent.wrap_up
-            channels = tuple(
-                [
-                    channel
-                    for channel, capacity in agent.capacity.items()
-                    if len(held.get(channel, ()))
-                    + (len(wrapping.get(channel, ())) if wrapping else 0)
-                    < capacity
-                ]
-            )
+            with_room = []
+            for channel, capacity in agent.capacity.items():
+                taken = len(held.get(channel, ()))
+                if wrapping:
+                    taken += len(wrapping.get(channel, ()))
+                if taken < capacity:
+                    with_room.append(channel)
+            channels = tuple(with_room)
         else:
             channels = ()
         seen = (status, channels)
@@ -332,7 +332,7 @@ class RosterIndex:
                 for ladder in ladders_in.get(key, ()):
                     ranked = keys.get(ladder.partition)
                     if ranked is None:
-                        ranked = keys[ladder.partition] = ladder.key(agent)
+                        ranked = keys[ladder.partition] = ladder.key_function(ladder.sample, agent)
                     ladder.put(agent, ranked)
         self._changed_since = True
 
@@ -348,7 +348,10 @@ class RosterIndex:
             for name in member_of:
                 self.logged_in[name].discard(agent_id)
         was_open = self._open_in[agent_id]
-        now_open: set[GroupKey] = {(name, channel) for name in member_of for channel in channels}
+        now_open: set[GroupKey] = set()
+        for name in member_of:  # a plain loop: a comprehension would be a call of its own
+            for channel in channels:
+                now_open.add((name, channel))
         if now_open != was_open:
             for key in was_open - now_open:
                 self.open[key].discard(agent_id)

@@ -113,6 +113,7 @@ class Router:
             # opened groups, the waiting tasks' fresh ones): the next pass reads it.
             return False
         waiting: Iterable[Task]
+        lone: Task | None = None  # the only task of the pass, tried before it is ordered
         if self._index is None:
             waiting = self._waiting.to_try_without_index(
                 state.now, self._selection.time_dependent, last_agent_change()
@@ -125,16 +126,24 @@ class Router:
             groups = self._waiting.groups_to_try(self._state.now, self._selection.time_dependent)
             if not groups and not self._waiting.unordered:
                 return False  # nothing to try, and no order key to compute
-            if self._waiting.served_everywhere or all(map(self._waiting.served, groups)):
+            waiting_tasks = self._waiting
+            if waiting_tasks.served_everywhere or (
+                not waiting_tasks.served_nowhere and all(map(waiting_tasks.served, groups))
+            ):
                 # a partial, not a closure: `self` and `groups` stay plain locals here
                 incomparable = partial(self._incomparable_in, groups)
                 waiting = self._waiting.walk_in_order(groups, self.task_order_key, incomparable)
             else:
                 tasks = self._waiting.tasks_of(groups)
-                try:
-                    waiting = sorted(tasks, key=self.task_order_key)
-                except TypeError as error:
-                    raise self.incomparable(tasks, error) from error
+                if len(tasks) == 1:
+                    # An arrival where nobody waits comes first whatever its order key
+                    # (computed after the pass if the task still waits, as heaps do).
+                    waiting, lone = tasks, tasks[0]
+                else:
+                    try:
+                        waiting = sorted(tasks, key=self.task_order_key)
+                    except TypeError as error:
+                        raise self.incomparable(tasks, error) from error
         offered = False
         record = self._options.record_decisions
         skip_closed_channels = self._index is None and not record
@@ -159,6 +168,8 @@ class Router:
                     open_channels = self._channels_with_room()
             elif record:
                 self._lifecycle.record_attempt(task.id, decision)
+        if lone is not None and lone.state == "queued":
+            self.task_order_key(lone)  # an ordering that fails still fails the pass
         return offered
 
     def choose_agent(self, task: Task, *, record: bool) -> Decision:

@@ -163,7 +163,7 @@ class Agent:
 
     def touch(self) -> None:
         """Mark a change an expression or filter could see (caches and routing key on it)."""
-        self.version = _new_version()
+        self.version = _last_given[0] = next(_agent_versions)  # _new_version, written out
         if self.watcher is not None:
             self.watcher(self)
 

@@ -146,8 +146,9 @@ class RecordedDict(dict[Any, Any]):
     def __init__(self, log: UndoLog, items: Mapping[Any, Any] | None = None) -> None:
         super().__init__()
         self.log = log
-        for key, value in (items or {}).items():
-            dict.__setitem__(self, key, recorded(value, log))
+        if items:  # (no empty dict built to loop over)
+            for key, value in items.items():
+                dict.__setitem__(self, key, recorded(value, log))
 
     def _record(self, key: Any) -> None:
         old = dict.get(self, key, _MISSING)
@@ -189,7 +190,8 @@ class RecordedDict(dict[Any, Any]):
         return key, self.pop(key)
 
     def update(self, *others: Any, **items: Any) -> None:
-        changes = dict(*others, **items)
+        # keyword arguments alone arrive in a dict of their own: no copy needed
+        changes = dict(*others, **items) if others else items
         if not self.log.active:  # nothing to record: store at once what needs no converting
             for value in changes.values():
                 if value.__class__ not in _STORED_AS_GIVEN:

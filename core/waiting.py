@@ -52,6 +52,8 @@ class WaitingTasks:
         self._heaps = TaskHeaps()
         #: every group is served from heaps (the common case: no per-group check)
         self.served_everywhere = heaps is not None and heaps.everywhere
+        #: no group is (time-dependent orders: no per-group check either)
+        self.served_nowhere = heaps is None or heaps.nowhere
         #: tasks whose order key is still to be computed (at the next routing pass, after
         #: the handlers of the event that queued them have run)
         self._unordered: dict[str, None] = {}
@@ -80,7 +82,7 @@ class WaitingTasks:
         self._group_of[task_id] = group
         self._fresh.add(group)
         self._heaps.drop(task_id, previous)
-        if self.served_everywhere or self.served(group):
+        if self.served_everywhere or (not self.served_nowhere and self.served(group)):
             self._unordered[task_id] = None
         else:
             self._unordered.pop(task_id, None)

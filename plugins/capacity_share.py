@@ -205,7 +205,7 @@ class _Model:
         }
         # Caches, keyed so that they cannot go stale: a task's position, an agent's version,
         # the stamp of an agent's attributes (skill levels read nothing else of it).
-        self._settings: dict[str, tuple[tuple[Any, ...], Settings]] = {}
+        self._settings: dict[str, tuple[str, str | None, int | None, int | None, Settings]] = {}
         self._occupied: dict[str, tuple[int, float]] = {}
         self._levels: dict[str, tuple[int, dict[Any, float]]] = {}
         self.profiles = {
@@ -216,12 +216,23 @@ class _Model:
 
     def settings_for(self, task: Task) -> Settings:
         """The profile a task is routed with, first found: task, target, filter, queue, global."""
-        key = (task.id, task.channel, task.queue, task.filter_index, task.target_index)
         cached = self._settings.get(task.id)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        if (  # where the task is, field by field: no key built on every call
+            cached is not None
+            and cached[0] == task.channel
+            and cached[1] == task.queue
+            and cached[2] == task.filter_index
+            and cached[3] == task.target_index
+        ):
+            return cached[4]
         settings = self._resolve(task)
-        self._settings[task.id] = (key, settings)
+        self._settings[task.id] = (
+            task.channel,
+            task.queue,
+            task.filter_index,
+            task.target_index,
+            settings,
+        )
         return settings
 
     def forget(self, task: Task) -> None:
@@ -256,7 +267,8 @@ class _Model:
                 assert task is not None  # a held task is open
                 yield self.context.task_state(task)
 
-    def occupied(self, agent: Agent) -> float:
+    def occupied(self, agent: Agent, state: dict[str, Any] | None = None) -> float:
+        """The share the agent holds (`state`: its plugin state, when the caller has it)."""
         cached = self._occupied.get(agent.id)
         if cached is not None and cached[0] == agent.version:
             return cached[1]
@@ -271,7 +283,10 @@ class _Model:
                 total += task_state(held).get("share", 0.0)
         value = float(total)
         # a task's share stays taken while its agent wraps up after it (docs/wrap-up.md)
-        value += float(sum(context.agent_state(agent).get("wrap_up", {}).values()))
+        if state is None:
+            state = context.agent_state(agent)
+        wrapping = state.get("wrap_up")  # (no empty dict built as the default)
+        value += float(sum(wrapping.values())) if wrapping else 0.0
         self._occupied[agent.id] = (agent.version, value)
         return value
 
@@ -335,12 +350,14 @@ class _Model:
         """What of a task its skill level reads: the queue (its skill) and auxiliary skills."""
         return (task.queue, self.auxiliary_skills(task))
 
-    def idle_since(self, agent: Agent) -> float:
+    # ranking keys: (task, agent), the task unread
+
+    def idle_since(self, _task: Task | None, agent: Agent) -> float:
         if agent.held_count() or agent.free_since is None:
             return math.inf
         return agent.free_since
 
-    def ready_since(self, agent: Agent) -> float:
+    def ready_since(self, _task: Task | None, agent: Agent) -> float:
         if agent.held_count() or agent.status != "ready":
             return math.inf
         return max(
@@ -356,13 +373,33 @@ class _Model:
         state = context.agent_state(agent)
         get = state.get
         now = context.now
-        last = get("since", now)
-        changes = {"busy": get("busy", 0.0) + get("occupied", 0.0) / 100 * (now - last)}
-        ready_time = get("ready_time", 0.0)
-        if get("ready", False):
-            ready_time = changes["ready_time"] = ready_time + (now - last)
-        changes.update(since=now, occupied=self.occupied(agent), ready=agent.status == "ready")
-        state.update(changes)
+        occupied = self.occupied(agent, state)
+        ready = agent.status == "ready"
+        # each figure read once (None: never written)
+        was_ready = get("ready", False)
+        since, held_before = get("since"), get("occupied", 0.0)
+        busy, ready_time = get("busy"), get("ready_time")
+        if (
+            since == now
+            and held_before == occupied
+            and was_ready == ready
+            and busy is not None
+            and (ready_time is not None or not was_ready)
+        ):
+            # The interval was closed at this instant already (an offer accepted at
+            # once): busy and ready time would grow by nothing and be written back
+            # as they are, and most_not_ready was checked with these same figures.
+            return
+        last = now if since is None else since
+        busy = (0.0 if busy is None else busy) + held_before / 100 * (now - last)
+        ready_time = 0.0 if ready_time is None else ready_time
+        if was_ready:
+            ready_time = ready_time + (now - last)
+            state.update(
+                busy=busy, ready_time=ready_time, since=now, occupied=occupied, ready=ready
+            )
+        else:
+            state.update(busy=busy, since=now, occupied=occupied, ready=ready)
         if ready_time > 0:
             mine = context.state()
             if now - ready_time > mine.get("most_not_ready", 0.0):
@@ -380,28 +417,28 @@ class _Model:
     # every moment. An agent not ready, or with no ready time yet, has floor 0. Floors
     # are lowered by a hair so that rounding cannot lift one above the key.
 
-    def occupancy_floor_order(self, agent: Agent) -> tuple[Any, ...]:
+    def occupancy_floor_order(self, _task: Task | None, agent: Agent) -> tuple[Any, ...]:
         """(kind, excess), then every figure the key reads: equal orders, equal keys."""
         get = self.context.agent_state(agent).get
         busy, ready = get("busy", 0.0), get("ready_time", 0.0)
         occupied, since = get("occupied", 0.0), get("since", -math.inf)
         is_ready = get("ready", False)
-        figures = (busy, ready, occupied, since, is_ready)
         if not is_ready or ready <= 0:
-            return (0, 0.0, *figures)
-        return (1, busy - occupied / 100 * ready, *figures)
+            return (0, 0.0, busy, ready, occupied, since, is_ready)
+        return (1, busy - occupied / 100 * ready, busy, ready, occupied, since, is_ready)
 
-    def occupancy_floor(self, agent: Agent, now: float) -> float:
-        kind, excess, *_ = self.occupancy_floor_order(agent)
+    def occupancy_floor(self, task: Task | None, agent: Agent, now: float) -> float:
+        order = self.occupancy_floor_order(task, agent)  # (kind, excess, busy, ready, occupied...)
+        excess = order[1]
         value = 0.0
-        if kind == 1:
-            held = self.context.agent_state(agent).get("occupied", 0.0) / 100
+        if order[0] == 1:
+            held = order[4] / 100
             most_not_ready = self.context.state().get("most_not_ready", 0.0)
             # never below 0 (occupancy is not), which keeps floors rising in floor order
             value = max(0.0, held + excess / (now if excess > 0 else now - most_not_ready))
         return value - 1e-9 * (1 + abs(value))  # rising in value: the order holds
 
-    def occupancy(self, agent: Agent) -> float:
+    def occupancy(self, _task: Task | None, agent: Agent) -> float:
         get = self.context.agent_state(agent).get
         now = self.context.now
         elapsed = now - get("since", now)
@@ -461,10 +498,13 @@ def omniroute_filters(context: PluginContext) -> Iterable[Filter]:
         settings = model.settings_for(task)
         return f"holds {model.held_under(agent, settings.name)} under {settings.name} (max_per_agent {settings.max_per_agent})"
 
-    return [
-        Filter("spare", enough_spare, spare_reason),
-        Filter("max_per_agent", under_max, max_reason),
-    ]
+    filters = [Filter("spare", enough_spare, spare_reason)]
+    # A deployment that sets no limit anywhere has no agent for this filter to exclude:
+    # it is left out, rather than tested (twice reading the task's profile) per agent.
+    settings = [*model.globals.values(), *model.profiles.values()]
+    if any(found.max_per_agent > 0 for found in settings):
+        filters.append(Filter("max_per_agent", under_max, max_reason))
+    return filters
 
 
 @hookimpl
@@ -478,21 +518,19 @@ def omniroute_ranking_keys(context: PluginContext) -> Iterable[RankingKey]:
         )
     ]
     if context.section.strategy == "ready_time":
-        keys.append(
-            RankingKey("ready_since", lambda _task, agent: model.ready_since(agent), Indexing())
-        )
+        keys.append(RankingKey("ready_since", model.ready_since, Indexing()))
     keys += [
         RankingKey("least_busy", lambda _task, agent: model.occupied(agent), Indexing()),
-        RankingKey("idle_since", lambda _task, agent: model.idle_since(agent), Indexing()),
+        RankingKey("idle_since", model.idle_since, Indexing()),
         # Occupancy since login moves with the clock, differently for each agent: the
         # engine computes it among the agents tied on the keys above, in floor order.
         RankingKey(
             "least_occupied",
-            lambda _task, agent: model.occupancy(agent),
+            model.occupancy,
             Indexing(
                 time_dependent=True,
-                floor=lambda _task, agent, now: model.occupancy_floor(agent, now),
-                floor_order=lambda _task, agent: model.occupancy_floor_order(agent),
+                floor=model.occupancy_floor,
+                floor_order=model.occupancy_floor_order,
             ),
         ),
     ]

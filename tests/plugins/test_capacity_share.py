@@ -230,10 +230,12 @@ def test_the_occupancy_floor_is_a_floor_in_floor_order(steps: list[Any]) -> None
         now = engine.now
         floors = []
         for agent in engine.agents:
-            floor = model.occupancy_floor(agent, now)
-            assert floor <= model.occupancy(agent)
+            floor = model.occupancy_floor(None, agent, now)
+            assert floor <= model.occupancy(None, agent)
             if agent.status == "ready":
-                floors.append((model.occupied(agent), model.occupancy_floor_order(agent), floor))
+                floors.append(
+                    (model.occupied(agent), model.occupancy_floor_order(None, agent), floor)
+                )
         for share, order, floor in floors:
             for other_share, other_order, other_floor in floors:
                 if share == other_share and order <= other_order:
@@ -259,7 +261,7 @@ def test_a_reservation_revoked_by_a_callback_conversion_stops_counting_as_busy()
     engine.convert_to_callback("v1", "callback")
     engine.advance_to(100)
     assert engine.task("v1").state == "queued"
-    assert model.occupancy(engine.agent("ana")) == pytest.approx(0.05)
+    assert model.occupancy(None, engine.agent("ana")) == pytest.approx(0.05)
 
 
 def skilled_engine(options: EngineOptions) -> Engine:
@@ -329,3 +331,20 @@ def test_a_failed_edit_of_the_attributes_leaves_the_cached_skill_levels_right() 
         assert engine.task("t2").agent == "ana"
     finally:
         plugin_manager().unregister(name="fails_on_capacity")
+
+
+@pytest.mark.parametrize(
+    ("section", "present"),
+    [
+        ({}, False),
+        ({"channels": {"chat": {"max_per_agent": 0}}}, False),
+        ({"channels": {"chat": {"max_per_agent": 3}}}, True),
+        ({"profiles": {"vip": {"channel": "chat", "max_per_agent": 1}}}, True),
+    ],
+)
+def test_the_max_per_agent_filter_is_built_only_where_a_limit_is_set(
+    section: dict[str, Any], present: bool
+) -> None:
+    engine = engine_for(section)
+    names = [item.name for plugin, item in engine.pipeline.filters if plugin == "capacity_share"]
+    assert names == (["spare", "max_per_agent"] if present else ["spare"])
