@@ -275,13 +275,17 @@ class _Model:
         context = self.context
         task_state = context.task_state
         task = context.task
-        total: float = 0  # summed in the order `held` gives, as sum() would
+        shares = []
         for ids in agent.held.values():
             for task_id in ids:
                 held = task(task_id)
                 assert held is not None  # a held task is open
-                total += task_state(held).get("share", 0.0)
-        value = float(total)
+                shares.append(task_state(held).get("share", 0.0))
+        # Held tasks are a set, whose order changes from one process to the next (string
+        # hashing is seeded per process): fsum's sum is exact, so it is the same in any
+        # order, and the same decisions follow from the same inputs. Up to two shares, it
+        # is what plain addition gives.
+        value = math.fsum(shares)
         # a task's share stays taken while its agent wraps up after it (docs/wrap-up.md)
         if state is None:
             state = context.agent_state(agent)

@@ -348,3 +348,28 @@ def test_the_max_per_agent_filter_is_built_only_where_a_limit_is_set(
     engine = engine_for(section)
     names = [item.name for plugin, item in engine.pipeline.filters if plugin == "capacity_share"]
     assert names == (["spare", "max_per_agent"] if present else ["spare"])
+
+
+def test_the_share_held_is_the_same_in_any_order_of_the_held_tasks() -> None:
+    """Held tasks are a set, iterated in an order that changes from one process to the
+    next; shares whose plain sum depends on the order must still give one figure."""
+    profiles = {
+        f"p{n}": {"channel": "chat", "share": share} for n, share in enumerate([0.1, 0.2, 0.3])
+    }
+    engine = engine_for(
+        {"channels": {"chat": {"required_spare": 0}}, "profiles": profiles},
+        EngineOptions(auto_accept=True, record_decisions=False),
+    )
+    model = engine.pipeline.contexts["capacity_share"].shared["model"]
+    engine.add_agent("ana", {"chat": 3})
+    for n in range(3):
+        engine.create_task(f"t{n}", "chat", profile=f"p{n}")
+    ana = engine.agent("ana")
+    assert sorted(ana.held["chat"]) == ["t0", "t1", "t2"]
+    assert (0.1 + 0.2) + 0.3 != 0.1 + (0.2 + 0.3)  # the order matters to plain addition
+    figures = set()
+    for order in (["t0", "t1", "t2"], ["t2", "t1", "t0"], ["t1", "t0", "t2"]):
+        ana.held = {"chat": dict.fromkeys(order)}  # type: ignore[dict-item]  # ordered
+        ana.touch()
+        figures.add(model.occupied(ana))
+    assert figures == {0.6}
