@@ -205,7 +205,9 @@ class _Model:
         }
         # Caches, keyed so that they cannot go stale: a task's position, an agent's version,
         # the stamp of an agent's attributes (skill levels read nothing else of it).
-        self._settings: dict[str, tuple[str, str | None, int | None, int | None, Settings]] = {}
+        self._settings: dict[
+            str, tuple[str, str | None, int | None, int | None, str | None, Settings]
+        ] = {}
         self._occupied: dict[str, tuple[int, float]] = {}
         self._levels: dict[str, tuple[int, dict[Any, float]]] = {}
         self.profiles = {
@@ -217,20 +219,23 @@ class _Model:
     def settings_for(self, task: Task) -> Settings:
         """The profile a task is routed with, first found: task, target, filter, queue, global."""
         cached = self._settings.get(task.id)
-        if (  # where the task is, field by field: no key built on every call
+        if (  # what the profile is read from, field by field: no key built on every call
             cached is not None
             and cached[0] == task.channel
             and cached[1] == task.queue
             and cached[2] == task.filter_index
             and cached[3] == task.target_index
+            # a failed event can leave a task's entry behind, and its id be used again
+            and cached[4] == task.profile
         ):
-            return cached[4]
+            return cached[5]
         settings = self._resolve(task)
         self._settings[task.id] = (
             task.channel,
             task.queue,
             task.filter_index,
             task.target_index,
+            task.profile,
             settings,
         )
         return settings
@@ -385,6 +390,7 @@ class _Model:
         busy, ready_time = get("busy"), get("ready_time")
         if (
             since == now
+            and since.__class__ is now.__class__  # 5 and 5.0: a save writes what is kept
             and held_before == occupied
             and was_ready == ready
             and busy is not None

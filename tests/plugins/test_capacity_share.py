@@ -14,6 +14,7 @@ from omniroute.core import (
     EngineOptions,
     EventHandler,
     OmnirouteError,
+    Task,
     hookimpl,
     load_deployment,
 )
@@ -373,3 +374,29 @@ def test_the_share_held_is_the_same_in_any_order_of_the_held_tasks() -> None:
         ana.touch()
         figures.add(model.occupied(ana))
     assert figures == {0.6}
+
+
+def test_a_task_id_used_again_gets_the_profile_of_the_new_task() -> None:
+    """A failed event can leave the settings of a task behind under its id; a task made
+    again under that id with another profile must not be routed with the old one."""
+    engine = engine_for(
+        {"profiles": {"vip": {"channel": "chat", "share": 100}}},
+        EngineOptions(auto_accept=True, record_decisions=False),
+    )
+    model = engine.pipeline.contexts["capacity_share"].shared["model"]
+    assert model.settings_for(Task("t1", 0, "chat", {}, 0, 0.0, profile="vip")).name == "vip"
+    assert model.settings_for(Task("t1", 0, "chat", {}, 0, 0.0)).name == "chat (global)"
+
+
+def test_a_record_at_the_same_instant_keeps_the_clock_as_the_clock_gives_it() -> None:
+    """Saved states write the figures as kept: an interval closed at 5 and again at 5.0
+    (the same instant) is written as 5.0, as a plain write would."""
+    engine = engine_for(options=EngineOptions(auto_accept=True, record_decisions=False))
+    engine.add_agent("ana", {"chat": 2})
+    engine.advance_to(5)
+    engine.create_task("t1", "chat")
+    engine.advance_to(5.0)
+    engine.set_status("ana", "ready")
+    since = engine.save()["agents"][0]["plugin_state"]["capacity_share"]["since"]
+    assert since == 5.0
+    assert isinstance(since, float)
