@@ -30,19 +30,6 @@ from .state import Agent, EngineState, Task, latest_agent_version
 _NO_GROUP = object()
 
 
-class _Top:
-    """Above every value: a bound that finds the end of a run of equal ladder keys."""
-
-    def __lt__(self, other: object) -> bool:
-        return False
-
-    def __gt__(self, other: object) -> bool:
-        return True
-
-
-_TOP = _Top()
-
-
 class FastPath:
     """The roster index of one engine, and the walk of its ladders."""
 
@@ -281,26 +268,17 @@ class FastPath:
             return self._best_in_heap(task, ladder, since)
         if isinstance(ladder, FlooredLadder):
             return self._best_in_groups(task, ladder, since, now)
+        # A plain ladder: no ranking key gives floors (those are kept in groups, above).
         entries = ladder.entries
         agent_at = ladder.agent_at
         if not self._ranking_ties:  # every agent is a group of its own
             return self._first_preferred(task, (agent_at[key[-1]] for key in entries), since)
-        floor = None
-        if self._floored is not None:
-            plugin, ranking = self._floored
-            assert ranking.indexing is not None
-            floor = ranking.indexing.floor
-        # ladder keys: (order_by?, ladder keys..., floor order?, roster index)
-        tied_length = len(entries[0]) - (1 if floor is None else 2)
-        only_roster_after = len(self.pipeline.ranking_keys) == len(self._ladder_keys) + 1
-        best_order: Any = None
+        # ladder keys: (order_by?, ladder keys..., roster index)
+        tied_length = len(entries[0]) - 1
         current: Any = _NO_GROUP
         number = 0  # groups come in ranking order: the number stands for the ladder's keys
-        position, count = 0, len(entries)
-        while position < count:
-            key = entries[position]
+        for key in entries:
             agent = agent_at[key[-1]]
-            position += 1
             tied = key[:tied_length]
             if tied != current:
                 if best is not None and not any(best[0][0]):
@@ -309,25 +287,11 @@ class FastPath:
                 number += 1
             if since is not None and agent.version <= since:
                 continue
-            if floor is not None and best is not None and not any(best[0][0]):
-                # best is in this group: one from an earlier group would have ended the walk
-                order = key[tied_length]
-                if only_roster_after and order == best_order:
-                    position = entries.bisect_right((*tied, order, _TOP))
-                    continue
-                lowest = call_named(
-                    plugin, "the floor of ranking key {!r}", ranking.name, floor, task, agent, now
-                )
-                if lowest > best[0][2][0]:
-                    # no later agent of the group can win, and the next group ends the
-                    # walk (best fails no preference)
-                    break
             if not self._passes_filters(task, agent):
                 continue
             scored = (self._failed_preferences(task, agent), number, self._tail_key(task, agent))
             if best is None or scored < best[0]:
                 best = (scored, agent)
-                best_order = key[tied_length] if floor is not None else None
         return best[1] if best is not None else None
 
     def _best_in_groups(

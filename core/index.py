@@ -97,6 +97,11 @@ class _KeyedLadder(RankedAgents):
         self._key_of = {agent.id: key(sample, agent) for agent in agents}
         #: the agents in the ladder by roster index (the last item of their keys)
         self.agent_at = {agent.roster_index: agent for agent in agents}
+        self._order(list(self._key_of.values()))
+
+    def _order(self, keys: list[tuple[Any, ...]]) -> None:
+        """Hold the first agents' keys in order."""
+        raise NotImplementedError
 
     def put(self, agent: Agent, key: tuple[Any, ...]) -> None:
         old = self._key_of.get(agent.id)
@@ -130,15 +135,8 @@ class Ladder(_KeyedLadder):
     than (key, agent) pairs, which every insertion and removal does a dozen times.
     """
 
-    def __init__(
-        self,
-        sample: Task,
-        partition: Hashable,
-        key: Callable[[Task, Agent], tuple[Any, ...]],
-        agents: list[Agent],
-    ) -> None:
-        super().__init__(sample, partition, key, agents)
-        self.entries: SortedList = SortedList(self._key_of.values())
+    def _order(self, keys: list[tuple[Any, ...]]) -> None:
+        self.entries: SortedList = SortedList(keys)
 
     def _add(self, key: tuple[Any, ...]) -> None:
         self.entries.add(key)
@@ -157,16 +155,9 @@ class FlooredLadder(_KeyedLadder):
     tails only; a flat ladder would compare the tied keys again on every step.
     """
 
-    def __init__(
-        self,
-        sample: Task,
-        partition: Hashable,
-        key: Callable[[Task, Agent], tuple[Any, ...]],
-        agents: list[Agent],
-    ) -> None:
-        super().__init__(sample, partition, key, agents)
+    def _order(self, keys: list[tuple[Any, ...]]) -> None:
         self.groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
-        for ranked in self._key_of.values():
+        for ranked in keys:
             self.groups.setdefault(ranked[:-2], []).append(ranked[-2:])
         for group in self.groups.values():
             group.sort()
